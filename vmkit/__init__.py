@@ -1,0 +1,23 @@
+"""vmkit: move vectors between vector databases without downtime, loss or corruption, and
+prove it. The public API, re-exported (SDKs are imported only by the connectors that need them).
+"""
+
+from vmkit.connectors import connect
+from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
+from vmkit.errors import VmkitError
+from vmkit.options import MigrationOptions
+from vmkit.plan import Plan, plan
+from vmkit.records import RecordBatch, Rejection, SparseVector
+from vmkit.runner import Migration, Progress
+from vmkit.state import StateStore
+from vmkit.status import Status
+from vmkit.transform import map_batch
+from vmkit.validate import Verification, verify
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Capabilities", "CollectionInfo", "Connector", "Migration", "MigrationOptions", "Plan",
+    "Progress", "RecordBatch", "Rejection", "SparseVector", "StateStore", "Status", "TargetSpec",
+    "Verification", "VmkitError", "connect", "map_batch", "plan", "verify",
+]

@@ -1,0 +1,3 @@
+from vmkit.cli import app
+
+app(prog_name="vmkit")

@@ -1,0 +1,51 @@
+"""Split a batch so every write request stays within a target's record AND byte limits."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import orjson
+
+from vmkit.connectors.base import Capabilities
+from vmkit.errors import TerminalError
+from vmkit.records import RecordBatch
+
+_RECORD_OVERHEAD = 64  # keys, quotes and separators around each record on the wire
+
+
+def record_sizes(batch: RecordBatch, caps: Capabilities) -> np.ndarray:
+    """Estimated wire bytes per record (vector, sparse, id and metadata)."""
+    dense = batch.dimension * caps.wire_bytes_per_float
+    sizes = np.full(len(batch), dense + _RECORD_OVERHEAD, dtype=np.int64)
+    for i, (rid, meta) in enumerate(zip(batch.ids, batch.metadata)):
+        sizes[i] += len(str(rid)) + (len(orjson.dumps(meta)) if meta else 0)
+        if batch.sparse is not None and batch.sparse[i] is not None:
+            sizes[i] += len(batch.sparse[i].indices) * (4 + caps.wire_bytes_per_float)
+    return sizes
+
+
+def split_batch(batch: RecordBatch, caps: Capabilities) -> Iterator[RecordBatch]:
+    """Consecutive slices of ``batch``, each within ``caps`` limits.
+
+    A single record larger than the byte limit cannot be written at all: TerminalError names it.
+    """
+    if len(batch) <= caps.max_batch_records and caps.max_batch_bytes <= 0:
+        yield batch
+        return
+    sizes = record_sizes(batch, caps)
+    start, used = 0, 0
+    for i, size in enumerate(sizes):
+        if size > caps.max_batch_bytes:
+            raise TerminalError(
+                f"record {batch.ids[i]!r} needs ~{int(size)} bytes, over the target's "
+                f"{caps.max_batch_bytes}-byte request limit"
+            )
+        if i > start and (i - start >= caps.max_batch_records or used + size > caps.max_batch_bytes):
+            yield batch.take(range(start, i))
+            start, used = i, 0
+        used += int(size)
+    if start == 0:
+        yield batch
+    elif start < len(batch):
+        yield batch.take(range(start, len(batch)))

@@ -1,0 +1,249 @@
+"""The operator's CLI: a thin view over the library (``vmkit --help``).
+
+Every expected failure (bad URI, unknown id, illegal transition, held lease) prints one line
+and exits non-zero; tracebacks are for bugs only.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+
+from vmkit.errors import VmkitError
+
+app = typer.Typer(help="Move vectors between vector databases, resumably and provably.",
+                  no_args_is_help=True, add_completion=False)
+migrate_app = typer.Typer(help="Start, resume, stop or roll back a migration.", no_args_is_help=True)
+app.add_typer(migrate_app, name="migrate")
+
+StateOpt = typer.Option(None, "--state", envvar="VMKIT_STATE",
+                        help="State file (default ./.vmkit/state.db).")
+IdOpt = typer.Option(..., "--id", help="Migration id.")
+
+
+@app.callback()
+def _main(
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
+    log_file: Optional[Path] = typer.Option(None, "--log-file", help="Also log (at DEBUG) to this file."),
+) -> None:
+    _setup_logging(log_level, log_file)
+
+
+def _setup_logging(level: str, log_file: Path | None) -> None:
+    root = logging.getLogger("vmkit")
+    root.setLevel(logging.DEBUG)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    err = logging.StreamHandler(sys.stderr)
+    err.setLevel(level.upper())
+    err.setFormatter(fmt)
+    root.handlers = [err]
+    if log_file is not None:
+        fh = logging.FileHandler(log_file)
+        fh.setLevel(logging.DEBUG)
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
+
+
+def _run(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except VmkitError as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        raise typer.Exit(2) from None
+
+
+def _store(state: Optional[Path]) -> Any:
+    from vmkit.state import StateStore
+
+    return _run(lambda: StateStore(state))
+
+
+def _progress_bar(total: int) -> tuple[Callable[[Any], None], Callable[[], None]]:
+    from tqdm import tqdm
+
+    bar = tqdm(total=total or None, unit="rec", unit_scale=True, file=sys.stderr, dynamic_ncols=True)
+    def update(p: Any) -> None:
+        bar.n = p.records_read
+        bar.set_postfix(batches=p.batches, rejected=p.records_rejected, refresh=False)
+        bar.refresh()
+    return update, bar.close
+
+
+def _drive(migration: Any, max_batches: Optional[int], progress: bool) -> None:
+    """Run a migration with text progress; exit 1 unless it completed or stopped cleanly."""
+    status = migration.status()
+    update, close = _progress_bar(status.expected_records) if progress else (None, lambda: None)
+    try:
+        status = _run(lambda: migration.run(max_batches=max_batches, on_batch=update))
+    finally:
+        close()
+    typer.echo(str(status))
+    if status.state == "in_progress" and status.scan_done and status.verification == "failed":
+        raise typer.Exit(1)
+    if status.state == "in_progress":
+        typer.echo(f"stopped; resume with: vmkit migrate resume --id {status.id}")
+
+
+@migrate_app.command("start")
+def migrate_start(
+    source: str = typer.Option(..., "--source", help="Source URI, e.g. qdrant:///data/a?collection=docs"),
+    target: str = typer.Option(..., "--target", help="Target URI."),
+    migration_id: Optional[str] = typer.Option(None, "--id", help="Migration id (default: generated)."),
+    batch_size: int = typer.Option(1000, "--batch-size", min=1),
+    sample_rate: float = typer.Option(0.1, "--sample-rate", min=0.0, max=1.0),
+    min_similarity: float = typer.Option(0.98, "--min-similarity"),
+    verify: bool = typer.Option(True, "--verify/--skip-verify", help="Full verification before completed."),
+    max_batches: Optional[int] = typer.Option(None, "--max-batches", help="Stop after N batches."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    state: Optional[Path] = StateOpt,
+) -> None:
+    """Plan and run a migration. Starting an existing id continues it (a finished one is left as is)."""
+    from vmkit.runner import Migration
+
+    store = _store(state)
+    if migration_id and store.exists(migration_id):
+        rec = store.get(migration_id)
+        if (rec.source_uri, rec.target_uri) != (source, target):
+            typer.secho(f"error: migration '{migration_id}' exists with other URIs; choose another --id",
+                        err=True, fg="red")
+            raise typer.Exit(2)
+        migration = Migration.open(migration_id, store)
+    else:
+        migration = _run(lambda: Migration.create(
+            source, target, migration_id=migration_id, state=store, batch_size=batch_size,
+            sample_rate=sample_rate, min_similarity=min_similarity, verify=verify))
+        typer.echo(str(migration.plan))
+    _drive(migration, max_batches, progress)
+
+
+@migrate_app.command("resume")
+def migrate_resume(
+    migration_id: str = IdOpt,
+    max_batches: Optional[int] = typer.Option(None, "--max-batches"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    state: Optional[Path] = StateOpt,
+) -> None:
+    """Continue from the last checkpoint."""
+    from vmkit.runner import Migration
+
+    migration = _run(lambda: Migration.open(migration_id, _store(state)))
+    _drive(migration, max_batches, progress)
+
+
+@migrate_app.command("stop")
+def migrate_stop(migration_id: str = IdOpt, state: Optional[Path] = StateOpt) -> None:
+    """Ask the running process to stop after its batch in flight (through the state store)."""
+    store = _store(state)
+    rec = _run(lambda: store.get(migration_id))
+    if rec.state != "in_progress":
+        typer.echo(f"migration {migration_id} is {rec.state}; nothing to stop")
+        return
+    store.set_flag(migration_id, "stop_requested", True)
+    typer.echo(f"stop requested for {migration_id}; the runner stops after its current batch")
+
+
+@migrate_app.command("rollback")
+def migrate_rollback(
+    migration_id: str = IdOpt,
+    drop_target: bool = typer.Option(False, "--drop-target", help="Drop the target collection if vmkit created it."),
+    state: Optional[Path] = StateOpt,
+) -> None:
+    """Before cutover: stop and mark rolled_back; traffic stays on the source."""
+    from vmkit.runner import Migration
+
+    migration = _run(lambda: Migration.open(migration_id, _store(state)))
+    typer.echo(str(_run(lambda: migration.rollback(drop_target=drop_target))))
+
+
+@app.command("status")
+def status(
+    migration_id: Optional[str] = typer.Option(None, "--id", help="Migration id (default: list all)."),
+    state: Optional[Path] = StateOpt,
+) -> None:
+    """State, progress, validation statistics, errors and rejections."""
+    from vmkit.status import read_status
+
+    store = _store(state)
+    if migration_id is None:
+        rows = store.list()
+        if not rows:
+            typer.echo(f"no migrations in {store.path}")
+        for r in rows:
+            typer.echo(f"{r.id:<24} {r.state:<12} {r.records_read:>10} read  {r.source_uri} -> {r.target_uri}")
+        return
+    typer.echo(str(_run(lambda: read_status(store, migration_id))))
+
+
+@app.command("validate")
+def validate(
+    migration_id: str = IdOpt,
+    full: bool = typer.Option(False, "--full", help="Compare every id and content hash now."),
+    state: Optional[Path] = StateOpt,
+) -> None:
+    """Show sampled validation, or run full verification (exit 1 on any difference, every id printed)."""
+    from vmkit.runner import Migration
+
+    migration = _run(lambda: Migration.open(migration_id, _store(state)))
+    if not full:
+        typer.echo(str(migration.status()))
+        return
+    result = _run(migration.verify)
+    for line in result.lines(limit=None):
+        typer.echo(line)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@app.command("rejections")
+def rejections(migration_id: str = IdOpt, state: Optional[Path] = StateOpt) -> None:
+    """List every rejected record with its field and reason (tab-separated)."""
+    store = _store(state)
+    _run(lambda: store.get(migration_id))
+    typer.echo("namespace\tid\tfield\treason")
+    for ns, rid, fld, reason in store.query(
+        "SELECT namespace, record_id, field, reason FROM rejections WHERE migration_id=? ORDER BY rowid",
+        migration_id):
+        typer.echo(f"{ns}\t{rid}\t{fld}\t{reason}")
+
+
+@app.command("plan")
+def plan_cmd(
+    source: str = typer.Option(..., "--source"),
+    target: str = typer.Option(..., "--target"),
+    batch_size: int = typer.Option(1000, "--batch-size", min=1),
+) -> None:
+    """Print what a migration would do, without writing anything. Exit 1 if the plan has errors."""
+    from vmkit.connectors import connect
+    from vmkit.plan import plan as make_plan
+
+    def build() -> Any:
+        with connect(source) as src, connect(target) as dst:
+            return make_plan(src, dst, batch_size=batch_size)
+
+    the_plan = _run(build)
+    typer.echo(str(the_plan))
+    if the_plan.errors:
+        raise typer.Exit(1)
+
+
+@app.command("demo")
+def demo(
+    workdir: Path = typer.Option(Path("demo-data"), "--dir", help="Where the demo data and state go."),
+    records: int = typer.Option(20_000, "--records", min=1),
+    dim: int = typer.Option(768, "--dim", min=1),
+) -> None:
+    """Generate a Qdrant (embedded) collection, migrate it into another, validate and verify."""
+    from vmkit.demo import run_demo
+
+    status = _run(lambda: run_demo(workdir, records, dim))
+    typer.echo(str(status))
+    if status.state != "completed":
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,138 @@
+"""The Connector contract. Limits and features are data (Capabilities), so the planner and the
+runner never branch on a connector's name."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Sequence
+from urllib.parse import parse_qs, urlsplit
+
+from vmkit.errors import SecretInURI
+from vmkit.records import RecordBatch, RecordId
+
+# Canonical metric names used everywhere inside vmkit; connectors translate at their edge.
+METRICS = ("cosine", "euclidean", "dot", "manhattan")
+
+# Query parameters that would carry a secret. URIs are stored and shown, so they are refused.
+_SECRET_PARAMS = {"api_key", "apikey", "key", "token", "password", "secret", "auth"}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a connector can store and how much one request may carry."""
+
+    max_batch_records: int = 1000
+    max_batch_bytes: int = 32 * 1024 * 1024
+    id_kinds: frozenset[str] = frozenset({"uuid", "uint", "string"})  # what the target accepts
+    max_id_length: int | None = None
+    metrics: frozenset[str] = frozenset(METRICS)
+    normalizes_cosine: bool = False  # stores unit vectors under the cosine metric
+    sparse: bool = False
+    namespaces: bool = False
+    metadata_nested: bool = True  # objects inside metadata values
+    metadata_null: bool = True
+    metadata_mixed_lists: bool = True  # lists of anything (False: lists of strings only)
+    metadata_big_ints: bool = True  # ints past 2**53 stored exactly (False: as float64)
+    max_metadata_bytes: int | None = None
+    field_name_pattern: str | None = None  # regex every metadata key must match
+    reserved_fields: frozenset[str] = frozenset()
+    rejects_zero_vectors: bool = False
+    can_list: bool = True
+    eventually_consistent: bool = False
+    parallel_writes: bool = True
+    # Bytes one vector component costs on the wire: 4 for binary (gRPC, numpy), about 24 for
+    # JSON text. Used to keep write requests under max_batch_bytes.
+    wire_bytes_per_float: int = 4
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["id_kinds"] = sorted(self.id_kinds)
+        d["metrics"] = sorted(self.metrics)
+        d["reserved_fields"] = sorted(self.reserved_fields)
+        return d
+
+
+@dataclass
+class CollectionInfo:
+    name: str
+    dimension: int
+    metric: str
+    count: int
+    namespaces: dict[str, int] = field(default_factory=dict)
+    sparse: bool = False
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """What vmkit asks a target to create."""
+
+    name: str
+    dimension: int
+    metric: str
+    sparse: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Connector(abc.ABC):
+    """One database collection/index, addressed by a URI.
+
+    ``scan`` is the only way vmkit reads a source: it returns up to ``limit`` records after
+    ``cursor`` and the cursor that resumes right after them (``None`` once exhausted). Cursors
+    are opaque strings that the state store persists.
+    """
+
+    scheme: ClassVar[str]
+    extra: ClassVar[str] = ""  # pip extra that installs the SDK
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        parts = urlsplit(uri)
+        if parts.username or parts.password:
+            raise SecretInURI(self.scheme)
+        self.params: dict[str, str] = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        if _SECRET_PARAMS & {k.lower() for k in self.params}:
+            raise SecretInURI(self.scheme)
+
+    capabilities: Capabilities = Capabilities()
+
+    @abc.abstractmethod
+    def describe(self) -> CollectionInfo | None:
+        """Collection info, or None when it does not exist."""
+
+    @abc.abstractmethod
+    def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]: ...
+
+    @abc.abstractmethod
+    def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
+        """The records with these ids that exist (missing ones are simply absent)."""
+
+    @abc.abstractmethod
+    def upsert(self, batch: RecordBatch) -> None:
+        """Idempotent write; returns only once the target acknowledged it."""
+
+    @abc.abstractmethod
+    def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None: ...
+
+    @abc.abstractmethod
+    def count(self) -> int: ...
+
+    @abc.abstractmethod
+    def create(self, spec: TargetSpec) -> None: ...
+
+    @abc.abstractmethod
+    def drop(self) -> None: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release clients and file locks."""
+
+    def __enter__(self) -> "Connector":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.uri!r})"

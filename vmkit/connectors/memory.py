@@ -1,0 +1,233 @@
+"""In-process connector with seeded fault injection: the test double and demo sink.
+
+``memory://NAME`` names a store shared by every connector opened on it in this process.
+Query options (all optional):
+
+- ``ids=uuid,uint``        id kinds the store accepts as a target (default: all)
+- ``normalize=1``          store unit vectors under cosine (like Qdrant)
+- ``max_records=N``        per-write record limit; ``max_bytes=N`` per-write byte limit
+- ``fail_rate=P``          probability that a call raises TransientError before doing anything
+- ``terminal_rate=P``      probability of a TerminalError instead
+- ``fail_ops=upsert,scan`` which calls faults apply to (default: upsert)
+- ``latency_ms=N``         sleep before each call
+- ``seed=N``               fault RNG seed
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import orjson
+
+from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
+from vmkit.errors import ConfigError, TerminalError, TransientError
+from vmkit.records import Metadata, RecordBatch, RecordId, SparseVector
+
+_Row = tuple[np.ndarray, Metadata, SparseVector | None]
+
+
+@dataclass
+class _Store:
+    spec: TargetSpec
+    namespaces: dict[str, dict[RecordId, _Row]] = field(default_factory=dict)
+    _sorted: dict[str, list[RecordId]] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def sorted_ids(self, ns: str) -> list[RecordId]:
+        if ns not in self._sorted:
+            self._sorted[ns] = sorted(self.namespaces.get(ns, {}), key=_id_key)
+        return self._sorted[ns]
+
+    def touched(self, ns: str) -> None:
+        self._sorted.pop(ns, None)
+
+
+_STORES: dict[str, _Store] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def _id_key(rid: RecordId) -> tuple[int, int, str]:
+    """Total order over mixed ids: unsigned ints first, numerically, then strings."""
+    return (0, rid, "") if isinstance(rid, int) else (1, 0, rid)
+
+
+def reset_memory_stores() -> None:
+    """Forget every memory:// store (tests)."""
+    with _STORES_LOCK:
+        _STORES.clear()
+
+
+@dataclass
+class Faults:
+    fail_rate: float = 0.0
+    terminal_rate: float = 0.0
+    latency_s: float = 0.0
+    ops: frozenset[str] = frozenset({"upsert"})
+    rng: random.Random = field(default_factory=random.Random)
+    injected: int = 0
+
+    def maybe_fail(self, op: str) -> None:
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        if op not in self.ops:
+            return
+        roll = self.rng.random()
+        if roll < self.terminal_rate:
+            self.injected += 1
+            raise TerminalError(f"injected terminal failure in {op}")
+        if roll < self.terminal_rate + self.fail_rate:
+            self.injected += 1
+            raise TransientError(f"injected transient failure in {op}")
+
+
+class MemoryConnector(Connector):
+    scheme = "memory"
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
+        rest = uri.partition("://")[2]
+        self.name = rest.split("?")[0].strip("/")
+        if not self.name:
+            raise ConfigError("memory:// URI needs a store name, e.g. memory://demo")
+        p = self.params
+        kinds = frozenset(k for k in p.get("ids", "uuid,uint,string").split(",") if k)
+        self.capabilities = Capabilities(
+            max_batch_records=int(p.get("max_records", 1000)),
+            max_batch_bytes=int(p.get("max_bytes", 32 * 1024 * 1024)),
+            id_kinds=kinds,
+            normalizes_cosine=p.get("normalize", "0") == "1",
+            sparse=True,
+            namespaces=True,
+        )
+        self.faults = Faults(
+            fail_rate=float(p.get("fail_rate", 0)),
+            terminal_rate=float(p.get("terminal_rate", 0)),
+            latency_s=float(p.get("latency_ms", 0)) / 1000,
+            ops=frozenset(p.get("fail_ops", "upsert").split(",")),
+            rng=random.Random(int(p.get("seed", 0))),
+        )
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _store(self) -> _Store:
+        store = _STORES.get(self.name)
+        if store is None:
+            raise TerminalError(f"memory://{self.name} does not exist")
+        return store
+
+    def _batch(self, ns: str, ids: list[RecordId], rows: list[_Row], dim: int) -> RecordBatch:
+        vectors = np.stack([r[0] for r in rows]) if rows else np.zeros((0, dim), np.float32)
+        sparse = [r[2] for r in rows]
+        return RecordBatch(
+            ids=list(ids),
+            vectors=vectors,
+            metadata=[orjson.loads(orjson.dumps(r[1])) for r in rows],  # deep copy
+            sparse=sparse if any(s is not None for s in sparse) else None,
+            namespace=ns,
+        )
+
+    # -- contract --------------------------------------------------------------------------
+    def describe(self) -> CollectionInfo | None:
+        store = _STORES.get(self.name)
+        if store is None:
+            return None
+        with store.lock:
+            counts = {ns: len(rows) for ns, rows in store.namespaces.items() if rows}
+        return CollectionInfo(
+            name=self.name,
+            dimension=store.spec.dimension,
+            metric=store.spec.metric,
+            count=sum(counts.values()),
+            namespaces=counts,
+            sparse=store.spec.sparse,
+        )
+
+    def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        """Namespaces in name order, ids in ``_id_key`` order; cursor = [namespace, last id]."""
+        self.faults.maybe_fail("scan")
+        store = self._store()
+        with store.lock:
+            spaces = sorted(ns for ns, rows in store.namespaces.items() if rows)
+            cur_ns, after = ("", None) if cursor is None else orjson.loads(cursor)
+            for pos, ns in enumerate(spaces):
+                if ns < cur_ns:
+                    continue
+                ids = store.sorted_ids(ns)
+                start = _bisect_after(ids, _id_key(after)) if ns == cur_ns and after is not None else 0
+                chunk = ids[start : start + limit]
+                if not chunk:
+                    continue
+                if start + limit < len(ids):
+                    nxt: str | None = orjson.dumps([ns, chunk[-1]]).decode()
+                elif pos + 1 < len(spaces):
+                    nxt = orjson.dumps([spaces[pos + 1], None]).decode()
+                else:
+                    nxt = None
+                rows = [store.namespaces[ns][i] for i in chunk]
+                return self._batch(ns, chunk, rows, store.spec.dimension), nxt
+            return RecordBatch.empty(store.spec.dimension), None
+
+    def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
+        self.faults.maybe_fail("fetch")
+        store = self._store()
+        with store.lock:
+            rows = store.namespaces.get(namespace, {})
+            found = [i for i in ids if i in rows]
+            return self._batch(namespace, found, [rows[i] for i in found], store.spec.dimension)
+
+    def upsert(self, batch: RecordBatch) -> None:
+        self.faults.maybe_fail("upsert")
+        store = self._store()
+        if batch.dimension != store.spec.dimension and len(batch):
+            raise TerminalError(
+                f"dimension {batch.dimension} does not match memory://{self.name} "
+                f"({store.spec.dimension})"
+            )
+        vectors = batch.vectors.copy()
+        if self.capabilities.normalizes_cosine and store.spec.metric == "cosine":
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = np.divide(vectors, norms, out=vectors, where=norms > 0)
+        with store.lock:
+            rows = store.namespaces.setdefault(batch.namespace, {})
+            for i, rid in enumerate(batch.ids):
+                sparse = None if batch.sparse is None else batch.sparse[i]
+                rows[rid] = (vectors[i], orjson.loads(orjson.dumps(batch.metadata[i])), sparse)
+            store.touched(batch.namespace)
+
+    def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
+        self.faults.maybe_fail("delete")
+        store = self._store()
+        with store.lock:
+            rows = store.namespaces.get(namespace, {})
+            for rid in ids:
+                rows.pop(rid, None)
+            store.touched(namespace)
+
+    def count(self) -> int:
+        info = self.describe()
+        return 0 if info is None else info.count
+
+    def create(self, spec: TargetSpec) -> None:
+        with _STORES_LOCK:
+            if self.name in _STORES:
+                raise TerminalError(f"memory://{self.name} already exists")
+            _STORES[self.name] = _Store(spec)
+
+    def drop(self) -> None:
+        with _STORES_LOCK:
+            _STORES.pop(self.name, None)
+
+
+def _bisect_after(ids: list[RecordId], key: tuple[int, int, str]) -> int:
+    lo, hi = 0, len(ids)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _id_key(ids[mid]) <= key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo

@@ -1,0 +1,275 @@
+"""Qdrant connector on qdrant-client: embedded local directory, in-memory, or a server.
+
+URIs::
+
+    qdrant:///abs/dir?collection=NAME        embedded engine, data in a directory
+    qdrant:///:memory:?collection=NAME       embedded, in this process only
+    qdrant://host:6333/NAME[?https=true]     server; API key from QDRANT_API_KEY
+                                             (or the variable named by api_key_env=)
+
+Options: ``vector=NAME`` reads/writes a named dense vector instead of the default one;
+``sparse=NAME`` names the sparse vector (default ``sparse``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any, Iterator, Sequence
+from urllib.parse import urlsplit
+
+import numpy as np
+import orjson
+
+from vmkit.batching import split_batch
+from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
+from vmkit.errors import (
+    ConfigError,
+    InvalidData,
+    MissingDependency,
+    TerminalError,
+    TransientError,
+)
+from vmkit.records import RecordBatch, RecordId, SparseVector
+
+log = logging.getLogger("vmkit.connectors.qdrant")
+
+_TO_QDRANT = {"cosine": "Cosine", "euclidean": "Euclid", "dot": "Dot", "manhattan": "Manhattan"}
+_FROM_QDRANT = {v: k for k, v in _TO_QDRANT.items()}
+
+# The embedded engine allows one client per directory per process: share it, counted.
+_CLIENTS: dict[str, tuple[Any, int]] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _sdk() -> Any:
+    try:
+        import qdrant_client
+    except ImportError:
+        raise MissingDependency("qdrant-client", "qdrant") from None
+    return qdrant_client
+
+
+class QdrantConnector(Connector):
+    scheme = "qdrant"
+    extra = "qdrant"
+    capabilities = Capabilities(
+        max_batch_records=1000,
+        max_batch_bytes=16 * 1024 * 1024,  # half the server's default 32 MB request limit
+        id_kinds=frozenset({"uuid", "uint"}),
+        normalizes_cosine=True,
+        sparse=True,
+        namespaces=False,
+        wire_bytes_per_float=12,  # REST sends JSON; gRPC would be 4
+    )
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
+        parts = urlsplit(uri)
+        if parts.netloc:  # server
+            self.location = f"{'https' if self.params.get('https') == 'true' else 'http'}://{parts.netloc}"
+            self.collection = parts.path.strip("/") or self.params.get("collection", "")
+            self._key_env = self.params.get("api_key_env", "QDRANT_API_KEY")
+        else:
+            self.location = parts.path or ":memory:"
+            if self.location.startswith("/:memory:"):
+                self.location = ":memory:"
+            self.collection = self.params.get("collection", "")
+            self._key_env = ""
+        if not self.collection:
+            raise ConfigError("qdrant URI needs a collection: qdrant:///dir?collection=NAME")
+        self.vector_name = self.params.get("vector", "")
+        self.sparse_name = self.params.get("sparse", "sparse")
+        self._client: Any = None
+
+    # -- client lifecycle ------------------------------------------------------------------
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._open()
+        return self._client
+
+    def _open(self) -> Any:
+        sdk = _sdk()
+        if self._key_env:  # server: a fresh client per connector
+            key = os.environ.get(self._key_env) or None
+            return sdk.QdrantClient(url=self.location, api_key=key, timeout=60)
+        with _CLIENTS_LOCK:
+            client, refs = _CLIENTS.get(self.location, (None, 0))
+            if client is None:
+                try:
+                    client = (
+                        sdk.QdrantClient(location=":memory:")
+                        if self.location == ":memory:"
+                        else sdk.QdrantClient(path=self.location)
+                    )
+                except RuntimeError as exc:  # portalocker: another process holds the directory
+                    raise ConfigError(f"qdrant directory {self.location} is in use: {exc}") from None
+            _CLIENTS[self.location] = (client, refs + 1)
+            return client
+
+    def close(self) -> None:
+        if self._client is None:
+            return
+        if self._key_env:
+            self._client.close()
+        else:
+            with _CLIENTS_LOCK:
+                client, refs = _CLIENTS.get(self.location, (None, 0))
+                if refs <= 1:
+                    _CLIENTS.pop(self.location, None)
+                    if client is not None and self.location != ":memory:":
+                        client.close()
+                else:
+                    _CLIENTS[self.location] = (client, refs - 1)
+        self._client = None
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run an SDK call, turning its errors into Transient/Terminal."""
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            raise _classify(exc) from exc
+
+    # -- contract --------------------------------------------------------------------------
+    def describe(self) -> CollectionInfo | None:
+        if not self._call(self.client.collection_exists, self.collection):
+            return None
+        info = self._call(self.client.get_collection, self.collection)
+        vectors = info.config.params.vectors
+        params = vectors.get(self.vector_name) if isinstance(vectors, dict) else vectors
+        if params is None:
+            raise TerminalError(f"collection {self.collection} has no vector named '{self.vector_name}'")
+        sparse = info.config.params.sparse_vectors or {}
+        return CollectionInfo(
+            name=self.collection,
+            dimension=int(params.size),
+            metric=_FROM_QDRANT[str(getattr(params.distance, "value", params.distance))],
+            count=self.count(),
+            namespaces={},
+            sparse=self.sparse_name in sparse,
+        )
+
+    def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        offset = None if cursor is None else orjson.loads(cursor)
+        points, nxt = self._call(
+            self.client.scroll,
+            self.collection,
+            limit=limit,
+            offset=offset,
+            with_payload=True,
+            with_vectors=True,
+        )
+        batch = self._to_batch(points)
+        return batch, None if nxt is None else orjson.dumps(nxt).decode()
+
+    def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
+        if not ids:
+            return RecordBatch.empty(self._dimension())
+        points = self._call(
+            self.client.retrieve, self.collection, list(ids), with_payload=True, with_vectors=True
+        )
+        return self._to_batch(points)
+
+    def upsert(self, batch: RecordBatch) -> None:
+        models = _sdk().models
+        for part in split_batch(batch, self.capabilities):
+            points = [
+                models.PointStruct(id=rid, vector=self._vector_struct(vec, sp, models), payload=meta)
+                for rid, vec, meta, sp in _rows(part)
+            ]
+            self._call(self.client.upsert, self.collection, points=points, wait=True)
+
+    def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
+        models = _sdk().models
+        selector = models.PointIdsList(points=list(ids))
+        self._call(self.client.delete, self.collection, points_selector=selector, wait=True)
+
+    def count(self) -> int:
+        return int(self._call(self.client.count, self.collection, exact=True).count)
+
+    def create(self, spec: TargetSpec) -> None:
+        models = _sdk().models
+        params = models.VectorParams(size=spec.dimension, distance=_TO_QDRANT[spec.metric])
+        self._call(
+            self.client.create_collection,
+            self.collection,
+            vectors_config={self.vector_name: params} if self.vector_name else params,
+            sparse_vectors_config={self.sparse_name: models.SparseVectorParams()} if spec.sparse else None,
+        )
+
+    def drop(self) -> None:
+        self._call(self.client.delete_collection, self.collection)
+
+    # -- conversions -----------------------------------------------------------------------
+    def _dimension(self) -> int:
+        info = self.describe()
+        return 0 if info is None else info.dimension
+
+    def _vector_struct(self, vec: np.ndarray, sp: SparseVector | None, models: Any) -> Any:
+        dense: list[float] = vec.tolist()
+        if sp is None and not self.vector_name:
+            return dense
+        named: dict[str, Any] = {}
+        if len(dense):
+            named[self.vector_name] = dense
+        if sp is not None:
+            named[self.sparse_name] = models.SparseVector(
+                indices=sp.indices.tolist(), values=sp.values.tolist()
+            )
+        return named
+
+    def _to_batch(self, points: list[Any]) -> RecordBatch:
+        dim = None
+        dense: list[Any] = []
+        sparse: list[SparseVector | None] = []
+        for p in points:
+            vec = p.vector
+            if isinstance(vec, dict):
+                sp = vec.get(self.sparse_name)
+                sparse.append(None if sp is None else SparseVector.of(sp.indices, sp.values))
+                vec = vec.get(self.vector_name, [])
+            else:
+                sparse.append(None)
+            dense.append(vec)
+            dim = len(vec) if dim is None else dim
+        vectors = np.asarray(dense, dtype=np.float32) if points else np.zeros((0, 0), np.float32)
+        return RecordBatch(
+            ids=[p.id for p in points],
+            vectors=vectors.reshape(len(points), dim or 0),
+            metadata=[p.payload or {} for p in points],
+            sparse=sparse if any(s is not None for s in sparse) else None,
+        )
+
+
+def _rows(batch: RecordBatch) -> Iterator[tuple[RecordId, np.ndarray, dict, SparseVector | None]]:
+    return batch.rows()
+
+
+def _classify(exc: Exception) -> Exception:
+    """Transient: 429, 5xx, timeouts and connection trouble. Everything else is terminal."""
+    status = getattr(exc, "status_code", None)
+    name = type(exc).__name__
+    msg = f"qdrant: {name}: {str(exc)[:500]}"
+    if status is not None:
+        if status == 429 or status >= 500:
+            return TransientError(msg, retry_after=_retry_after(exc))
+        return InvalidData(msg) if status in (400, 422) else TerminalError(msg)
+    if name in {"ResponseHandlingException", "ConnectError", "ReadTimeout", "WriteTimeout",
+                "ConnectTimeout", "RemoteProtocolError", "TimeoutException"}:
+        return TransientError(msg)
+    code = getattr(exc, "code", None)
+    if callable(code):  # grpc.RpcError
+        if getattr(code(), "name", "") in {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"}:
+            return TransientError(msg)
+    return TerminalError(msg)
+
+
+def _retry_after(exc: Exception) -> float | None:
+    headers = getattr(exc, "headers", None) or {}
+    value = headers.get("retry-after") if hasattr(headers, "get") else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

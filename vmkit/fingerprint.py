@@ -1,0 +1,72 @@
+"""Canonical content hashing of records, used by full verification and sync.
+
+A record's digest covers its namespace, dense vector bytes (float32, little-endian), sparse
+vector and metadata (canonical JSON: sorted keys, so key order never matters, but a type change
+such as "1" -> 1 or 1 -> 1.0 does). Targets that store numbers as float64 are compared with
+every number as a float on both sides (``numbers_as_float``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+import orjson
+import xxhash
+
+from vmkit import kernels
+from vmkit.records import Metadata, RecordBatch, RecordId, SparseVector
+
+Digest = bytes  # 16 bytes
+
+
+def canonical_metadata(meta: Metadata, numbers_as_float: bool = False) -> bytes:
+    if numbers_as_float:
+        meta = _floats(meta)
+    return orjson.dumps(meta, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+
+
+def _floats(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_floats(v) for v in value]
+    return value
+
+
+def stored_vectors(vectors: np.ndarray, normalize: bool) -> np.ndarray:
+    """Vectors as a cosine-normalizing target stores them (unit rows), else unchanged."""
+    return kernels.normalize_rows(vectors) if normalize else vectors
+
+
+def batch_digests(
+    batch: RecordBatch, *, normalize: bool = False, numbers_as_float: bool = False
+) -> Iterator[tuple[tuple[str, RecordId], Digest]]:
+    """((namespace, id), digest) for every record of the batch."""
+    vectors = np.ascontiguousarray(stored_vectors(batch.vectors, normalize), dtype="<f4")
+    ns = batch.namespace.encode()
+    for i, rid in enumerate(batch.ids):
+        h = xxhash.xxh3_128(ns)
+        h.update(b"\x00")
+        h.update(vectors[i].tobytes())
+        sp: SparseVector | None = None if batch.sparse is None else batch.sparse[i]
+        if sp is not None:
+            h.update(b"\x01")
+            h.update(sp.indices.astype("<u4").tobytes())
+            h.update(sp.values.astype("<f4").tobytes())
+        h.update(b"\x02")
+        h.update(canonical_metadata(batch.metadata[i], numbers_as_float))
+        yield (batch.namespace, rid), h.digest()
+
+
+def batch_checksum(batch: RecordBatch) -> str:
+    """One hex checksum over a whole batch (the ledger's record of what was written)."""
+    h = xxhash.xxh3_64()
+    for key, digest in batch_digests(batch):
+        h.update(str(key[1]).encode())
+        h.update(digest)
+    return h.hexdigest()

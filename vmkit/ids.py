@@ -1,0 +1,90 @@
+"""Id kinds across systems and the deterministic, reversible id mapping.
+
+Pinecone ids are strings, Qdrant takes unsigned 64-bit ints or UUIDs, Weaviate UUIDs only.
+An id the target cannot take becomes ``uuid5(VMKIT_NAMESPACE, str(id))`` (or ``str(id)`` for
+string-only targets), and the original is kept in metadata so a re-run maps it to the same
+target id (idempotent) and the way back restores it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from vmkit.records import RecordId
+
+VMKIT_NAMESPACE = uuid.UUID("6f1d2c3a-8a3e-5b7c-9d42-7a6b5c4d3e2f")
+ORIGINAL_ID_KEY = "_vmkit_source_id"  # the source id, when the target id differs
+ID_KIND_KEY = "_vmkit_id_kind"  # "uint" when an int id had to travel as a string
+UINT_MAX = 2**64 - 1
+
+
+class BadId(ValueError):
+    """The id cannot be stored anywhere as given; the message is the reason."""
+
+
+def id_kind(rid: Any) -> str:
+    """'uint', 'uuid' or 'string'; BadId for anything no target can hold."""
+    if isinstance(rid, bool) or not isinstance(rid, (int, str)):
+        raise BadId(f"id of type {type(rid).__name__} (ids are strings or unsigned ints)")
+    if isinstance(rid, int):
+        if not 0 <= rid <= UINT_MAX:
+            raise BadId(f"integer id {rid} is outside 0..2**64-1")
+        return "uint"
+    if rid == "":
+        raise BadId("empty id")
+    if len(rid) == 36 and rid.count("-") == 4:
+        try:
+            if str(uuid.UUID(rid)) == rid.lower():
+                return "uuid"
+        except ValueError:
+            pass
+    return "string"
+
+
+def to_target_id(
+    rid: RecordId, accepted: frozenset[str], scope: str = ""
+) -> tuple[RecordId, dict[str, Any]]:
+    """The id to write and the metadata that keeps the original, for a target accepting
+    ``accepted`` kinds. Pure and deterministic.
+
+    ``scope`` is a source namespace folded into a target without namespaces: the same id may
+    live in several namespaces, so the target id is derived from both.
+    """
+    kind = id_kind(rid)
+    if scope:
+        key = f"{scope}\x1f{rid}"
+        if "uuid" in accepted:
+            return str(uuid.uuid5(VMKIT_NAMESPACE, key)), {ORIGINAL_ID_KEY: rid}
+        return key, {ORIGINAL_ID_KEY: rid}
+    if kind == "uuid" and isinstance(rid, str):
+        rid = rid.lower()
+    if kind in accepted:
+        return rid, {}
+    if kind == "uuid" and "string" in accepted:
+        return rid, {}
+    if kind == "uint" and "string" in accepted:
+        return str(rid), {ID_KIND_KEY: "uint"}
+    if "uuid" in accepted:
+        return str(uuid.uuid5(VMKIT_NAMESPACE, str(rid))), {ORIGINAL_ID_KEY: rid}
+    raise BadId(f"id kind '{kind}' is not accepted by the target ({', '.join(sorted(accepted))})")
+
+
+def restore_source_id(
+    rid: RecordId, metadata: dict[str, Any], accepted: frozenset[str]
+) -> tuple[RecordId, dict[str, Any]]:
+    """Undo ``to_target_id`` on the way back, when the new target can take the original."""
+    meta = metadata
+    if ORIGINAL_ID_KEY in meta:
+        original = meta[ORIGINAL_ID_KEY]
+        try:
+            kind = id_kind(original)
+        except BadId:
+            return rid, meta
+        if kind in accepted:
+            meta = {k: v for k, v in meta.items() if k != ORIGINAL_ID_KEY}
+            return original, meta
+    if meta.get(ID_KIND_KEY) == "uint" and "uint" in accepted and isinstance(rid, str) and rid.isdigit():
+        meta = {k: v for k, v in meta.items() if k != ID_KIND_KEY}
+        return int(rid), meta
+    return rid, meta

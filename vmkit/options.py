@@ -1,0 +1,42 @@
+"""Migration options: what a user may tune, stored with the migration (never secrets)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from vmkit.errors import ConfigError
+
+
+@dataclass
+class MigrationOptions:
+    batch_size: int = 1000
+    sample_rate: float = 0.1  # share of batches re-read and compared while running
+    min_similarity: float = 0.98  # sampled cosine threshold
+    verify: bool = True  # full verification before "completed"; False is shown in status
+    auto_rollback_rate: float | None = 0.05  # sampled failure rate that triggers rollback
+    auto_rollback_min_records: int = 100  # ...once this many records were sampled
+    freshness_s: float | None = None  # read-after-write wait; None: 10 s if eventually consistent
+    retry_attempts: int = 8
+    retry_cap_s: float = 30.0
+    nested_policy: str = "json"
+    namespace_policy: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError("batch_size must be at least 1")
+        if not 0.0 <= self.sample_rate <= 1.0:
+            raise ConfigError("sample_rate must be between 0 and 1")
+        if not -1.0 <= self.min_similarity <= 1.0:
+            raise ConfigError("min_similarity must be between -1 and 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "MigrationOptions":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown migration options: {', '.join(sorted(unknown))}")
+        return cls(**d)

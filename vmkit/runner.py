@@ -1,0 +1,316 @@
+"""Migration: start / resume / stop / rollback, and the batch loop.
+
+Per batch: read -> map -> write (acknowledged) -> checkpoint (one SQLite transaction) ->
+sampled validation. A kill at any point costs at most the batch in flight: its write is an
+idempotent upsert by a deterministic id, replayed on resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from vmkit import crashpoints
+from vmkit.connectors import connect
+from vmkit.connectors.base import Connector
+from vmkit.errors import AutoRolledBack, InvalidData, PlanChanged, TerminalError
+from vmkit.fingerprint import batch_checksum
+from vmkit.options import MigrationOptions
+from vmkit.plan import Plan, plan as make_plan
+from vmkit.records import RecordBatch, Rejection
+from vmkit.retry import call_with_retry
+from vmkit.state import BatchCommit, StateStore
+from vmkit.status import Status, read_status
+from vmkit.transform import MappedBatch, map_batch
+from vmkit.validate import Verification, is_sampled, validate_sample, verify
+
+log = logging.getLogger("vmkit.runner")
+
+
+@dataclass
+class Progress:
+    """What a progress view needs after each batch."""
+
+    batches: int
+    records_read: int
+    records_written: int
+    records_rejected: int
+    expected: int
+    seconds: float
+
+
+class Migration:
+    """One migration, backed by a row in the state store. Build with ``create`` or ``open``."""
+
+    def __init__(self, store: StateStore, migration_id: str) -> None:
+        self.store = store
+        self.id = migration_id
+        rec = store.get(migration_id)
+        self.options = MigrationOptions.from_dict(rec.options)
+        self._stop = threading.Event()
+        self._source: Connector | None = None
+        self._target: Connector | None = None
+
+    # -- construction ----------------------------------------------------------------------
+    @classmethod
+    def create(cls, source: str, target: str, *, migration_id: str | None = None,
+               state: Any = None, **options: Any) -> "Migration":
+        """Register a new migration and its plan; nothing is written to the target yet."""
+        opts = MigrationOptions(**options)
+        store = state if isinstance(state, StateStore) else StateStore(state)
+        mid = migration_id or f"mig-{uuid.uuid4().hex[:8]}"
+        with connect(source) as src, connect(target) as dst:  # validates URIs before storing them
+            the_plan = make_plan(src, dst, batch_size=opts.batch_size, nested_policy=opts.nested_policy,
+                                 namespace_policy=opts.namespace_policy)
+        store.create(mid, source, target, opts.to_dict())
+        store.set_plan(mid, the_plan.to_json(), the_plan.hash)
+        log.info("created migration %s: %s -> %s", mid, source, target)
+        return cls(store, mid)
+
+    @classmethod
+    def open(cls, migration_id: str, state: Any = None) -> "Migration":
+        store = state if isinstance(state, StateStore) else StateStore(state)
+        return cls(store, migration_id)
+
+    @property
+    def plan(self) -> Plan:
+        rec = self.store.get(self.id)
+        assert rec.plan_json is not None
+        return Plan.from_json(rec.plan_json)
+
+    def status(self) -> Status:
+        return read_status(self.store, self.id)
+
+    def _repr_html_(self) -> str:
+        return self.status()._repr_html_()
+
+    def __str__(self) -> str:
+        return str(self.status())
+
+    # -- connectors ------------------------------------------------------------------------
+    def _open_connectors(self) -> tuple[Connector, Connector]:
+        rec = self.store.get(self.id)
+        if self._source is None:
+            self._source = connect(rec.source_uri)
+        if self._target is None:
+            self._target = connect(rec.target_uri)
+        return self._source, self._target
+
+    def close(self) -> None:
+        for conn in (self._source, self._target):
+            if conn is not None:
+                conn.close()
+        self._source = self._target = None
+
+    # -- control ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the runner (in this or another process) to stop after the batch in flight."""
+        self._stop.set()
+        self.store.set_flag(self.id, "stop_requested", True)
+
+    def _should_stop(self) -> bool:
+        return self._stop.is_set() or self.store.get(self.id).stop_requested
+
+    def rollback(self, drop_target: bool = False) -> Status:
+        """Before cutover: stop, leave traffic on the source, mark rolled_back; optionally
+        drop the target collection, only if vmkit created it. Safe to repeat after a crash."""
+        rec = self.store.get(self.id)
+        lease = self.store.acquire_lease(self.id)
+        try:
+            if rec.state != "rolled_back":
+                self.store.transition(self.id, "rolled_back", "drop target" if drop_target else "")
+            crashpoints.hit("during_rollback")
+            if drop_target and rec.created_target:
+                _, target = self._open_connectors()
+                if target.describe() is not None:
+                    target.drop()
+                    self.store.event(self.id, "target dropped", rec.target_uri)
+            elif drop_target:
+                log.warning("target %s was not created by vmkit: left in place", rec.target_uri)
+        finally:
+            self.store.release_lease(self.id, lease)
+            self.close()
+        return self.status()
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self, max_batches: int | None = None,
+            on_batch: Callable[[Progress], None] | None = None) -> Status:
+        """Run (or resume) until the source is exhausted and verified, a stop is requested,
+        or ``max_batches`` batches were done. A finished migration is left unchanged."""
+        rec = self.store.get(self.id)
+        if rec.state in ("completed", "rolled_back"):
+            log.info("migration %s is %s; nothing to do", self.id, rec.state)
+            return self.status()
+        if rec.batches or rec.state == "in_progress":
+            self.store.check_integrity()
+        lease = self.store.acquire_lease(self.id)
+        restore = _trap_signals(self._stop)
+        try:
+            source, target = self._open_connectors()
+            plan = self._checked_plan(source, target)
+            if rec.state == "not_started":
+                self._prepare_target(target, plan)
+                self.store.transition(self.id, "in_progress")
+            self.store.set_flag(self.id, "stop_requested", False)
+            self._stop.clear()
+            if not self.store.get(self.id).scan_done:
+                finished = self._loop(source, target, plan, lease, max_batches, on_batch)
+                if not finished:
+                    return self.status()
+            self._finish(source, target, plan)
+        finally:
+            restore()
+            self.store.release_lease(self.id, lease)
+            self.close()
+        return self.status()
+
+    def _checked_plan(self, source: Connector, target: Connector) -> Plan:
+        stored = self.plan
+        if stored.source_uri != source.uri or stored.target_uri != target.uri:
+            raise PlanChanged(f"migration '{self.id}': URIs differ from the stored plan")
+        return stored
+
+    def _prepare_target(self, target: Connector, plan: Plan) -> None:
+        if target.describe() is None:
+            self.store.set_flag(self.id, "created_target", True)  # intent first: rollback may drop it
+            target.create(plan.target)
+            log.info("created target %s (dim %d, %s)", plan.target.name, plan.target.dimension, plan.target.metric)
+
+    def _loop(self, source: Connector, target: Connector, plan: Plan, lease: str,
+              max_batches: int | None, on_batch: Callable[[Progress], None] | None) -> bool:
+        """Batches until the scan ends (True) or a stop / max_batches (False)."""
+        opts = self.options
+        rec = self.store.get(self.id)
+        cursor, done_here, started = rec.cursor, 0, time.monotonic()
+        freshness = opts.freshness_s if opts.freshness_s is not None else (
+            10.0 if target.capabilities.eventually_consistent else 0.0)
+        while True:
+            if self._should_stop() or (max_batches is not None and done_here >= max_batches):
+                log.info("migration %s stopped after batch %d; resume with "
+                         "`vmkit migrate resume --id %s`", self.id, rec.batches + done_here, self.id)
+                return False
+            t0 = time.monotonic()
+            batch, nxt = self._retry(source.scan, cursor, plan.batch_size)
+            mapped = map_batch(batch, plan)
+            written, rejected = self._write(target, mapped)
+            crashpoints.hit("after_ack")
+            log.debug("batch %d acknowledged (%d written)", rec.batches + done_here + 1, len(written))
+            if nxt is None:
+                crashpoints.hit("last_batch")
+            seq = self.store.commit_batch(self.id, lease, BatchCommit(
+                cursor, nxt, mapped.read, len(written), rejected, batch_checksum(written),
+                time.monotonic() - t0), scan_done=nxt is None)
+            log.debug("batch %d committed", seq)
+            done_here += 1
+            if opts.sample_rate > 0 and len(written) and is_sampled(self.id, seq, opts.sample_rate):
+                crashpoints.hit("during_validation")
+                stats = validate_sample(MappedBatch(written, mapped.source_ids), target, plan,
+                                        min_similarity=opts.min_similarity, freshness_s=freshness)
+                self.store.record_validation(self.id, seq, stats.to_dict())
+                self._maybe_auto_rollback()
+            if on_batch is not None:
+                on_batch(self._progress(time.monotonic() - started))
+            cursor = nxt
+            if cursor is None:
+                return True
+
+    def _write(self, target: Connector, mapped: MappedBatch) -> tuple[RecordBatch, list[Rejection]]:
+        """Upsert a mapped batch. Records the target refuses (InvalidData) are found by
+        bisection and dead-lettered with the server's reason; everything else is written."""
+        rejected = list(mapped.rejected)
+        parts: list[RecordBatch] = []
+
+        def write(part: RecordBatch) -> None:
+            if not len(part):
+                return
+            try:
+                self._retry(target.upsert, part)
+                parts.append(part)
+            except InvalidData as exc:
+                if len(part) == 1:
+                    rejected.append(Rejection(part.ids[0], f"refused by target: {exc}", "record", part.namespace))
+                    return
+                half = len(part) // 2
+                write(part.take(range(half)))
+                write(part.take(range(half, len(part))))
+
+        write(mapped.batch)
+        written = RecordBatch.concat(parts) if len(parts) != 1 else parts[0]
+        written.namespace = mapped.batch.namespace
+        return written, rejected
+
+    def _retry(self, fn: Callable[..., Any], *args: Any) -> Any:
+        def note(exc: BaseException, attempt: int) -> None:
+            self.store.record_error(self.id, None, "transient", f"{type(exc).__name__}: {exc}")
+
+        try:
+            return call_with_retry(fn, *args, attempts=self.options.retry_attempts,
+                                   cap_s=self.options.retry_cap_s, on_retry=note)
+        except TerminalError as exc:
+            self.store.record_error(self.id, None, "terminal", f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _maybe_auto_rollback(self) -> None:
+        limit = self.options.auto_rollback_rate
+        if limit is None:
+            return
+        n, failures = self.store.query(
+            "SELECT coalesce(sum(n),0), coalesce(sum(failures),0) FROM validations WHERE migration_id=?",
+            self.id)[0]
+        if n >= self.options.auto_rollback_min_records and failures / n > limit:
+            msg = f"sampled failure rate {failures}/{n} is over {limit:.1%}: rolling back"
+            log.error("migration %s: %s", self.id, msg)
+            self.store.transition(self.id, "rolled_back", msg)
+            raise AutoRolledBack(f"migration '{self.id}': {msg}")
+
+    def _finish(self, source: Connector, target: Connector, plan: Plan) -> None:
+        if not self.options.verify:
+            self.store.set_verification(self.id, "skipped", {"reason": "verify=False"})
+            self.store.transition(self.id, "completed", "verification skipped by the user")
+            return
+        result = self.verify(source, target, plan)
+        if result.passed:
+            self.store.transition(self.id, "completed", "full verification passed")
+        else:
+            log.error("migration %s: full verification failed; state stays in_progress\n%s", self.id, result)
+
+    def verify(self, source: Connector | None = None, target: Connector | None = None,
+               plan: Plan | None = None) -> Verification:
+        """Full verification (every id, every content hash); the outcome is stored."""
+        own = source is None
+        if own:
+            source, target = self._open_connectors()
+        assert source is not None and target is not None
+        try:
+            freshness = self.options.freshness_s if self.options.freshness_s is not None else (
+                10.0 if target.capabilities.eventually_consistent else 0.0)
+            result = verify(source, target, plan or self.plan, freshness_s=freshness)
+        finally:
+            if own:
+                self.close()
+        self.store.set_verification(self.id, "passed" if result.passed else "failed", result.to_dict())
+        return result
+
+    def _progress(self, seconds: float) -> Progress:
+        rec = self.store.get(self.id)
+        return Progress(rec.batches, rec.records_read, rec.records_written,
+                        self.store.rejected_count(self.id), self.plan.source_count, seconds)
+
+
+def _trap_signals(stop: threading.Event) -> Callable[[], None]:
+    """SIGINT/SIGTERM finish the batch in flight, checkpoint and return (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.warning("%s received: finishing the batch in flight, then stopping",
+                    signal.Signals(signum).name)
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    return lambda: [signal.signal(s, h) for s, h in old.items()] and None

@@ -1,0 +1,121 @@
+"""Status of a migration, read from the state store: for terminals, notebooks and the CLI."""
+
+from __future__ import annotations
+
+import html
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from vmkit.state import StateStore, _holder_alive
+
+
+@dataclass
+class Status:
+    id: str
+    state: str
+    source_uri: str
+    target_uri: str
+    batches: int
+    records_read: int
+    records_written: int
+    records_rejected: int
+    expected_records: int
+    scan_done: bool
+    stop_requested: bool
+    running: str | None  # "pid 123 on host" while a live runner holds the lease
+    verification: str | None
+    verification_detail: dict[str, Any] | None
+    validation: dict[str, Any]
+    errors: dict[str, int]
+    last_errors: list[str]
+    rejections_by_reason: dict[str, int]
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def balanced(self) -> bool:
+        """read = written + rejected (every record accounted for)."""
+        return self.records_read == self.records_written + self.records_rejected
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def lines(self) -> list[str]:
+        pct = f" ({100 * self.records_read / self.expected_records:.1f}%)" if self.expected_records else ""
+        out = [
+            f"migration {self.id}: {self.state}"
+            + (" (stop requested)" if self.stop_requested and self.state == "in_progress" else "")
+            + (f", running as {self.running}" if self.running else ""),
+            f"  {self.source_uri} -> {self.target_uri}",
+            f"  batches {self.batches}; read {self.records_read}{pct} of ~{self.expected_records}; "
+            f"written {self.records_written}; rejected {self.records_rejected}",
+        ]
+        v = self.validation
+        if v.get("batches"):
+            out.append(
+                f"  sampled validation: {v['batches']} batches, {v['records']} records, cosine mean "
+                f"{_f(v['mean_cos'])} min {_f(v['min_cos'])} max {_f(v['max_cos'])}, "
+                f"{v['failures']} failures, {v['missing']} missing, completeness {_f(v['completeness'])}"
+            )
+        if self.verification:
+            d = self.verification_detail or {}
+            extra = "" if self.verification == "skipped" else (
+                f" ({d.get('matched', 0)} matched, {d.get('missing_count', 0)} missing, "
+                f"{d.get('extra_count', 0)} extra, {d.get('mismatched_count', 0)} mismatched)")
+            out.append(f"  full verification: {self.verification}{extra}")
+        elif self.state == "completed":
+            out.append("  full verification: none")
+        if self.rejections_by_reason:
+            out.append("  rejections by reason:")
+            out += [f"    {n:>7}  {reason}" for reason, n in self.rejections_by_reason.items()]
+        if self.errors:
+            out.append("  errors: " + ", ".join(f"{k} {n}" for k, n in self.errors.items()))
+            out += [f"    {e}" for e in self.last_errors]
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def _repr_html_(self) -> str:
+        color = {"completed": "#1a7f37", "rolled_back": "#cf222e", "in_progress": "#9a6700"}.get(self.state, "#57606a")
+        head, *rest = self.lines()
+        body = "<br>".join(html.escape(line) for line in rest)
+        return (f"<div style='font-family:monospace'><b style='color:{color}'>{html.escape(head)}</b>"
+                f"<br>{body}</div>")
+
+
+def _f(x: Any) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def read_status(store: StateStore, mid: str) -> Status:
+    rec = store.get(mid)
+    running = None
+    if rec.lease_owner and _holder_alive(rec.lease_pid, rec.lease_host, rec.lease_at, time.time()):
+        running = f"pid {rec.lease_pid} on {rec.lease_host}"
+    v = store.query(
+        "SELECT count(*), coalesce(sum(n),0), sum(mean_cos*n)/nullif(sum(n),0), min(min_cos),"
+        " max(max_cos), coalesce(sum(failures),0), coalesce(sum(missing),0),"
+        " sum(completeness*n)/nullif(sum(n),0) FROM validations WHERE migration_id=?", mid)[0]
+    validation = dict(zip(("batches", "records", "mean_cos", "min_cos", "max_cos", "failures",
+                           "missing", "completeness"), v))
+    errors = dict(store.query("SELECT kind, count(*) FROM errors WHERE migration_id=? GROUP BY kind", mid))
+    last = [f"{kind}: {msg}" for kind, msg in store.query(
+        "SELECT kind, message FROM errors WHERE migration_id=? ORDER BY at DESC LIMIT 3", mid)]
+    reasons = dict(store.query(
+        "SELECT reason, count(*) FROM rejections WHERE migration_id=? GROUP BY reason ORDER BY 2 DESC", mid))
+    events = [f"{e}: {d}" if d else e for e, d in store.query(
+        "SELECT event, detail FROM events WHERE migration_id=? ORDER BY at DESC LIMIT 5", mid)]
+    expected = 0
+    if rec.plan_json:
+        from vmkit.plan import Plan
+
+        expected = Plan.from_json(rec.plan_json).source_count
+    return Status(
+        id=rec.id, state=rec.state, source_uri=rec.source_uri, target_uri=rec.target_uri,
+        batches=rec.batches, records_read=rec.records_read, records_written=rec.records_written,
+        records_rejected=sum(reasons.values()), expected_records=expected, scan_done=rec.scan_done,
+        stop_requested=rec.stop_requested, running=running, verification=rec.verification,
+        verification_detail=rec.verification_detail, validation=validation, errors=errors,
+        last_errors=last, rejections_by_reason=reasons, events=events,
+    )

@@ -1,0 +1,179 @@
+"""map_batch(batch, plan): the pure transform from source records to target-ready records.
+
+Every record comes out either mapped or rejected with its reason and field, so that
+read = written + rejected holds for every batch. The input batch is never mutated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+
+from vmkit import kernels
+from vmkit.ids import BadId, restore_source_id, to_target_id
+from vmkit.plan import Plan
+from vmkit.records import Metadata, RecordBatch, RecordId, Rejection
+
+_FLOAT_EXACT = 2**53
+
+
+@dataclass
+class MappedBatch:
+    batch: RecordBatch  # ids are target ids
+    source_ids: list[RecordId]  # aligned with batch rows
+    rejected: list[Rejection] = field(default_factory=list)
+    changes: dict[str, int] = field(default_factory=dict)  # policy -> records touched
+
+    @property
+    def read(self) -> int:
+        return len(self.batch) + len(self.rejected)
+
+
+class _Reject(Exception):
+    def __init__(self, reason: str, field: str) -> None:
+        super().__init__(reason)
+        self.reason, self.field = reason, field
+
+
+def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
+    caps = plan.capabilities
+    rejected = list(batch.rejected)
+    changes: dict[str, int] = {}
+    ns = batch.namespace
+    dim = plan.target.dimension
+    bad_rows = _vector_problems(batch, plan)
+
+    keep_rows: list[int] = []
+    target_ids: list[RecordId] = []
+    metas: list[Metadata] = []
+    position: dict[RecordId, int] = {}
+    for i, rid in enumerate(batch.ids):
+        try:
+            if i in bad_rows:
+                raise _Reject(*bad_rows[i])
+            # A record that came back from an earlier vmkit migration gets its own id back.
+            original, meta = restore_source_id(rid, _map_metadata(batch.metadata[i], plan, changes), caps.id_kinds)
+            scope = ns if plan.namespace_policy == "field" else ""
+            tid, extra = to_target_id(original, caps.id_kinds, scope)
+            meta.update(extra)
+            if ns and plan.namespace_policy == "field":
+                meta[plan.namespace_field] = ns
+            if caps.max_id_length and len(str(tid)) > caps.max_id_length:
+                raise _Reject(f"id is {len(str(tid))} characters, over the target's {caps.max_id_length}", "id")
+            if caps.max_metadata_bytes is not None:
+                size = len(orjson.dumps(meta))
+                if size > caps.max_metadata_bytes:
+                    raise _Reject(f"metadata is {size} bytes, over the target's {caps.max_metadata_bytes}", "metadata")
+        except BadId as exc:
+            rejected.append(Rejection(rid, str(exc), "id", ns))
+            continue
+        except _Reject as exc:
+            rejected.append(Rejection(rid, exc.reason, exc.field, ns))
+            continue
+        if tid in position:  # a later duplicate wins, as a re-upsert would
+            j = position.pop(tid)
+            rejected.append(Rejection(batch.ids[keep_rows[j]], "duplicate id in batch (last kept)", "id", ns))
+            keep_rows[j] = -1
+        position[tid] = len(keep_rows)
+        keep_rows.append(i)
+        target_ids.append(tid)
+        metas.append(meta)
+
+    live = [k for k, row in enumerate(keep_rows) if row >= 0]
+    rows = [keep_rows[k] for k in live]
+    sparse = None
+    if batch.sparse is not None and plan.target.sparse:
+        sparse = [batch.sparse[r] for r in rows]
+    vectors = batch.vectors[rows] if rows else np.zeros((0, dim), np.float32)
+    out = RecordBatch(
+        ids=[target_ids[k] for k in live],
+        vectors=vectors,
+        metadata=[metas[k] for k in live],
+        sparse=sparse,
+        namespace=ns if plan.namespace_policy == "keep" else "",
+    )
+    return MappedBatch(out, [batch.ids[r] for r in rows], rejected, changes)
+
+
+def _vector_problems(batch: RecordBatch, plan: Plan) -> dict[int, tuple[str, str]]:
+    """Row -> (reason, field) for vectors that cannot be written faithfully."""
+    caps = plan.capabilities
+    problems: dict[int, tuple[str, str]] = {}
+    n, dim = len(batch), plan.target.dimension
+    if n == 0:
+        return problems
+    if batch.dimension != dim:
+        if batch.dimension == 0 and batch.sparse is not None and not plan.target.sparse:
+            reason = "sparse-only record; the target has no sparse vectors"
+        else:
+            reason = f"vector has dimension {batch.dimension}, the target {dim}"
+        return {i: (reason, "vector") for i in range(n)}
+    if dim == 0:
+        return problems
+    for i in np.flatnonzero(kernels.nonfinite_rows(batch.vectors)):
+        problems[int(i)] = ("vector has NaN or Inf components", "vector")
+    zero_fatal = caps.rejects_zero_vectors or (caps.normalizes_cosine and plan.target.metric == "cosine")
+    if zero_fatal:
+        for i in np.flatnonzero(kernels.zero_rows(batch.vectors)):
+            problems.setdefault(int(i), ("all-zero vector (no direction under this target/metric)", "vector"))
+    return problems
+
+
+def _map_metadata(meta: Metadata, plan: Plan, changes: dict[str, int]) -> Metadata:
+    caps = plan.capabilities
+    out: Metadata = {}
+    for key, value in _flatten_if_needed(meta, plan).items():
+        if key in plan.drop_fields:
+            continue
+        key = plan.renames.get(key, key)
+        if caps.field_name_pattern and not re.fullmatch(caps.field_name_pattern, key):
+            raise _Reject(f"field name {key!r} is not allowed by the target (no rename planned)", f"metadata.{key}")
+        if key in caps.reserved_fields:
+            raise _Reject(f"field name {key!r} is reserved by the target (no rename planned)", f"metadata.{key}")
+        if value is None and not caps.metadata_null:
+            changes["null dropped"] = changes.get("null dropped", 0) + 1
+            continue
+        out[key] = _map_value(key, value, plan, changes)
+    return out
+
+
+def _flatten_if_needed(meta: Metadata, plan: Plan) -> Metadata:
+    if plan.nested_policy != "flatten" or plan.capabilities.metadata_nested:
+        return meta
+    flat: Metadata = {}
+
+    def walk(prefix: str, obj: Any) -> None:
+        for k, v in obj.items():
+            name = f"{prefix}.{k}" if prefix else str(k)
+            if isinstance(v, dict) and v:
+                walk(name, v)
+            else:
+                flat[name] = v
+
+    walk("", meta)
+    return flat
+
+
+def _map_value(key: str, value: Any, plan: Plan, changes: dict[str, int]) -> Any:
+    caps = plan.capabilities
+    if isinstance(value, dict) and not caps.metadata_nested:
+        if plan.nested_policy == "drop":
+            raise _Reject("nested object and nested_policy=drop would lose it", f"metadata.{key}")
+        changes["nested -> json"] = changes.get("nested -> json", 0) + 1
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    if isinstance(value, list):
+        only_strings = all(isinstance(v, str) for v in value)
+        nested = any(isinstance(v, (dict, list)) for v in value)
+        if (not only_strings and not caps.metadata_mixed_lists) or (nested and not caps.metadata_nested):
+            changes["list -> json"] = changes.get("list -> json", 0) + 1
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        return list(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _FLOAT_EXACT:
+        if not caps.metadata_big_ints:
+            changes["big int -> string"] = changes.get("big int -> string", 0) + 1
+            return str(value)
+    return value
