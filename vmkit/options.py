@@ -18,6 +18,7 @@ class MigrationOptions:
     auto_rollback_min_records: int = 100  # ...once this many records were sampled
     freshness_s: float | None = None  # read-after-write wait; None: 10 s if eventually consistent
     retry_attempts: int = 8
+    retry_initial_s: float = 0.2
     retry_cap_s: float = 30.0
     nested_policy: str = "json"
     namespace_policy: str = "auto"

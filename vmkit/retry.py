@@ -23,7 +23,7 @@ T = TypeVar("T")
 class _WaitHonouringRetryAfter:
     def __init__(self, initial: float, cap: float) -> None:
         self.cap = cap
-        self.backoff = wait_exponential_jitter(initial=initial, max=cap, jitter=initial)
+        self.backoff = wait_exponential_jitter(multiplier=initial, max=cap, jitter=initial)
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

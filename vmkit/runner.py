@@ -198,8 +198,8 @@ class Migration:
             batch, nxt = self._retry(source.scan, cursor, plan.batch_size)
             mapped = map_batch(batch, plan)
             written, rejected = self._write(target, mapped)
-            crashpoints.hit("after_ack")
             log.debug("batch %d acknowledged (%d written)", rec.batches + done_here + 1, len(written))
+            crashpoints.hit("after_ack")
             if nxt is None:
                 crashpoints.hit("last_batch")
             seq = self.store.commit_batch(self.id, lease, BatchCommit(
@@ -209,7 +209,7 @@ class Migration:
             done_here += 1
             if opts.sample_rate > 0 and len(written) and is_sampled(self.id, seq, opts.sample_rate):
                 crashpoints.hit("during_validation")
-                stats = validate_sample(MappedBatch(written, mapped.source_ids), target, plan,
+                stats = validate_sample(written, target, plan,
                                         min_similarity=opts.min_similarity, freshness_s=freshness)
                 self.store.record_validation(self.id, seq, stats.to_dict())
                 self._maybe_auto_rollback()
@@ -224,6 +224,8 @@ class Migration:
         bisection and dead-lettered with the server's reason; everything else is written."""
         rejected = list(mapped.rejected)
         parts: list[RecordBatch] = []
+        source_id = dict(zip(mapped.batch.ids, mapped.source_ids))
+        mapped_ns = mapped.source_namespace
 
         def write(part: RecordBatch) -> None:
             if not len(part):
@@ -233,7 +235,8 @@ class Migration:
                 parts.append(part)
             except InvalidData as exc:
                 if len(part) == 1:
-                    rejected.append(Rejection(part.ids[0], f"refused by target: {exc}", "record", part.namespace))
+                    rid = source_id[part.ids[0]]
+                    rejected.append(Rejection(rid, f"refused by target: {exc}", "record", mapped_ns))
                     return
                 half = len(part) // 2
                 write(part.take(range(half)))
@@ -250,6 +253,7 @@ class Migration:
 
         try:
             return call_with_retry(fn, *args, attempts=self.options.retry_attempts,
+                                   initial_s=self.options.retry_initial_s,
                                    cap_s=self.options.retry_cap_s, on_retry=note)
         except TerminalError as exc:
             self.store.record_error(self.id, None, "terminal", f"{type(exc).__name__}: {exc}")
@@ -289,7 +293,8 @@ class Migration:
         try:
             freshness = self.options.freshness_s if self.options.freshness_s is not None else (
                 10.0 if target.capabilities.eventually_consistent else 0.0)
-            result = verify(source, target, plan or self.plan, freshness_s=freshness)
+            result = verify(source, target, plan or self.plan, freshness_s=freshness,
+                            dead_letter=self.store.refused_keys(self.id))
         finally:
             if own:
                 self.close()

@@ -283,6 +283,13 @@ class StateStore:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
+    def refused_keys(self, mid: str) -> set[tuple[str, str | int]]:
+        """(namespace, source id) of records the target refused, ids in their original kind.
+        (Records the plan rejects are re-derived by verification; these cannot be.)"""
+        rows = self.query("SELECT namespace, record_id, id_is_int FROM rejections"
+                          " WHERE migration_id=? AND field='record'", mid)
+        return {(ns, int(rid) if is_int else rid) for ns, rid, is_int in rows}
+
     def rejected_count(self, mid: str) -> int:
         return int(self.query("SELECT count(*) FROM rejections WHERE migration_id=?", mid)[0][0])
 

@@ -27,6 +27,7 @@ class MappedBatch:
     source_ids: list[RecordId]  # aligned with batch rows
     rejected: list[Rejection] = field(default_factory=list)
     changes: dict[str, int] = field(default_factory=dict)  # policy -> records touched
+    source_namespace: str = ""
 
     @property
     def read(self) -> int:
@@ -96,7 +97,7 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
         sparse=sparse,
         namespace=ns if plan.namespace_policy == "keep" else "",
     )
-    return MappedBatch(out, [batch.ids[r] for r in rows], rejected, changes)
+    return MappedBatch(out, [batch.ids[r] for r in rows], rejected, changes, ns)
 
 
 def _vector_problems(batch: RecordBatch, plan: Plan) -> dict[int, tuple[str, str]]:

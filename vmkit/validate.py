@@ -23,7 +23,7 @@ from vmkit.connectors.base import Connector
 from vmkit.fingerprint import batch_digests, canonical_metadata, stored_vectors
 from vmkit.plan import Plan
 from vmkit.records import RecordBatch, RecordId, SparseVector
-from vmkit.transform import MappedBatch, map_batch
+from vmkit.transform import map_batch
 
 log = logging.getLogger("vmkit.validate")
 
@@ -76,11 +76,11 @@ class SampleStats:
 
 
 def validate_sample(
-    mapped: MappedBatch, target: Connector, plan: Plan, *, min_similarity: float = 0.98,
+    expected: RecordBatch, target: Connector, plan: Plan, *, min_similarity: float = 0.98,
     freshness_s: float = 0.0,
 ) -> SampleStats:
-    """Compare what was written for one batch with what the target now returns."""
-    expected = mapped.batch
+    """Compare what was written for one batch (target-ready records) with what the target
+    now returns."""
     if not len(expected):
         return SampleStats(0, 0, None, None, None, 0, None)
     got = fetch_visible(target, expected.ids, expected.namespace, freshness_s)
@@ -178,9 +178,14 @@ def _fmt(ns: str, rid: RecordId) -> str:
 
 def verify(
     source: Connector, target: Connector, plan: Plan, *, scan_size: int = 1000,
-    freshness_s: float = 0.0,
+    freshness_s: float = 0.0, dead_letter: set[Key] | None = None,
 ) -> Verification:
-    """Every id and every content hash, both sides. Memory: one 16-byte digest per target id."""
+    """Every id and every content hash, both sides. Memory: one 16-byte digest per target id.
+
+    ``dead_letter`` holds (source namespace, source id) of records the target refused during
+    the run: they are expected to be absent and counted as rejected.
+    """
+    dead_letter = dead_letter or set()
     started = time.monotonic()
     opts = _compare_opts(plan)
     result = Verification()
@@ -198,6 +203,9 @@ def verify(
         result.rejected += len(mapped.rejected)
         out = mapped.batch
         for i, (key, digest) in enumerate(batch_digests(out, **opts)):
+            if dead_letter and (mapped.source_namespace, mapped.source_ids[i]) in dead_letter:
+                result.rejected += 1
+                continue
             seen.add(key)
             if target_digests.get(key) == digest:
                 result.matched += 1

@@ -11,6 +11,11 @@ Query options (all optional):
 - ``fail_ops=upsert,scan`` which calls faults apply to (default: upsert)
 - ``latency_ms=N``         sleep before each call
 - ``seed=N``               fault RNG seed
+- ``invalid_field=F``      refuse (InvalidData) any write holding a record whose metadata has F
+- ``corrupt_rate=P``       silently add noise to this share of written vectors (a broken target)
+
+Faults live with the store name, so every connector opened on ``memory://NAME`` shares them
+and tests can change them mid-run through ``faults_for(NAME)``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import numpy as np
 import orjson
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
-from vmkit.errors import ConfigError, TerminalError, TransientError
+from vmkit.errors import ConfigError, InvalidData, TerminalError, TransientError
 from vmkit.records import Metadata, RecordBatch, RecordId, SparseVector
 
 _Row = tuple[np.ndarray, Metadata, SparseVector | None]
@@ -48,7 +53,14 @@ class _Store:
 
 
 _STORES: dict[str, _Store] = {}
+_FAULTS: dict[str, "Faults"] = {}
 _STORES_LOCK = threading.Lock()
+
+
+def faults_for(name: str) -> "Faults":
+    """The fault settings shared by every connector on memory://NAME."""
+    with _STORES_LOCK:
+        return _FAULTS.setdefault(name, Faults())
 
 
 def _id_key(rid: RecordId) -> tuple[int, int, str]:
@@ -60,6 +72,7 @@ def reset_memory_stores() -> None:
     """Forget every memory:// store (tests)."""
     with _STORES_LOCK:
         _STORES.clear()
+        _FAULTS.clear()
 
 
 @dataclass
@@ -69,9 +82,13 @@ class Faults:
     latency_s: float = 0.0
     ops: frozenset[str] = frozenset({"upsert"})
     rng: random.Random = field(default_factory=random.Random)
+    invalid_field: str = ""
+    corrupt_rate: float = 0.0
     injected: int = 0
+    calls: dict[str, int] = field(default_factory=dict)
 
     def maybe_fail(self, op: str) -> None:
+        self.calls[op] = self.calls.get(op, 0) + 1
         if self.latency_s:
             time.sleep(self.latency_s)
         if op not in self.ops:
@@ -104,13 +121,18 @@ class MemoryConnector(Connector):
             sparse=True,
             namespaces=True,
         )
-        self.faults = Faults(
-            fail_rate=float(p.get("fail_rate", 0)),
-            terminal_rate=float(p.get("terminal_rate", 0)),
-            latency_s=float(p.get("latency_ms", 0)) / 1000,
-            ops=frozenset(p.get("fail_ops", "upsert").split(",")),
-            rng=random.Random(int(p.get("seed", 0))),
-        )
+        with _STORES_LOCK:
+            if self.name not in _FAULTS:
+                _FAULTS[self.name] = Faults(
+                    fail_rate=float(p.get("fail_rate", 0)),
+                    terminal_rate=float(p.get("terminal_rate", 0)),
+                    latency_s=float(p.get("latency_ms", 0)) / 1000,
+                    ops=frozenset(p.get("fail_ops", "upsert").split(",")),
+                    rng=random.Random(int(p.get("seed", 0))),
+                    invalid_field=p.get("invalid_field", ""),
+                    corrupt_rate=float(p.get("corrupt_rate", 0)),
+                )
+            self.faults = _FAULTS[self.name]
 
     # -- helpers ---------------------------------------------------------------------------
     def _store(self) -> _Store:
@@ -187,7 +209,16 @@ class MemoryConnector(Connector):
                 f"dimension {batch.dimension} does not match memory://{self.name} "
                 f"({store.spec.dimension})"
             )
+        faults = self.faults
+        if faults.invalid_field:
+            for rid, meta in zip(batch.ids, batch.metadata):
+                if meta.get(faults.invalid_field):
+                    raise InvalidData(f"record {rid!r}: field {faults.invalid_field!r} is not allowed")
         vectors = batch.vectors.copy()
+        if faults.corrupt_rate:
+            for i in range(len(vectors)):
+                if faults.rng.random() < faults.corrupt_rate:
+                    vectors[i] += np.float32(faults.rng.gauss(0, 1)) * np.abs(vectors[i]).max()
         if self.capabilities.normalizes_cosine and store.spec.metric == "cosine":
             norms = np.linalg.norm(vectors, axis=1, keepdims=True)
             vectors = np.divide(vectors, norms, out=vectors, where=norms > 0)

@@ -13,6 +13,7 @@ Options: ``vector=NAME`` reads/writes a named dense vector instead of the defaul
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -41,6 +42,18 @@ _FROM_QDRANT = {v: k for k, v in _TO_QDRANT.items()}
 # The embedded engine allows one client per directory per process: share it, counted.
 _CLIENTS: dict[str, tuple[Any, int]] = {}
 _CLIENTS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_shared_clients() -> None:
+    """Close embedded clients before interpreter teardown (their __del__ fails that late)."""
+    with _CLIENTS_LOCK:
+        for client, _ in _CLIENTS.values():
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - best effort at exit
+                pass
+        _CLIENTS.clear()
 
 
 def _sdk() -> Any:

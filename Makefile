@@ -1,0 +1,35 @@
+# Every target sets itself up on a fresh machine: the virtualenv is created and filled on demand.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+EXTRAS ?= qdrant,pinecone,weaviate,notebook
+
+.PHONY: install demo test test-nojit test-slow bench lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -U pip
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS)]' --group dev
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+demo: install  ## a real migration on the embedded default (Qdrant local directories)
+	$(VENV)/bin/vmkit demo
+
+test: install  ## the whole suite, then the kernels and unit tests again without the JIT
+	$(PY) -m pytest -m "not slow"
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/unit
+
+test-slow: install  ## long soak and crash-loop runs
+	$(PY) -m pytest -m slow
+
+bench: install  ## benchmarks: each prints its figures beside a baseline from the same run
+	$(PY) bench/bench_kernel.py
+
+lint: install
+	$(VENV)/bin/ruff check vmkit tests bench
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) demo-data .vmkit .pytest_cache
