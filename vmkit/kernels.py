@@ -22,7 +22,7 @@ try:
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover - exercised by the fallback test
     HAVE_NUMBA = False
-    prange = range
+    prange = range  # type: ignore[misc,assignment]
 
     def njit(*args, **kwargs):  # type: ignore[no-redef]
         return args[0] if args and callable(args[0]) else (lambda f: f)
@@ -141,7 +141,7 @@ def _max_abs_diff_nb(a, b):
             diff = abs(np.float64(a[i, j]) - np.float64(b[i, j]))
             if diff > m:
                 m = diff
-            elif diff != diff:  # NaN: `>` ignores it, so catch it explicitly
+            elif math.isnan(diff):  # `>` ignores NaN, so catch it explicitly
                 m = np.nan
                 break
         out[i] = m
@@ -199,25 +199,27 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Raises ValueError if the shapes differ or are not 2-D.
     """
     a, b = _check_pair(a, b)
-    if not HAVE_NUMBA:
-        return cosine_rows_numpy(a, b)
-    return _cosine_nb(_as_f32(a), _as_f32(b))
+    return _cosine_nb(_as_f32(a), _as_f32(b)) if HAVE_NUMBA else cosine_rows_numpy(a, b)
 
 
 def nonfinite_rows(a: np.ndarray) -> np.ndarray:
-    """Boolean ``(n,)``: True where the row holds any NaN or +-Inf."""
+    """Boolean ``(n,)``: True where the row holds a NaN or +-Inf (float64 is checked as is)."""
     a = _check(a, "a")
     return _nonfinite_nb(_as_native(a)) if HAVE_NUMBA else nonfinite_rows_numpy(a)
 
 
 def zero_rows(a: np.ndarray) -> np.ndarray:
-    """Boolean ``(n,)``: True where every element of the row is zero (-0.0 counts)."""
+    """Boolean ``(n,)``: True where every element of the row is zero (-0.0 counts, NaN not)."""
     a = _check(a, "a")
     return _zero_nb(_as_native(a)) if HAVE_NUMBA else zero_rows_numpy(a)
 
 
 def normalize_rows(a: np.ndarray) -> np.ndarray:
-    """New float32 array of unit-length rows; zero rows stay zero, NaN/Inf rows give NaN."""
+    """New float32 array of unit rows, ``v / norm(v)`` in float32 as numpy does it.
+
+    Zero rows stay zero. As with numpy, a NaN row comes out all NaN and a row with Inf gives
+    NaN at the Inf slots and 0 elsewhere. float64 inputs are rounded to float32 first.
+    """
     a = _check(a, "a")
     return _normalize_nb(_as_f32(a)) if HAVE_NUMBA else normalize_rows_numpy(a)
 
@@ -225,6 +227,6 @@ def normalize_rows(a: np.ndarray) -> np.ndarray:
 def max_abs_diff_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Float64 ``(n,)``: per-row max ``|a - b|``; NaN if either row has a NaN (or Inf - Inf)."""
     a, b = _check_pair(a, b)
-    if not HAVE_NUMBA:
-        return max_abs_diff_rows_numpy(a, b)
-    return _max_abs_diff_nb(_as_native(a), _as_native(b))
+    if HAVE_NUMBA:
+        return _max_abs_diff_nb(_as_native(a), _as_native(b))
+    return max_abs_diff_rows_numpy(a, b)

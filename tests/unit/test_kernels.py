@@ -66,10 +66,14 @@ def test_cosine_known_values():
 
 def test_cosine_clipped_to_unit_interval():
     # Parallel rows whose dot / sqrt(|a|^2 |b|^2) rounds to 1.0000000000000002 unclipped.
-    a = np.array([[-0.8523900508880615, -0.37731674313545227, 0.1382002979516983,
-                   1.5079095363616943]], dtype=F32)
-    b = np.array([[-5.689707279205322, -2.5185909271240234, 0.9224876165390015,
-                   10.065302848815918]], dtype=F32)
+    a = np.array(
+        [[-0.8523900508880615, -0.37731674313545227, 0.1382002979516983, 1.5079095363616943]],
+        dtype=F32,
+    )
+    b = np.array(
+        [[-5.689707279205322, -2.5185909271240234, 0.9224876165390015, 10.065302848815918]],
+        dtype=F32,
+    )
     for fn in (K.cosine_rows, K.cosine_rows_numpy):
         np.testing.assert_array_equal(fn(np.vstack([a, a]), np.vstack([b, -b])), [1.0, -1.0])
 
@@ -135,6 +139,13 @@ def test_cosine_non_contiguous_inputs():
     np.testing.assert_array_equal(K.cosine_rows(fa, fb), K.cosine_rows(a, b))
 
 
+def test_float32_contiguous_input_is_not_copied():
+    # The hot path: no conversion pass over multi-GB float32 inputs.
+    a = rand((4, 8), F32)
+    assert K._as_f32(a) is a
+    assert K._as_f32(a.astype(F64)) is not a and K._as_f32(a[:, ::2]).flags.c_contiguous
+
+
 def test_cosine_empty_and_zero_width():
     got = K.cosine_rows(np.empty((0, 8), F32), np.empty((0, 8), F32))
     assert got.shape == (0,) and got.dtype == F64
@@ -144,8 +155,9 @@ def test_cosine_empty_and_zero_width():
     np.testing.assert_array_equal(K.cosine_rows_numpy(np.empty((2, 0)), np.empty((2, 0))), [1, 1])
 
 
-@pytest.mark.parametrize("fn", [K.cosine_rows, K.cosine_rows_numpy, K.max_abs_diff_rows,
-                                K.max_abs_diff_rows_numpy])
+@pytest.mark.parametrize(
+    "fn", [K.cosine_rows, K.cosine_rows_numpy, K.max_abs_diff_rows, K.max_abs_diff_rows_numpy]
+)
 def test_shape_mismatch(fn):
     with pytest.raises(ValueError, match=r"\(3, 4\).*\(3, 5\)"):
         fn(np.zeros((3, 4), F32), np.zeros((3, 5), F32))
@@ -153,8 +165,9 @@ def test_shape_mismatch(fn):
         fn(np.zeros((4, 4), F32), np.zeros((3, 4), F32))
 
 
-@pytest.mark.parametrize("fn", [K.cosine_rows, K.nonfinite_rows, K.zero_rows, K.normalize_rows,
-                                K.max_abs_diff_rows])
+@pytest.mark.parametrize(
+    "fn", [K.cosine_rows, K.nonfinite_rows, K.zero_rows, K.normalize_rows, K.max_abs_diff_rows]
+)
 def test_rejects_bad_rank_and_dtype(fn):
     nargs = 2 if fn in (K.cosine_rows, K.max_abs_diff_rows) else 1
     with pytest.raises(ValueError, match="2-D"):
@@ -173,8 +186,13 @@ def test_inputs_not_modified(dtype):
     a0, b0 = a.copy(), b.copy()
     a.setflags(write=False)  # any write into a read-only input raises
     b.setflags(write=False)
-    outputs = [K.cosine_rows(a, b), K.max_abs_diff_rows(a, b), K.normalize_rows(a),
-               K.nonfinite_rows(a), K.zero_rows(b)]
+    outputs = [
+        K.cosine_rows(a, b),
+        K.max_abs_diff_rows(a, b),
+        K.normalize_rows(a),
+        K.nonfinite_rows(a),
+        K.zero_rows(b),
+    ]
     outputs += [K.cosine_rows_numpy(a, b), K.normalize_rows_numpy(a)]
     np.testing.assert_array_equal(a, a0)
     np.testing.assert_array_equal(b, b0)
@@ -217,12 +235,14 @@ def test_zero_rows(dtype):
         np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("fn", [K.nonfinite_rows, K.zero_rows, K.nonfinite_rows_numpy,
-                                K.zero_rows_numpy])
+@pytest.mark.parametrize(
+    "fn", [K.nonfinite_rows, K.zero_rows, K.nonfinite_rows_numpy, K.zero_rows_numpy]
+)
 def test_mask_kernels_empty_and_single(fn):
     assert fn(np.empty((0, 4), F32)).shape == (0,)
-    np.testing.assert_array_equal(fn(np.zeros((1, 3), F16)), [fn in (K.zero_rows,
-                                                                    K.zero_rows_numpy)])
+    np.testing.assert_array_equal(
+        fn(np.zeros((1, 3), F16)), [fn in (K.zero_rows, K.zero_rows_numpy)]
+    )
 
 
 # ---------------------------------------------------------------- normalize_rows
@@ -247,9 +267,10 @@ def test_normalize_zero_and_nonfinite_rows():
         got = fn(a)
         np.testing.assert_array_equal(got[[1, 4]], 0)
         assert np.isnan(got[2]).all() and np.isnan(got[3, 0])
-        np.testing.assert_allclose(got[[0, 5]], a[[0, 5]] / np.linalg.norm(a[[0, 5]], axis=1,
-                                                                          keepdims=True),
-                                   rtol=1e-6)
+        np.testing.assert_array_equal(got[3, 1:], 0)  # finite / Inf, as numpy gives
+        np.testing.assert_allclose(
+            got[[0, 5]], a[[0, 5]] / np.linalg.norm(a[[0, 5]], axis=1, keepdims=True), rtol=1e-6
+        )
 
 
 def test_normalize_empty():
@@ -304,7 +325,8 @@ def _arrays(shape, dtype):
 def array_pairs(draw):
     shape = draw(st.tuples(st.integers(0, 6), st.integers(0, 12)))
     return draw(_arrays(shape, draw(st.sampled_from(DTYPES)))), draw(
-        _arrays(shape, draw(st.sampled_from(DTYPES))))
+        _arrays(shape, draw(st.sampled_from(DTYPES)))
+    )
 
 
 @settings(max_examples=150, deadline=None)
@@ -322,8 +344,9 @@ def test_kernels_match_numpy_twins(pair):
     np.testing.assert_array_equal(K.nonfinite_rows(a), K.nonfinite_rows_numpy(a))
     np.testing.assert_array_equal(K.zero_rows(b), K.zero_rows_numpy(b))
     np.testing.assert_array_equal(K.max_abs_diff_rows(a, b), K.max_abs_diff_rows_numpy(a, b))
-    np.testing.assert_allclose(K.normalize_rows(a), K.normalize_rows_numpy(a),
-                               rtol=1e-6, atol=1e-37)
+    np.testing.assert_allclose(
+        K.normalize_rows(a), K.normalize_rows_numpy(a), rtol=1e-6, atol=1e-37
+    )
     np.testing.assert_array_equal(a, a0)
     np.testing.assert_array_equal(b, b0)
 
