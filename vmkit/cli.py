@@ -99,6 +99,7 @@ def migrate_start(
     verify: bool = typer.Option(True, "--verify/--skip-verify", help="Full verification before completed."),
     max_batches: Optional[int] = typer.Option(None, "--max-batches", help="Stop after N batches."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    plan_file: Optional[Path] = typer.Option(None, "--plan", help="A plan from `vmkit plan --out`."),
     state: Optional[Path] = StateOpt,
 ) -> None:
     """Plan and run a migration. Starting an existing id continues it (a finished one is left as is)."""
@@ -114,7 +115,8 @@ def migrate_start(
         migration = Migration.open(migration_id, store)
     else:
         migration = _run(lambda: Migration.create(
-            source, target, migration_id=migration_id, state=store, batch_size=batch_size,
+            source, target, migration_id=migration_id, state=store, plan=_load_plan(plan_file),
+            batch_size=batch_size,
             sample_rate=sample_rate, min_similarity=min_similarity, verify=verify))
         typer.echo(str(migration.plan))
     _drive(migration, max_batches, progress)
@@ -125,12 +127,18 @@ def migrate_resume(
     migration_id: str = IdOpt,
     max_batches: Optional[int] = typer.Option(None, "--max-batches"),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    plan_file: Optional[Path] = typer.Option(None, "--plan", help="Resume with this plan instead."),
+    accept_plan_change: bool = typer.Option(False, "--accept-plan-change",
+                                            help="Allow a --plan that changes what happens to the data."),
     state: Optional[Path] = StateOpt,
 ) -> None:
     """Continue from the last checkpoint."""
     from vmkit.runner import Migration
 
     migration = _run(lambda: Migration.open(migration_id, _store(state)))
+    new_plan = _load_plan(plan_file)
+    if new_plan is not None:
+        _run(lambda: migration.replan(new_plan, accept_change=accept_plan_change))
     _drive(migration, max_batches, progress)
 
 
@@ -215,19 +223,37 @@ def plan_cmd(
     source: str = typer.Option(..., "--source"),
     target: str = typer.Option(..., "--target"),
     batch_size: int = typer.Option(1000, "--batch-size", min=1),
+    nested_policy: str = typer.Option("json", "--nested", help="json, flatten or drop."),
+    sample: int = typer.Option(2000, "--sample", min=0, help="Records profiled and dry-run."),
+    full: bool = typer.Option(False, "--full", help="Dry-run every source record."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write the plan as JSON (for migrate start --plan)."),
 ) -> None:
-    """Print what a migration would do, without writing anything. Exit 1 if the plan has errors."""
+    """Print what a migration would do and the records it would reject, writing nothing.
+    Exit 1 if the plan has errors."""
     from vmkit.connectors import connect
+    from vmkit.dryrun import dry_run
     from vmkit.plan import plan as make_plan
 
     def build() -> Any:
         with connect(source) as src, connect(target) as dst:
-            return make_plan(src, dst, batch_size=batch_size)
+            return make_plan(src, dst, batch_size=batch_size, nested_policy=nested_policy, sample=sample)
 
     the_plan = _run(build)
     typer.echo(str(the_plan))
+    typer.echo(str(_run(lambda: dry_run(the_plan, sample=None if full else sample))))
+    if out is not None:
+        out.write_text(the_plan.to_json())
+        typer.echo(f"plan written to {out}")
     if the_plan.errors:
         raise typer.Exit(1)
+
+
+def _load_plan(path: Optional[Path]) -> Any:
+    if path is None:
+        return None
+    from vmkit.plan import Plan
+
+    return _run(lambda: Plan.from_json(path.read_text()))
 
 
 @app.command("demo")

@@ -10,12 +10,16 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from vmkit.connectors.base import Capabilities, Connector, TargetSpec
 from vmkit.errors import PlanError
+from vmkit.naming import plan_renames
+
+if TYPE_CHECKING:
+    from vmkit.schema import Schema
 
 NESTED_POLICIES = ("json", "flatten", "drop")
 
@@ -26,10 +30,13 @@ class PlanWarning:
     message: str
     policy: str = ""
     severity: str = "warning"  # "warning" or "error"
+    count: int = 0  # sampled records it touches
+    examples: list[Any] = field(default_factory=list)  # example record ids
 
     def __str__(self) -> str:
         pol = f" -> {self.policy}" if self.policy else ""
-        return f"{self.severity}: {self.field}: {self.message}{pol}"
+        ex = f"; e.g. {', '.join(repr(e) for e in self.examples)}" if self.examples else ""
+        return f"{self.severity}: {self.field}: {self.message}{pol}{ex}"
 
 
 @dataclass
@@ -46,7 +53,9 @@ class Plan:
     drop_fields: list[str] = field(default_factory=list)
     create_target: bool = True
     source_count: int = 0
+    source_namespaces: dict[str, int] = field(default_factory=dict)
     warnings: list[PlanWarning] = field(default_factory=list)
+    estimates: dict[str, float] = field(default_factory=dict)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -77,7 +86,7 @@ class Plan:
     def hash(self) -> str:
         """Hash of what changes the data (warnings and counts excluded)."""
         d = asdict(self)
-        for volatile in ("warnings", "source_count", "create_target"):
+        for volatile in ("warnings", "source_count", "source_namespaces", "create_target", "estimates"):
             d.pop(volatile)
         return hashlib.sha256(orjson.dumps(d, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
@@ -87,9 +96,14 @@ class Plan:
             f"plan {self.source_uri} -> {self.target_uri}",
             f"  target: {t.name} dim={t.dimension} metric={t.metric} sparse={t.sparse}",
             f"  records: {self.source_count} in ~{self.estimated_batches} batches of {self.batch_size}",
-            f"  namespaces: {self.namespace_policy}"
-            + (f" (field '{self.namespace_field}')" if self.namespace_policy == "field" else ""),
         ]
+        if self.estimates:
+            e = self.estimates
+            lines.append(f"  estimates: ~{e['bytes'] / 1e6:.1f} MB on the wire in ~{int(e['write_requests'])} "
+                         f"write requests; reading ~{e['read_seconds']} s at the sampled rate")
+        if any(self.source_namespaces):
+            where = f"field '{self.namespace_field}'" if self.namespace_policy == "field" else self.namespace_policy
+            lines.append(f"  namespaces: {len(self.source_namespaces)} -> {where}")
         if self.renames:
             lines.append("  renames: " + ", ".join(f"{a}->{b}" for a, b in sorted(self.renames.items())))
         lines += [f"  {w}" for w in self.warnings]
@@ -99,7 +113,7 @@ class Plan:
 def plan(
     source: Connector,
     target: Connector,
-    schema: Any = None,
+    schema: Schema | None = None,
     *,
     batch_size: int = 1000,
     nested_policy: str = "json",
@@ -107,8 +121,13 @@ def plan(
     namespace_field: str = "namespace",
     renames: dict[str, str] | None = None,
     drop_fields: list[str] | None = None,
+    sample: int = 1000,
 ) -> Plan:
-    """Decide the target spec, id policy and field map for copying ``source`` into ``target``."""
+    """Decide the target spec, id policy and field map for copying ``source`` into ``target``,
+    and explain every change before anything is written. Without a ``schema`` a sample of
+    ``sample`` records is profiled (0 skips it)."""
+    from vmkit.schema import infer_schema
+
     info = source.describe()
     if info is None:
         raise PlanError(f"source {source.uri} does not exist")
@@ -117,11 +136,43 @@ def plan(
         raise PlanError(f"nested_policy must be one of {NESTED_POLICIES}, not {nested_policy!r}")
     if batch_size < 1:
         raise PlanError("batch_size must be at least 1")
-    warnings: list[PlanWarning] = []
+    if schema is None and sample > 0 and info.count:
+        schema = infer_schema(source, sample=sample)
     existing = target.describe()
     name = existing.name if existing else getattr(target, "collection", None) or getattr(target, "name", "")
     spec = TargetSpec(str(name), info.dimension, info.metric, info.sparse and caps.sparse)
+    warnings = _spec_warnings(info, existing, caps, batch_size)
 
+    ns_policy = namespace_policy
+    if ns_policy == "auto":
+        ns_policy = "keep" if caps.namespaces else "field"
+    if ns_policy == "field" and any(info.namespaces):
+        warnings.append(PlanWarning("namespace", "target has no namespaces", f"kept in metadata field '{namespace_field}'"))
+
+    names = list(schema.fields) if schema else []
+    field_map = plan_renames(names, caps.field_name_pattern, caps.reserved_fields)
+    field_map.update(renames or {})
+    the_plan = Plan(
+        source_uri=source.uri, target_uri=target.uri, target=spec, caps=caps.to_dict(),
+        batch_size=batch_size, namespace_policy=ns_policy, namespace_field=namespace_field,
+        nested_policy=nested_policy, renames=field_map, drop_fields=list(drop_fields or []),
+        create_target=existing is None, source_count=info.count,
+        source_namespaces=dict(info.namespaces), warnings=warnings,
+    )
+    if schema is not None:
+        from vmkit.findings import schema_findings
+
+        the_plan.warnings += [PlanWarning(**f) for f in schema_findings(schema, caps, nested_policy, field_map)]
+        the_plan.estimates = _estimates(the_plan, schema, caps)
+        if schema.sample_batches:
+            from vmkit.dryrun import check_batches
+
+            the_plan.warnings += check_batches(the_plan, schema.sample_batches).findings()
+    return the_plan
+
+
+def _spec_warnings(info: Any, existing: Any, caps: Capabilities, batch_size: int) -> list[PlanWarning]:
+    warnings: list[PlanWarning] = []
     if info.metric not in caps.metrics:
         warnings.append(PlanWarning("metric", f"target does not support '{info.metric}'", severity="error"))
     if existing is not None:
@@ -133,31 +184,24 @@ def plan(
             warnings.append(PlanWarning(
                 "metric", f"target uses '{existing.metric}', source '{info.metric}'",
                 "rankings may differ", severity="error"))
-    if info.sparse and not caps.sparse:
-        warnings.append(PlanWarning("sparse", "target has no sparse vectors", "dropped; sparse-only records rejected"))
     if batch_size > caps.max_batch_records:
-        warnings.append(PlanWarning("batch_size", f"{batch_size} is over the target's {caps.max_batch_records}-record limit", "writes split"))
+        warnings.append(PlanWarning(
+            "batch_size", f"{batch_size} is over the target's {caps.max_batch_records}-record limit",
+            "each batch written in several requests"))
     if caps.normalizes_cosine and info.metric == "cosine":
         warnings.append(PlanWarning("vector", "target stores unit vectors under cosine", "compared after normalizing"))
+    return warnings
 
-    ns_policy = namespace_policy
-    if ns_policy == "auto":
-        ns_policy = "keep" if caps.namespaces else "field"
-    if ns_policy == "field" and any(info.namespaces):
-        warnings.append(PlanWarning("namespace", "target has no namespaces", f"kept in metadata field '{namespace_field}'"))
 
-    return Plan(
-        source_uri=source.uri,
-        target_uri=target.uri,
-        target=spec,
-        caps=caps.to_dict(),
-        batch_size=batch_size,
-        namespace_policy=ns_policy,
-        namespace_field=namespace_field,
-        nested_policy=nested_policy,
-        renames=dict(renames or {}),
-        drop_fields=list(drop_fields or []),
-        create_target=existing is None,
-        source_count=info.count,
-        warnings=warnings,
-    )
+def _estimates(the_plan: Plan, schema: Schema, caps: Capabilities) -> dict[str, float]:
+    from vmkit.batching import record_sizes
+
+    sizes = [record_sizes(b, caps) for b in schema.sample_batches if len(b)]
+    per_record = float(sum(s.sum() for s in sizes) / max(1, sum(len(s) for s in sizes))) if sizes else 0.0
+    total_bytes = per_record * the_plan.source_count
+    return {
+        "batches": float(the_plan.estimated_batches),
+        "bytes": round(total_bytes),
+        "write_requests": float(max(the_plan.estimated_batches, math.ceil(total_bytes / caps.max_batch_bytes))),
+        "read_seconds": round(the_plan.source_count / schema.read_records_per_s, 1) if schema.read_records_per_s else 0.0,
+    }

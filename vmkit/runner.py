@@ -18,7 +18,14 @@ from typing import Any, Callable
 from vmkit import crashpoints
 from vmkit.connectors import connect
 from vmkit.connectors.base import Connector
-from vmkit.errors import AutoRolledBack, InvalidData, PlanChanged, TerminalError
+from vmkit.errors import (
+    AutoRolledBack,
+    IllegalTransition,
+    InvalidData,
+    PlanChanged,
+    PlanError,
+    TerminalError,
+)
 from vmkit.fingerprint import batch_checksum
 from vmkit.options import MigrationOptions
 from vmkit.plan import Plan, plan as make_plan
@@ -59,14 +66,20 @@ class Migration:
     # -- construction ----------------------------------------------------------------------
     @classmethod
     def create(cls, source: str, target: str, *, migration_id: str | None = None,
-               state: Any = None, **options: Any) -> "Migration":
-        """Register a new migration and its plan; nothing is written to the target yet."""
+               state: Any = None, plan: Plan | None = None, **options: Any) -> "Migration":
+        """Register a new migration and its plan (made now unless given); nothing is written
+        to the target yet."""
         opts = MigrationOptions(**options)
         store = state if isinstance(state, StateStore) else StateStore(state)
         mid = migration_id or f"mig-{uuid.uuid4().hex[:8]}"
         with connect(source) as src, connect(target) as dst:  # validates URIs before storing them
-            the_plan = make_plan(src, dst, batch_size=opts.batch_size, nested_policy=opts.nested_policy,
-                                 namespace_policy=opts.namespace_policy)
+            the_plan = plan or make_plan(src, dst, batch_size=opts.batch_size,
+                                         nested_policy=opts.nested_policy,
+                                         namespace_policy=opts.namespace_policy)
+        if (the_plan.source_uri, the_plan.target_uri) != (source, target):
+            raise PlanChanged("the plan was made for other URIs")
+        if the_plan.errors:
+            raise PlanError("the plan has errors:\n" + "\n".join(str(w) for w in the_plan.errors))
         store.create(mid, source, target, opts.to_dict())
         store.set_plan(mid, the_plan.to_json(), the_plan.hash)
         log.info("created migration %s: %s -> %s", mid, source, target)
@@ -138,6 +151,19 @@ class Migration:
         return self.status()
 
     # -- the run ---------------------------------------------------------------------------
+    def replan(self, new_plan: Plan, accept_change: bool = False) -> None:
+        """Replace the stored plan. Refused when it changes what happens to the data, unless
+        ``accept_change``: batches already written followed the old plan."""
+        rec = self.store.get(self.id)
+        if rec.state in ("completed", "rolled_back"):
+            raise IllegalTransition(self.id, rec.state, "replanned")
+        if new_plan.hash != rec.plan_hash and not accept_change:
+            raise PlanChanged(
+                f"migration '{self.id}': the new plan ({new_plan.hash}) differs from the stored one "
+                f"({rec.plan_hash}); pass accept_change=True (CLI: --accept-plan-change) to use it")
+        self.store.set_plan(self.id, new_plan.to_json(), new_plan.hash)
+        self.store.event(self.id, "plan replaced", f"{rec.plan_hash} -> {new_plan.hash}")
+
     def run(self, max_batches: int | None = None,
             on_batch: Callable[[Progress], None] | None = None) -> Status:
         """Run (or resume) until the source is exhausted and verified, a stop is requested,
@@ -173,6 +199,9 @@ class Migration:
         stored = self.plan
         if stored.source_uri != source.uri or stored.target_uri != target.uri:
             raise PlanChanged(f"migration '{self.id}': URIs differ from the stored plan")
+        if stored.hash != self.store.get(self.id).plan_hash:
+            raise PlanChanged(f"migration '{self.id}': the stored plan does not match its hash "
+                              "(edited outside vmkit?); use replan() to set a plan")
         return stored
 
     def _prepare_target(self, target: Connector, plan: Plan) -> None:

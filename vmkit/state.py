@@ -126,14 +126,17 @@ class StateStore:
 
     def _init_schema(self) -> None:
         with self._tx() as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and "meta" not in tables:  # never adopt someone else's database
+                raise StateCorrupt(f"{self.path} is an SQLite file but not a vmkit state file "
+                                   f"(tables: {', '.join(sorted(tables)[:5])})")
             for stmt in _SCHEMA.strip().split(";"):
                 if stmt.strip():
                     db.execute(stmt)
             row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
-                tables = db.execute("SELECT count(*) FROM migrations").fetchone()[0]
                 if tables:
-                    raise StateCorrupt(f"{self.path}: migrations present but no schema version")
+                    raise StateCorrupt(f"{self.path}: vmkit tables present but no schema version")
                 db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             elif int(row[0]) != SCHEMA_VERSION:
                 raise StateError(f"{self.path} has schema version {row[0]}; this vmkit reads {SCHEMA_VERSION}")

@@ -14,6 +14,7 @@ import numpy as np
 import orjson
 
 from vmkit import kernels
+from vmkit.batching import record_sizes
 from vmkit.ids import BadId, restore_source_id, to_target_id
 from vmkit.plan import Plan
 from vmkit.records import Metadata, RecordBatch, RecordId, Rejection
@@ -64,11 +65,11 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
             if ns and plan.namespace_policy == "field":
                 meta[plan.namespace_field] = ns
             if caps.max_id_length and len(str(tid)) > caps.max_id_length:
-                raise _Reject(f"id is {len(str(tid))} characters, over the target's {caps.max_id_length}", "id")
+                raise _Reject(f"id over the target's {caps.max_id_length}-character limit ({len(str(tid))} characters)", "id")
             if caps.max_metadata_bytes is not None:
                 size = len(orjson.dumps(meta))
                 if size > caps.max_metadata_bytes:
-                    raise _Reject(f"metadata is {size} bytes, over the target's {caps.max_metadata_bytes}", "metadata")
+                    raise _Reject(f"metadata over the target's {caps.max_metadata_bytes}-byte limit ({size} bytes)", "metadata")
         except BadId as exc:
             rejected.append(Rejection(rid, str(exc), "id", ns))
             continue
@@ -85,6 +86,7 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
         metas.append(meta)
 
     live = [k for k, row in enumerate(keep_rows) if row >= 0]
+    live = _within_request_limit(batch, keep_rows, live, target_ids, metas, plan, rejected)
     rows = [keep_rows[k] for k in live]
     sparse = None
     if batch.sparse is not None and plan.target.sparse:
@@ -100,6 +102,31 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
     return MappedBatch(out, [batch.ids[r] for r in rows], rejected, changes, ns)
 
 
+def _within_request_limit(
+    batch: RecordBatch, keep_rows: list[int], live: list[int], target_ids: list[RecordId],
+    metas: list[Metadata], plan: Plan, rejected: list[Rejection],
+) -> list[int]:
+    """Drop (and reject) records too large for a single write request to the target."""
+    caps = plan.capabilities
+    if not live:
+        return live
+    probe = RecordBatch([target_ids[k] for k in live], batch.vectors[[keep_rows[k] for k in live]],
+                        [metas[k] for k in live],
+                        None if batch.sparse is None else [batch.sparse[keep_rows[k]] for k in live])
+    sizes = record_sizes(probe, caps)
+    if int(sizes.max()) <= caps.max_batch_bytes:
+        return live
+    kept = []
+    for k, size in zip(live, sizes):
+        if size > caps.max_batch_bytes:
+            rejected.append(Rejection(batch.ids[keep_rows[k]], f"record over the target's "
+                                      f"{caps.max_batch_bytes}-byte request limit ({int(size)} bytes)",
+                                      "record", batch.namespace))
+        else:
+            kept.append(k)
+    return kept
+
+
 def _vector_problems(batch: RecordBatch, plan: Plan) -> dict[int, tuple[str, str]]:
     """Row -> (reason, field) for vectors that cannot be written faithfully."""
     caps = plan.capabilities
@@ -111,7 +138,7 @@ def _vector_problems(batch: RecordBatch, plan: Plan) -> dict[int, tuple[str, str
         if batch.dimension == 0 and batch.sparse is not None and not plan.target.sparse:
             reason = "sparse-only record; the target has no sparse vectors"
         else:
-            reason = f"vector has dimension {batch.dimension}, the target {dim}"
+            reason = f"wrong vector dimension ({batch.dimension}, the target takes {dim})"
         return {i: (reason, "vector") for i in range(n)}
     if dim == 0:
         return problems
@@ -132,9 +159,9 @@ def _map_metadata(meta: Metadata, plan: Plan, changes: dict[str, int]) -> Metada
             continue
         key = plan.renames.get(key, key)
         if caps.field_name_pattern and not re.fullmatch(caps.field_name_pattern, key):
-            raise _Reject(f"field name {key!r} is not allowed by the target (no rename planned)", f"metadata.{key}")
+            raise _Reject(f"field name not allowed by the target ({key!r}, no rename planned)", f"metadata.{key}")
         if key in caps.reserved_fields:
-            raise _Reject(f"field name {key!r} is reserved by the target (no rename planned)", f"metadata.{key}")
+            raise _Reject(f"field name reserved by the target ({key!r}, no rename planned)", f"metadata.{key}")
         if value is None and not caps.metadata_null:
             changes["null dropped"] = changes.get("null dropped", 0) + 1
             continue

@@ -4,6 +4,7 @@ runner never branch on a connector's name."""
 from __future__ import annotations
 
 import abc
+import random
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Sequence
 from urllib.parse import parse_qs, urlsplit
@@ -124,6 +125,30 @@ class Connector(abc.ABC):
 
     @abc.abstractmethod
     def drop(self) -> None: ...
+
+    def sample(self, n: int, seed: int = 0) -> list[RecordBatch]:
+        """About ``n`` records spread over the whole keyspace (not the first page).
+
+        This default reads everything once (reservoir sampling); connectors that can seek or
+        sample natively override it.
+        """
+        rng = random.Random(seed)
+        keep: list[tuple[RecordBatch, int]] = []
+        seen, cursor = 0, None
+        while True:
+            batch, cursor = self.scan(cursor, 1000)
+            for row in range(len(batch)):
+                seen += 1
+                if len(keep) < n:
+                    keep.append((batch, row))
+                elif (j := rng.randrange(seen)) < n:
+                    keep[j] = (batch, row)
+            if cursor is None:
+                break
+        by_batch: dict[int, tuple[RecordBatch, list[int]]] = {}
+        for batch, row in keep:
+            by_batch.setdefault(id(batch), (batch, []))[1].append(row)
+        return [b.take(rows) for b, rows in by_batch.values()]
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and file locks."""

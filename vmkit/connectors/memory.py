@@ -193,6 +193,17 @@ class MemoryConnector(Connector):
                 return self._batch(ns, chunk, rows, store.spec.dimension), nxt
             return RecordBatch.empty(store.spec.dimension), None
 
+    def sample(self, n: int, seed: int = 0) -> list[RecordBatch]:
+        store = self._store()
+        rng = random.Random(seed)
+        with store.lock:
+            keys = [(ns, rid) for ns in sorted(store.namespaces) for rid in store.sorted_ids(ns)]
+            chosen = sorted(rng.sample(range(len(keys)), min(n, len(keys))))
+            out: dict[str, list[RecordId]] = {}
+            for k in chosen:
+                out.setdefault(keys[k][0], []).append(keys[k][1])
+        return [self.fetch(ids, ns) for ns, ids in out.items()]
+
     def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
         self.faults.maybe_fail("fetch")
         store = self._store()

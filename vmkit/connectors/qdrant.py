@@ -177,6 +177,16 @@ class QdrantConnector(Connector):
         batch = self._to_batch(points)
         return batch, None if nxt is None else orjson.dumps(nxt).decode()
 
+    def sample(self, n: int, seed: int = 0) -> list[RecordBatch]:
+        """Qdrant's own random sampling: spread over the collection, one request."""
+        models = _sdk().models
+        result = self._call(
+            self.client.query_points, self.collection,
+            query=models.SampleQuery(sample=models.Sample.RANDOM), limit=n,
+            with_payload=True, with_vectors=True,
+        )
+        return [self._to_batch(result.points)]
+
     def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
         if not ids:
             return RecordBatch.empty(self._dimension())

@@ -1,0 +1,75 @@
+"""What a target's rules will do to the records a schema describes: the plan's warnings.
+
+Every finding names the field, how many sampled records it touches, example ids and the policy
+chosen. Rules come from the target's Capabilities only.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from vmkit.connectors.base import Capabilities
+from vmkit.ids import ID_KIND_KEY, ORIGINAL_ID_KEY
+from vmkit.records import RecordId, Rejection
+from vmkit.schema import Schema
+
+EXAMPLES = 3
+
+
+def schema_findings(schema: Schema, caps: Capabilities, nested_policy: str,
+                    renames: dict[str, str]) -> list[dict[str, Any]]:
+    """Type-level findings from the field statistics (no records needed)."""
+    out: list[dict[str, Any]] = []
+    n = schema.sampled
+
+    def add(field: str, message: str, policy: str, count: int, examples: list[RecordId],
+            severity: str = "warning") -> None:
+        out.append({"field": field, "message": f"{message} ({count} of {n} sampled)", "policy": policy,
+                    "severity": severity, "count": count, "examples": list(examples[:EXAMPLES])})
+
+    for kind, count in sorted(schema.id_kinds.items()):
+        if kind in caps.id_kinds or (kind == "uuid" and "string" in caps.id_kinds):
+            continue
+        policy = (f"as string, kind kept in '{ID_KIND_KEY}'" if kind == "uint" and "string" in caps.id_kinds
+                  else f"uuid5 of the id, original kept in '{ORIGINAL_ID_KEY}'")
+        add("id", f"target does not accept {kind} ids", policy, count, schema.id_examples.get(kind, []))
+    if schema.duplicate_ids:
+        add("id", "duplicate ids in the sample", "last write wins", schema.duplicate_ids, [])
+    for name, stats in schema.fields.items():
+        field = f"metadata.{name}"
+        if name in renames:
+            add(field, f"name not allowed by the target", f"renamed to '{renames[name]}'", stats.present, [])
+        types = stats.types
+        if types.get("null") and not caps.metadata_null:
+            add(field, "null values; the target stores no nulls", "key dropped", types["null"],
+                stats.examples.get("null", []))
+        if types.get("object") and not caps.metadata_nested:
+            policy = {"json": "stored as a JSON string", "flatten": "flattened to dotted keys",
+                      "drop": "records rejected"}[nested_policy]
+            add(field, "nested objects; the target stores flat metadata", policy, types["object"],
+                stats.examples.get("object", []))
+        lists = {k: v for k, v in types.items() if k.startswith("list[") and k not in ("list[string]", "list[empty]")}
+        if lists and not caps.metadata_mixed_lists:
+            add(field, f"lists of {', '.join(sorted(lists))}; the target takes lists of strings only",
+                "stored as a JSON string", sum(lists.values()), sum((stats.examples[k] for k in lists), []))
+        if types.get("bigint") and not caps.metadata_big_ints:
+            add(field, "integers beyond 2^53; the target stores numbers as float64",
+                "stored as a decimal string (exact)", types["bigint"], stats.examples.get("bigint", []))
+    if schema.sparse and not caps.sparse:
+        add("sparse", "sparse vectors; the target has none", "dropped; sparse-only records rejected",
+            schema.sparse_records, [])
+    return out
+
+
+def rejection_findings(rejections: list[Rejection], sampled: int) -> list[dict[str, Any]]:
+    """Group the rejections a sample would get, by field and reason (the text before ' (')."""
+    groups: dict[tuple[str, str], list[RecordId]] = defaultdict(list)
+    for r in rejections:
+        groups[(r.field or "record", r.reason.split(" (")[0])].append(r.record_id)
+    return [{"field": field, "message": f"{reason} ({len(ids)} of {sampled} sampled)",
+             "policy": "rejected into the dead-letter table", "severity": "warning",
+             "count": len(ids), "examples": ids[:EXAMPLES]}
+            for (field, reason), ids in sorted(groups.items())]
+
+
