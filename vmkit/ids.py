@@ -1,8 +1,8 @@
 """Id kinds across systems and the deterministic, reversible id mapping.
 
 Pinecone ids are strings, Qdrant takes unsigned 64-bit ints or UUIDs, Weaviate UUIDs only.
-An id the target cannot take becomes ``uuid5(VMKIT_NAMESPACE, str(id))`` (or ``str(id)`` for
-string-only targets), and the original is kept in metadata so a re-run maps it to the same
+An id the target cannot take becomes ``uuid5(VMKIT_NAMESPACE, "s:" + id)`` (``"i:" + str(id)``
+for ints, so 7 and "7" stay apart; ``str(id)`` for string-only targets), and the original is kept in metadata so a re-run maps it to the same
 target id (idempotent) and the way back restores it.
 """
 
@@ -53,21 +53,24 @@ def to_target_id(
     """
     kind = id_kind(rid)
     if scope:
-        key = f"{scope}\x1f{rid}"
+        key = f"{scope}\x1f{_key(rid)}"
         if "uuid" in accepted:
             return str(uuid.uuid5(VMKIT_NAMESPACE, key)), {ORIGINAL_ID_KEY: rid}
         return key, {ORIGINAL_ID_KEY: rid}
-    if kind == "uuid" and isinstance(rid, str):
-        rid = rid.lower()
-    if kind in accepted:
-        return rid, {}
-    if kind == "uuid" and "string" in accepted:
+    if kind == "uuid" and "uuid" in accepted:
+        return str(rid).lower(), {}  # the same UUID, in canonical form
+    if kind in accepted or (kind == "uuid" and "string" in accepted):
         return rid, {}
     if kind == "uint" and "string" in accepted:
         return str(rid), {ID_KIND_KEY: "uint"}
     if "uuid" in accepted:
-        return str(uuid.uuid5(VMKIT_NAMESPACE, str(rid))), {ORIGINAL_ID_KEY: rid}
+        return str(uuid.uuid5(VMKIT_NAMESPACE, _key(rid))), {ORIGINAL_ID_KEY: rid}
     raise BadId(f"id kind '{kind}' is not accepted by the target ({', '.join(sorted(accepted))})")
+
+
+def _key(rid: RecordId) -> str:
+    """uuid5 name for an id: the kind is part of it, so int 7 and string "7" stay apart."""
+    return f"i:{rid}" if isinstance(rid, int) else f"s:{rid}"
 
 
 def restore_source_id(

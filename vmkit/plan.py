@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from vmkit.schema import Schema
 
 NESTED_POLICIES = ("json", "flatten", "drop")
+NAMESPACE_POLICIES = ("auto", "keep", "field", "drop")
 
 
 @dataclass
@@ -143,11 +144,22 @@ def plan(
     spec = TargetSpec(str(name), info.dimension, info.metric, info.sparse and caps.sparse)
     warnings = _spec_warnings(info, existing, caps, batch_size)
 
+    if namespace_policy not in NAMESPACE_POLICIES:
+        raise PlanError(f"namespace_policy must be one of {NAMESPACE_POLICIES}, not {namespace_policy!r}")
     ns_policy = namespace_policy
     if ns_policy == "auto":
         ns_policy = "keep" if caps.namespaces else "field"
-    if ns_policy == "field" and any(info.namespaces):
-        warnings.append(PlanWarning("namespace", "target has no namespaces", f"kept in metadata field '{namespace_field}'"))
+    if any(info.namespaces):
+        if ns_policy == "field":
+            why = "namespaces folded into metadata" if caps.namespaces else "target has no namespaces"
+            warnings.append(PlanWarning("namespace", why,
+                                        f"kept in field '{namespace_field}', part of the target id"))
+        elif ns_policy == "keep" and not caps.namespaces:
+            warnings.append(PlanWarning("namespace", "target has no namespaces: equal ids in two "
+                                        "namespaces would overwrite each other", severity="error"))
+        elif ns_policy == "drop":
+            warnings.append(PlanWarning("namespace", "namespaces dropped: equal ids in two namespaces "
+                                        "overwrite each other", "last write wins"))
 
     names = list(schema.fields) if schema else []
     field_map = plan_renames(names, caps.field_name_pattern, caps.reserved_fields)

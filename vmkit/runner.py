@@ -184,11 +184,10 @@ class Migration:
                 self.store.transition(self.id, "in_progress")
             self.store.set_flag(self.id, "stop_requested", False)
             self._stop.clear()
-            if not self.store.get(self.id).scan_done:
-                finished = self._loop(source, target, plan, lease, max_batches, on_batch)
-                if not finished:
-                    return self.status()
-            self._finish(source, target, plan)
+            finished = self.store.get(self.id).scan_done or self._loop(
+                source, target, plan, lease, max_batches, on_batch)
+            if finished:
+                self._finish(source, target, plan)
         finally:
             restore()
             self.store.release_lease(self.id, lease)

@@ -209,21 +209,22 @@ class StateStore:
 
     def set_plan(self, mid: str, plan_json: str, plan_hash: str) -> None:
         with self._tx() as db:
-            db.execute("UPDATE migrations SET plan_json=?, plan_hash=?, updated_at=? WHERE id=?",
-                       (plan_json, plan_hash, time.time(), mid))
+            _must_update(db.execute("UPDATE migrations SET plan_json=?, plan_hash=?, updated_at=? WHERE id=?",
+                                    (plan_json, plan_hash, time.time(), mid)), mid)
 
     def set_flag(self, mid: str, name: str, value: bool) -> None:
         if name not in {"stop_requested", "created_target"}:
             raise ValueError(name)
         with self._tx() as db:
-            db.execute(f"UPDATE migrations SET {name}=? WHERE id=?", (int(value), mid))
+            _must_update(db.execute(f"UPDATE migrations SET {name}=? WHERE id=?", (int(value), mid)), mid)
             if name == "stop_requested" and value:
                 self._event(db, mid, "stop requested")
 
     def set_verification(self, mid: str, outcome: str, detail: dict[str, Any]) -> None:
         with self._tx() as db:
-            db.execute("UPDATE migrations SET verification=?, verification_json=?, updated_at=? WHERE id=?",
-                       (outcome, orjson.dumps(detail).decode(), time.time(), mid))
+            _must_update(db.execute(
+                "UPDATE migrations SET verification=?, verification_json=?, updated_at=? WHERE id=?",
+                (outcome, orjson.dumps(detail).decode(), time.time(), mid)), mid)
             self._event(db, mid, f"verification {outcome}")
 
     # -- the per-batch checkpoint ----------------------------------------------------------
@@ -321,6 +322,11 @@ class StateStore:
         with self._tx() as db:
             db.execute("UPDATE migrations SET lease_owner=NULL, lease_pid=NULL, lease_host=NULL"
                        " WHERE id=? AND lease_owner=?", (mid, token))
+
+
+def _must_update(cursor: sqlite3.Cursor, mid: str) -> None:
+    if cursor.rowcount == 0:
+        raise UnknownMigration(mid)
 
 
 def _holder_alive(pid: int | None, host: str | None, at: float | None, now: float) -> bool:

@@ -63,6 +63,10 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
             tid, extra = to_target_id(original, caps.id_kinds, scope)
             meta.update(extra)
             if ns and plan.namespace_policy == "field":
+                if plan.namespace_field in meta:
+                    raise _Reject(f"metadata field collides with the namespace field "
+                                  f"({plan.namespace_field!r}; choose another namespace_field)",
+                                  f"metadata.{plan.namespace_field}")
                 meta[plan.namespace_field] = ns
             if caps.max_id_length and len(str(tid)) > caps.max_id_length:
                 raise _Reject(f"id over the target's {caps.max_id_length}-character limit ({len(str(tid))} characters)", "id")
@@ -179,6 +183,8 @@ def _flatten_if_needed(meta: Metadata, plan: Plan) -> Metadata:
             name = f"{prefix}.{k}" if prefix else str(k)
             if isinstance(v, dict) and v:
                 walk(name, v)
+            elif name in flat:
+                raise _Reject(f"flattened key collides with an existing key ({name!r})", f"metadata.{name}")
             else:
                 flat[name] = v
 
@@ -199,9 +205,19 @@ def _map_value(key: str, value: Any, plan: Plan, changes: dict[str, int]) -> Any
         if (not only_strings and not caps.metadata_mixed_lists) or (nested and not caps.metadata_nested):
             changes["list -> json"] = changes.get("list -> json", 0) + 1
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-        return list(value)
+        value = list(value)
+    if not caps.metadata_big_ints:
+        return _big_ints_to_str(value, changes)
+    return value
+
+
+def _big_ints_to_str(value: Any, changes: dict[str, int]) -> Any:
+    """Integers past 2**53 as decimal strings, at any depth (a float64 store would round them)."""
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _FLOAT_EXACT:
-        if not caps.metadata_big_ints:
-            changes["big int -> string"] = changes.get("big int -> string", 0) + 1
-            return str(value)
+        changes["big int -> string"] = changes.get("big int -> string", 0) + 1
+        return str(value)
+    if isinstance(value, list):
+        return [_big_ints_to_str(v, changes) for v in value]
+    if isinstance(value, dict):
+        return {k: _big_ints_to_str(v, changes) for k, v in value.items()}
     return value

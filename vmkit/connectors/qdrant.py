@@ -147,6 +147,8 @@ class QdrantConnector(Connector):
 
     # -- contract --------------------------------------------------------------------------
     def describe(self) -> CollectionInfo | None:
+        if not self._key_env and self.location != ":memory:" and not os.path.isdir(self.location):
+            return None  # opening the embedded client would create the directory
         if not self._call(self.client.collection_exists, self.collection):
             return None
         info = self._call(self.client.get_collection, self.collection)
