@@ -20,6 +20,8 @@ class MigrationOptions:
     retry_attempts: int = 8
     retry_initial_s: float = 0.2
     retry_cap_s: float = 30.0
+    prefetch: int = 2  # batches read and mapped ahead of the writer
+    write_workers: int = 4  # parallel write requests within one batch (targets that allow it)
     nested_policy: str = "json"
     namespace_policy: str = "auto"
 

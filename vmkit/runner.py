@@ -21,7 +21,6 @@ from vmkit.connectors.base import Connector
 from vmkit.errors import (
     AutoRolledBack,
     IllegalTransition,
-    InvalidData,
     PlanChanged,
     PlanError,
     TerminalError,
@@ -29,11 +28,10 @@ from vmkit.errors import (
 from vmkit.fingerprint import batch_checksum
 from vmkit.options import MigrationOptions
 from vmkit.plan import Plan, plan as make_plan
-from vmkit.records import RecordBatch, Rejection
 from vmkit.retry import call_with_retry
 from vmkit.state import BatchCommit, StateStore
 from vmkit.status import Status, read_status
-from vmkit.transform import MappedBatch, map_batch
+from vmkit.pipeline import BatchWriter, Prefetcher
 from vmkit.validate import Verification, is_sampled, validate_sample, verify
 
 log = logging.getLogger("vmkit.runner")
@@ -214,66 +212,46 @@ class Migration:
         """Batches until the scan ends (True) or a stop / max_batches (False)."""
         opts = self.options
         rec = self.store.get(self.id)
-        cursor, done_here, started = rec.cursor, 0, time.monotonic()
-        freshness = opts.freshness_s if opts.freshness_s is not None else (
-            10.0 if target.capabilities.eventually_consistent else 0.0)
-        while True:
-            if self._should_stop() or (max_batches is not None and done_here >= max_batches):
-                log.info("migration %s stopped after batch %d; resume with "
-                         "`vmkit migrate resume --id %s`", self.id, rec.batches + done_here, self.id)
-                return False
-            t0 = time.monotonic()
-            batch, nxt = self._retry(source.scan, cursor, plan.batch_size)
-            mapped = map_batch(batch, plan)
-            written, rejected = self._write(target, mapped)
-            log.debug("batch %d acknowledged (%d written)", rec.batches + done_here + 1, len(written))
-            crashpoints.hit("after_ack")
-            if nxt is None:
-                crashpoints.hit("last_batch")
-            seq = self.store.commit_batch(self.id, lease, BatchCommit(
-                cursor, nxt, mapped.read, len(written), rejected, batch_checksum(written),
-                time.monotonic() - t0), scan_done=nxt is None)
-            log.debug("batch %d committed", seq)
-            done_here += 1
-            if opts.sample_rate > 0 and len(written) and is_sampled(self.id, seq, opts.sample_rate):
-                crashpoints.hit("during_validation")
-                stats = validate_sample(written, target, plan,
-                                        min_similarity=opts.min_similarity, freshness_s=freshness)
-                self.store.record_validation(self.id, seq, stats.to_dict())
-                self._maybe_auto_rollback()
-            if on_batch is not None:
-                on_batch(self._progress(time.monotonic() - started))
-            cursor = nxt
-            if cursor is None:
-                return True
+        done_here, started = 0, time.monotonic()
+        freshness = self._freshness(target)
+        reader = Prefetcher(source, plan, rec.cursor, self._retry, depth=opts.prefetch)
+        writer = BatchWriter(target, self._retry, workers=opts.write_workers)
+        try:
+            for item in reader:
+                if self._should_stop() or (max_batches is not None and done_here >= max_batches):
+                    log.info("migration %s stopped after batch %d; resume with "
+                             "`vmkit migrate resume --id %s`", self.id, rec.batches + done_here, self.id)
+                    return False
+                t0 = time.monotonic()
+                written, rejected = writer.write(item.mapped)
+                log.debug("batch %d acknowledged (%d written)", rec.batches + done_here + 1, len(written))
+                crashpoints.hit("after_ack")
+                if item.cursor_after is None:
+                    crashpoints.hit("last_batch")
+                seq = self.store.commit_batch(self.id, lease, BatchCommit(
+                    item.cursor_before, item.cursor_after, item.mapped.read, len(written), rejected,
+                    batch_checksum(written), item.read_s + time.monotonic() - t0),
+                    scan_done=item.cursor_after is None)
+                log.debug("batch %d committed", seq)
+                done_here += 1
+                if opts.sample_rate > 0 and len(written) and is_sampled(self.id, seq, opts.sample_rate):
+                    crashpoints.hit("during_validation")
+                    stats = validate_sample(written, target, plan,
+                                            min_similarity=opts.min_similarity, freshness_s=freshness)
+                    self.store.record_validation(self.id, seq, stats.to_dict())
+                    self._maybe_auto_rollback()
+                if on_batch is not None:
+                    on_batch(self._progress(plan, time.monotonic() - started))
+            return True
+        finally:
+            reader.close()
+            writer.close()
 
-    def _write(self, target: Connector, mapped: MappedBatch) -> tuple[RecordBatch, list[Rejection]]:
-        """Upsert a mapped batch. Records the target refuses (InvalidData) are found by
-        bisection and dead-lettered with the server's reason; everything else is written."""
-        rejected = list(mapped.rejected)
-        parts: list[RecordBatch] = []
-        source_id = dict(zip(mapped.batch.ids, mapped.source_ids))
-        mapped_ns = mapped.source_namespace
-
-        def write(part: RecordBatch) -> None:
-            if not len(part):
-                return
-            try:
-                self._retry(target.upsert, part)
-                parts.append(part)
-            except InvalidData as exc:
-                if len(part) == 1:
-                    rid = source_id[part.ids[0]]
-                    rejected.append(Rejection(rid, f"refused by target: {exc}", "record", mapped_ns))
-                    return
-                half = len(part) // 2
-                write(part.take(range(half)))
-                write(part.take(range(half, len(part))))
-
-        write(mapped.batch)
-        written = RecordBatch.concat(parts) if len(parts) != 1 else parts[0]
-        written.namespace = mapped.batch.namespace
-        return written, rejected
+    def _freshness(self, target: Connector) -> float:
+        """Read-after-write wait: as configured, else 10 s for eventually consistent targets."""
+        if self.options.freshness_s is not None:
+            return self.options.freshness_s
+        return 10.0 if target.capabilities.eventually_consistent else 0.0
 
     def _retry(self, fn: Callable[..., Any], *args: Any) -> Any:
         def note(exc: BaseException, attempt: int) -> None:
@@ -319,9 +297,7 @@ class Migration:
             source, target = self._open_connectors()
         assert source is not None and target is not None
         try:
-            freshness = self.options.freshness_s if self.options.freshness_s is not None else (
-                10.0 if target.capabilities.eventually_consistent else 0.0)
-            result = verify(source, target, plan or self.plan, freshness_s=freshness,
+            result = verify(source, target, plan or self.plan, freshness_s=self._freshness(target),
                             dead_letter=self.store.refused_keys(self.id))
         finally:
             if own:
@@ -329,10 +305,10 @@ class Migration:
         self.store.set_verification(self.id, "passed" if result.passed else "failed", result.to_dict())
         return result
 
-    def _progress(self, seconds: float) -> Progress:
+    def _progress(self, plan: Plan, seconds: float) -> Progress:
         rec = self.store.get(self.id)
         return Progress(rec.batches, rec.records_read, rec.records_written,
-                        self.store.rejected_count(self.id), self.plan.source_count, seconds)
+                        self.store.rejected_count(self.id), plan.source_count, seconds)
 
 
 def _trap_signals(stop: threading.Event) -> Callable[[], None]:

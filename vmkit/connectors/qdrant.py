@@ -14,9 +14,11 @@ Options: ``vector=NAME`` reads/writes a named dense vector instead of the defaul
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
+from dataclasses import replace
 from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
 
@@ -42,6 +44,8 @@ _FROM_QDRANT = {v: k for k, v in _TO_QDRANT.items()}
 # The embedded engine allows one client per directory per process: share it, counted.
 _CLIENTS: dict[str, tuple[Any, int]] = {}
 _CLIENTS_LOCK = threading.Lock()
+_LOCKS: dict[str, threading.RLock] = {}
+_NO_LOCK = contextlib.nullcontext()
 
 
 @atexit.register
@@ -92,6 +96,11 @@ class QdrantConnector(Connector):
             self._key_env = ""
         if not self.collection:
             raise ConfigError("qdrant URI needs a collection: qdrant:///dir?collection=NAME")
+        if not self._key_env:  # the embedded engine is one in-process object: serialize calls
+            self.capabilities = replace(type(self).capabilities, parallel_writes=False)
+            self._lock = _LOCKS.setdefault(self.location, threading.RLock())
+        else:
+            self._lock = _NO_LOCK
         self.vector_name = self.params.get("vector", "")
         self.sparse_name = self.params.get("sparse", "sparse")
         self._client: Any = None
@@ -141,7 +150,8 @@ class QdrantConnector(Connector):
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run an SDK call, turning its errors into Transient/Terminal."""
         try:
-            return fn(*args, **kwargs)
+            with self._lock:
+                return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - classified below
             raise _classify(exc) from exc
 
