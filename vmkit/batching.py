@@ -11,13 +11,13 @@ from vmkit.connectors.base import Capabilities
 from vmkit.errors import TerminalError
 from vmkit.records import RecordBatch
 
-_RECORD_OVERHEAD = 64  # keys, quotes and separators around each record on the wire
+RECORD_OVERHEAD = 64  # keys, quotes and separators around each record on the wire
 
 
 def record_sizes(batch: RecordBatch, caps: Capabilities) -> np.ndarray:
     """Estimated wire bytes per record (vector, sparse, id and metadata)."""
     dense = batch.dimension * caps.wire_bytes_per_float
-    sizes = np.full(len(batch), dense + _RECORD_OVERHEAD, dtype=np.int64)
+    sizes = np.full(len(batch), dense + RECORD_OVERHEAD, dtype=np.int64)
     for i, (rid, meta) in enumerate(zip(batch.ids, batch.metadata)):
         sizes[i] += len(str(rid)) + (len(orjson.dumps(meta)) if meta else 0)
         if batch.sparse is not None and batch.sparse[i] is not None:
@@ -25,14 +25,25 @@ def record_sizes(batch: RecordBatch, caps: Capabilities) -> np.ndarray:
     return sizes
 
 
+def _whole_batch_bytes(batch: RecordBatch, caps: Capabilities) -> int | None:
+    """An upper bound for the whole batch from two bulk encodes (no per-record work), or None
+    when sparse vectors need a per-record count."""
+    if batch.sparse is not None:
+        return None
+    shared = len(orjson.dumps(batch.metadata)) + len(orjson.dumps([str(i) for i in batch.ids]))
+    return (batch.dimension * caps.wire_bytes_per_float + RECORD_OVERHEAD) * len(batch) + shared
+
+
 def split_batch(batch: RecordBatch, caps: Capabilities) -> Iterator[RecordBatch]:
     """Consecutive slices of ``batch``, each within ``caps`` limits.
 
     A single record larger than the byte limit cannot be written at all: TerminalError names it.
     """
-    if len(batch) <= caps.max_batch_records and caps.max_batch_bytes <= 0:
-        yield batch
-        return
+    if len(batch) <= caps.max_batch_records:
+        total = _whole_batch_bytes(batch, caps)
+        if total is not None and total <= caps.max_batch_bytes:
+            yield batch
+            return
     sizes = record_sizes(batch, caps)
     start, used = 0, 0
     for i, size in enumerate(sizes):

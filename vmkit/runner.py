@@ -21,6 +21,7 @@ from vmkit.connectors.base import Connector
 from vmkit.errors import (
     AutoRolledBack,
     IllegalTransition,
+    InvalidData,
     PlanChanged,
     PlanError,
     TerminalError,
@@ -261,6 +262,8 @@ class Migration:
             return call_with_retry(fn, *args, attempts=self.options.retry_attempts,
                                    initial_s=self.options.retry_initial_s,
                                    cap_s=self.options.retry_cap_s, on_retry=note)
+        except InvalidData:
+            raise  # not an error of the run: the writer dead-letters the refused records
         except TerminalError as exc:
             self.store.record_error(self.id, None, "terminal", f"{type(exc).__name__}: {exc}")
             raise

@@ -14,8 +14,9 @@ import numpy as np
 import orjson
 
 from vmkit import kernels
-from vmkit.batching import record_sizes
+from vmkit.batching import RECORD_OVERHEAD, record_sizes
 from vmkit.ids import BadId, restore_source_id, to_target_id
+from vmkit.connectors.base import Capabilities
 from vmkit.plan import Plan
 from vmkit.records import Metadata, RecordBatch, RecordId, Rejection
 
@@ -47,7 +48,8 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
     changes: dict[str, int] = {}
     ns = batch.namespace
     dim = plan.target.dimension
-    bad_rows = _vector_problems(batch, plan)
+    bad_rows = _vector_problems(batch, plan, caps)
+    passthrough = _metadata_passthrough(plan, caps)
 
     keep_rows: list[int] = []
     target_ids: list[RecordId] = []
@@ -58,7 +60,8 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
             if i in bad_rows:
                 raise _Reject(*bad_rows[i])
             # A record that came back from an earlier vmkit migration gets its own id back.
-            original, meta = restore_source_id(rid, _map_metadata(batch.metadata[i], plan, changes), caps.id_kinds)
+            meta = dict(batch.metadata[i]) if passthrough else _map_metadata(batch.metadata[i], plan, caps, changes)
+            original, meta = restore_source_id(rid, meta, caps.id_kinds)
             scope = ns if plan.namespace_policy == "field" else ""
             tid, extra = to_target_id(original, caps.id_kinds, scope)
             meta.update(extra)
@@ -90,7 +93,7 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
         metas.append(meta)
 
     live = [k for k, row in enumerate(keep_rows) if row >= 0]
-    live = _within_request_limit(batch, keep_rows, live, target_ids, metas, plan, rejected)
+    live = _within_request_limit(batch, keep_rows, live, target_ids, metas, caps, rejected)
     rows = [keep_rows[k] for k in live]
     sparse = None
     if batch.sparse is not None and plan.target.sparse:
@@ -108,12 +111,15 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
 
 def _within_request_limit(
     batch: RecordBatch, keep_rows: list[int], live: list[int], target_ids: list[RecordId],
-    metas: list[Metadata], plan: Plan, rejected: list[Rejection],
+    metas: list[Metadata], caps: Capabilities, rejected: list[Rejection],
 ) -> list[int]:
     """Drop (and reject) records too large for a single write request to the target."""
-    caps = plan.capabilities
     if not live:
         return live
+    dense = batch.dimension * caps.wire_bytes_per_float + RECORD_OVERHEAD
+    shared = len(orjson.dumps([metas[k] for k in live])) + len(orjson.dumps([str(target_ids[k]) for k in live]))
+    if batch.sparse is None and dense + shared <= caps.max_batch_bytes:
+        return live  # even all of the batch's metadata on one record would fit: no per-record sizes
     probe = RecordBatch([target_ids[k] for k in live], batch.vectors[[keep_rows[k] for k in live]],
                         [metas[k] for k in live],
                         None if batch.sparse is None else [batch.sparse[keep_rows[k]] for k in live])
@@ -131,9 +137,8 @@ def _within_request_limit(
     return kept
 
 
-def _vector_problems(batch: RecordBatch, plan: Plan) -> dict[int, tuple[str, str]]:
+def _vector_problems(batch: RecordBatch, plan: Plan, caps: Capabilities) -> dict[int, tuple[str, str]]:
     """Row -> (reason, field) for vectors that cannot be written faithfully."""
-    caps = plan.capabilities
     problems: dict[int, tuple[str, str]] = {}
     n, dim = len(batch), plan.target.dimension
     if n == 0:
@@ -155,10 +160,16 @@ def _vector_problems(batch: RecordBatch, plan: Plan) -> dict[int, tuple[str, str
     return problems
 
 
-def _map_metadata(meta: Metadata, plan: Plan, changes: dict[str, int]) -> Metadata:
-    caps = plan.capabilities
+def _metadata_passthrough(plan: Plan, caps: Capabilities) -> bool:
+    """True when no rule can change any metadata: copy dicts as they are (the hot path)."""
+    return (caps.metadata_nested and caps.metadata_null and caps.metadata_mixed_lists
+            and caps.metadata_big_ints and caps.field_name_pattern is None and not caps.reserved_fields
+            and not plan.renames and not plan.drop_fields)
+
+
+def _map_metadata(meta: Metadata, plan: Plan, caps: Capabilities, changes: dict[str, int]) -> Metadata:
     out: Metadata = {}
-    for key, value in _flatten_if_needed(meta, plan).items():
+    for key, value in _flatten_if_needed(meta, plan, caps).items():
         if key in plan.drop_fields:
             continue
         key = plan.renames.get(key, key)
@@ -169,12 +180,12 @@ def _map_metadata(meta: Metadata, plan: Plan, changes: dict[str, int]) -> Metada
         if value is None and not caps.metadata_null:
             changes["null dropped"] = changes.get("null dropped", 0) + 1
             continue
-        out[key] = _map_value(key, value, plan, changes)
+        out[key] = _map_value(key, value, plan, caps, changes)
     return out
 
 
-def _flatten_if_needed(meta: Metadata, plan: Plan) -> Metadata:
-    if plan.nested_policy != "flatten" or plan.capabilities.metadata_nested:
+def _flatten_if_needed(meta: Metadata, plan: Plan, caps: Capabilities) -> Metadata:
+    if plan.nested_policy != "flatten" or caps.metadata_nested:
         return meta
     flat: Metadata = {}
 
@@ -192,8 +203,7 @@ def _flatten_if_needed(meta: Metadata, plan: Plan) -> Metadata:
     return flat
 
 
-def _map_value(key: str, value: Any, plan: Plan, changes: dict[str, int]) -> Any:
-    caps = plan.capabilities
+def _map_value(key: str, value: Any, plan: Plan, caps: Capabilities, changes: dict[str, int]) -> Any:
     if isinstance(value, dict) and not caps.metadata_nested:
         if plan.nested_policy == "drop":
             raise _Reject("nested object and nested_policy=drop would lose it", f"metadata.{key}")

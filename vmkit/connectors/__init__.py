@@ -17,6 +17,7 @@ _BUILTIN: dict[str, str] = {
     "weaviate": "vmkit.connectors.weaviate:WeaviateConnector",
     "sochdb": "vmkit.connectors.sochdb:SochDBConnector",
     "synthetic": "vmkit.connectors.synthetic:SyntheticConnector",
+    "sink": "vmkit.connectors.sink:SinkConnector",
 }
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 import random
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Iterator, Sequence
 from urllib.parse import parse_qs, urlsplit
 
 from vmkit.errors import SecretInURI
@@ -149,6 +149,19 @@ class Connector(abc.ABC):
         for batch, row in keep:
             by_batch.setdefault(id(batch), (batch, []))[1].append(row)
         return [b.take(rows) for b, rows in by_batch.values()]
+
+    def digests(self, normalize: bool = False, numbers_as_float: bool = False
+                ) -> Iterator[tuple[tuple[str, RecordId], bytes]]:
+        """((namespace, id), content digest) for every record: what full verification
+        compares. Targets that keep fingerprints themselves override it."""
+        from vmkit.fingerprint import batch_digests
+
+        cursor = None
+        while True:
+            batch, cursor = self.scan(cursor, 1000)
+            yield from batch_digests(batch, normalize=normalize, numbers_as_float=numbers_as_float)
+            if cursor is None:
+                return
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and file locks."""
