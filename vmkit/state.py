@@ -152,6 +152,11 @@ class StateStore:
                 raise
             self._db.execute("COMMIT")
 
+    def transaction(self) -> Any:
+        """``with store.transaction() as db:`` one BEGIN IMMEDIATE transaction, for modules that
+        keep tables of their own in the same file (the sync journal)."""
+        return self._tx()
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
