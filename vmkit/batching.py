@@ -20,8 +20,9 @@ def record_sizes(batch: RecordBatch, caps: Capabilities) -> np.ndarray:
     sizes = np.full(len(batch), dense + RECORD_OVERHEAD, dtype=np.int64)
     for i, (rid, meta) in enumerate(zip(batch.ids, batch.metadata)):
         sizes[i] += len(str(rid)) + (len(orjson.dumps(meta)) if meta else 0)
-        if batch.sparse is not None and batch.sparse[i] is not None:
-            sizes[i] += len(batch.sparse[i].indices) * (4 + caps.wire_bytes_per_float)
+        sparse = None if batch.sparse is None else batch.sparse[i]
+        if sparse is not None:
+            sizes[i] += len(sparse.indices) * (4 + caps.wire_bytes_per_float)
     return sizes
 
 

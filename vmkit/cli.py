@@ -177,7 +177,7 @@ def status(
 
     store = _store(state)
     if migration_id is None:
-        rows = store.list()
+        rows = store.migrations()
         if not rows:
             typer.echo(f"no migrations in {store.path}")
         for r in rows:

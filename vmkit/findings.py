@@ -39,7 +39,7 @@ def schema_findings(schema: Schema, caps: Capabilities, nested_policy: str,
     for name, stats in schema.fields.items():
         field = f"metadata.{name}"
         if name in renames:
-            add(field, f"name not allowed by the target", f"renamed to '{renames[name]}'", stats.present, [])
+            add(field, "name not allowed by the target", f"renamed to '{renames[name]}'", stats.present, [])
         types = stats.types
         if types.get("null") and not caps.metadata_null:
             add(field, "null values; the target stores no nulls", "key dropped", types["null"],

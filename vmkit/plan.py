@@ -7,6 +7,7 @@ Capabilities; it never branches on a connector's name.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from dataclasses import asdict, dataclass, field
@@ -32,7 +33,7 @@ class PlanWarning:
     policy: str = ""
     severity: str = "warning"  # "warning" or "error"
     count: int = 0  # sampled records it touches
-    examples: list[Any] = field(default_factory=list)  # example record ids
+    examples: list[Any] = dataclasses.field(default_factory=list)  # example record ids
 
     def __str__(self) -> str:
         pol = f" -> {self.policy}" if self.policy else ""

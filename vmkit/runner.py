@@ -28,11 +28,12 @@ from vmkit.errors import (
 )
 from vmkit.fingerprint import batch_checksum
 from vmkit.options import MigrationOptions
-from vmkit.plan import Plan, plan as make_plan
+from vmkit.pipeline import BatchWriter, Prefetcher
+from vmkit.plan import Plan
+from vmkit.plan import plan as make_plan
 from vmkit.retry import call_with_retry
 from vmkit.state import BatchCommit, StateStore
 from vmkit.status import Status, read_status
-from vmkit.pipeline import BatchWriter, Prefetcher
 from vmkit.validate import Verification, is_sampled, validate_sample, verify
 
 log = logging.getLogger("vmkit.runner")
@@ -325,4 +326,9 @@ def _trap_signals(stop: threading.Event) -> Callable[[], None]:
         stop.set()
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    return lambda: [signal.signal(s, h) for s, h in old.items()] and None
+
+    def restore() -> None:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+    return restore

@@ -123,7 +123,7 @@ class Schema:
             f"schema of {self.source_uri}: {self.sampled} of {self.total} records sampled",
             f"  vectors: dim {self.dimension} {self.dtype} metric {self.metric}"
             + (f"; sparse in {self.sparse_records}" if self.sparse else ""),
-            f"  ids: " + ", ".join(f"{k} {v}" for k, v in sorted(self.id_kinds.items()))
+            "  ids: " + ", ".join(f"{k} {v}" for k, v in sorted(self.id_kinds.items()))
             + f"; max length {self.max_id_length}; {self.duplicate_ids} duplicates",
             f"  metadata bytes: max {self.metadata_bytes_max}, p99 {self.metadata_bytes_p99}",
         ]

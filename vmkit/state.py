@@ -196,7 +196,7 @@ class StateStore:
         with self._lock:
             return self._db.execute("SELECT 1 FROM migrations WHERE id=?", (mid,)).fetchone() is not None
 
-    def list(self) -> list[MigrationRecord]:
+    def migrations(self) -> list[MigrationRecord]:
         with self._lock:
             cur = self._db.execute("SELECT * FROM migrations ORDER BY created_at")
             names = [d[0] for d in cur.description]

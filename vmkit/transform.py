@@ -15,8 +15,8 @@ import orjson
 
 from vmkit import kernels
 from vmkit.batching import RECORD_OVERHEAD, record_sizes
-from vmkit.ids import BadId, restore_source_id, to_target_id
 from vmkit.connectors.base import Capabilities
+from vmkit.ids import BadId, restore_source_id, to_target_id
 from vmkit.plan import Plan
 from vmkit.records import Metadata, RecordBatch, RecordId, Rejection
 

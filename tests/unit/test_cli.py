@@ -123,7 +123,7 @@ def test_bad_uri_is_one_error_line(error_runs, kind, command):
     if state.exists():  # nothing was registered
         s = StateStore(state)
         try:
-            assert s.list() == []
+            assert s.migrations() == []
         finally:
             s.close()
 

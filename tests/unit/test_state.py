@@ -103,11 +103,11 @@ def test_unknown_migration(store, op):
 
 
 def test_exists_and_list(store):
-    assert not store.exists("m1") and store.list() == []
+    assert not store.exists("m1") and store.migrations() == []
     new_migration(store, "m1")
     new_migration(store, "m2")
     assert store.exists("m1") and not store.exists("m3")
-    assert [r.id for r in store.list()] == ["m1", "m2"]
+    assert [r.id for r in store.migrations()] == ["m1", "m2"]
 
 
 def test_duplicate_create_is_refused(store):
@@ -342,7 +342,7 @@ def test_integrity_check_passes_on_a_good_file(tmp_path):
     s = StateStore(tmp_path / "full.db")
     try:
         s.check_integrity()
-        assert len(s.list()) == 4
+        assert len(s.migrations()) == 4
     finally:
         s.close()
 

@@ -13,6 +13,18 @@ Query options (all optional):
 - ``seed=N``               fault RNG seed
 - ``invalid_field=F``      refuse (InvalidData) any write holding a record whose metadata has F
 - ``corrupt_rate=P``       silently add noise to this share of written vectors (a broken target)
+- ``retry_after=S``        injected transient failures carry ``retry_after=S`` (a 429 with Retry-After)
+- ``hang_rate=P``          probability that a call hangs ``hang_ms=N`` ms, then raises
+                           TransientError("timed out") like a client timeout (nothing applied)
+- ``reset_rate=P``         probability that a call raises TransientError("connection reset")
+                           *after* its effect: a write is applied but its acknowledgement is lost
+- ``invalid_partial=1``    with ``invalid_field``: the valid records of a refused write are
+                           applied before InvalidData is raised (per-object failures inside an
+                           accepted batch, as Weaviate reports them)
+
+All rates share one seeded roll per call, in the order terminal, transient, hang, reset, so
+adding a new kind never changes the sequence of the others. ``Faults.inject(exc, ...)`` queues
+exact exceptions for the next calls (checked before the roll).
 
 Faults live with the store name, so every connector opened on ``memory://NAME`` shares them
 and tests can change them mid-run through ``faults_for(NAME)``.
@@ -23,6 +35,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -86,20 +99,58 @@ class Faults:
     corrupt_rate: float = 0.0
     injected: int = 0
     calls: dict[str, int] = field(default_factory=dict)
+    retry_after: float | None = None
+    hang_rate: float = 0.0
+    hang_s: float = 0.0
+    reset_rate: float = 0.0
+    invalid_partial: bool = False
+    sleeps: list[float] = field(default_factory=list)  # hangs served (seconds)
+    _script: deque = field(default_factory=deque, repr=False)
 
-    def maybe_fail(self, op: str) -> None:
+    def inject(self, exc: BaseException, times: int = 1, op: str | None = None,
+               after_effect: bool = False) -> None:
+        """Raise ``exc`` on the next ``times`` calls (of ``op``, if given), before the call
+        does anything, or after its effect with ``after_effect`` (a lost acknowledgement)."""
+        for _ in range(times):
+            self._script.append((exc, op, after_effect))
+
+    def clear(self) -> None:
+        """No more faults (counters are kept)."""
+        self.fail_rate = self.terminal_rate = self.hang_rate = self.reset_rate = 0.0
+        self.corrupt_rate, self.invalid_field, self.retry_after = 0.0, "", None
+        self._script.clear()
+
+    def maybe_fail(self, op: str) -> BaseException | None:
+        """Raise the fault due before ``op`` runs, or return the one due after its effect."""
         self.calls[op] = self.calls.get(op, 0) + 1
         if self.latency_s:
             time.sleep(self.latency_s)
+        for i, (exc, only, after) in enumerate(self._script):
+            if only is None or only == op:
+                del self._script[i]
+                self.injected += 1
+                if after:
+                    return exc
+                raise exc
         if op not in self.ops:
-            return
+            return None
         roll = self.rng.random()
         if roll < self.terminal_rate:
             self.injected += 1
             raise TerminalError(f"injected terminal failure in {op}")
-        if roll < self.terminal_rate + self.fail_rate:
+        edge = self.terminal_rate + self.fail_rate
+        if roll < edge:
             self.injected += 1
-            raise TransientError(f"injected transient failure in {op}")
+            raise TransientError(f"injected transient failure in {op}", retry_after=self.retry_after)
+        if roll < edge + self.hang_rate:
+            self.injected += 1
+            self.sleeps.append(self.hang_s)
+            time.sleep(self.hang_s)
+            raise TransientError(f"injected: {op} timed out after {self.hang_s * 1000:.0f} ms")
+        if roll < edge + self.hang_rate + self.reset_rate:
+            self.injected += 1
+            return TransientError(f"injected: connection reset by peer during {op} (effect applied)")
+        return None
 
 
 class MemoryConnector(Connector):
@@ -131,6 +182,11 @@ class MemoryConnector(Connector):
                     rng=random.Random(int(p.get("seed", 0))),
                     invalid_field=p.get("invalid_field", ""),
                     corrupt_rate=float(p.get("corrupt_rate", 0)),
+                    retry_after=float(p["retry_after"]) if "retry_after" in p else None,
+                    hang_rate=float(p.get("hang_rate", 0)),
+                    hang_s=float(p.get("hang_ms", 0)) / 1000,
+                    reset_rate=float(p.get("reset_rate", 0)),
+                    invalid_partial=p.get("invalid_partial", "0") == "1",
                 )
             self.faults = _FAULTS[self.name]
 
@@ -170,7 +226,7 @@ class MemoryConnector(Connector):
 
     def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
         """Namespaces in name order, ids in ``_id_key`` order; cursor = [namespace, last id]."""
-        self.faults.maybe_fail("scan")
+        _raise(self.faults.maybe_fail("scan"))
         store = self._store()
         with store.lock:
             spaces = sorted(ns for ns, rows in store.namespaces.items() if rows)
@@ -205,7 +261,7 @@ class MemoryConnector(Connector):
         return [self.fetch(ids, ns) for ns, ids in out.items()]
 
     def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
-        self.faults.maybe_fail("fetch")
+        _raise(self.faults.maybe_fail("fetch"))
         store = self._store()
         with store.lock:
             rows = store.namespaces.get(namespace, {})
@@ -213,7 +269,7 @@ class MemoryConnector(Connector):
             return self._batch(namespace, found, [rows[i] for i in found], store.spec.dimension)
 
     def upsert(self, batch: RecordBatch) -> None:
-        self.faults.maybe_fail("upsert")
+        late = self.faults.maybe_fail("upsert")
         store = self._store()
         if batch.dimension != store.spec.dimension and len(batch):
             raise TerminalError(
@@ -222,9 +278,18 @@ class MemoryConnector(Connector):
             )
         faults = self.faults
         if faults.invalid_field:
-            for rid, meta in zip(batch.ids, batch.metadata):
-                if meta.get(faults.invalid_field):
-                    raise InvalidData(f"record {rid!r}: field {faults.invalid_field!r} is not allowed")
+            refused = [i for i, meta in enumerate(batch.metadata) if meta.get(faults.invalid_field)]
+            if refused:
+                if faults.invalid_partial:  # the other objects of the batch were accepted
+                    self._apply(batch.take([i for i in range(len(batch)) if i not in set(refused)]))
+                raise InvalidData(f"record {batch.ids[refused[0]]!r}: field "
+                                  f"{faults.invalid_field!r} is not allowed")
+        self._apply(batch)
+        _raise(late)
+
+    def _apply(self, batch: RecordBatch) -> None:
+        store = self._store()
+        faults = self.faults
         vectors = batch.vectors.copy()
         if faults.corrupt_rate:
             for i in range(len(vectors)):
@@ -241,13 +306,14 @@ class MemoryConnector(Connector):
             store.touched(batch.namespace)
 
     def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
-        self.faults.maybe_fail("delete")
+        late = self.faults.maybe_fail("delete")
         store = self._store()
         with store.lock:
             rows = store.namespaces.get(namespace, {})
             for rid in ids:
                 rows.pop(rid, None)
             store.touched(namespace)
+        _raise(late)
 
     def count(self) -> int:
         info = self.describe()
@@ -262,6 +328,11 @@ class MemoryConnector(Connector):
     def drop(self) -> None:
         with _STORES_LOCK:
             _STORES.pop(self.name, None)
+
+
+def _raise(exc: BaseException | None) -> None:
+    if exc is not None:
+        raise exc
 
 
 def _bisect_after(ids: list[RecordId], key: tuple[int, int, str]) -> int:

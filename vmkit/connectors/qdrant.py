@@ -96,6 +96,7 @@ class QdrantConnector(Connector):
             self._key_env = ""
         if not self.collection:
             raise ConfigError("qdrant URI needs a collection: qdrant:///dir?collection=NAME")
+        self._lock: contextlib.AbstractContextManager[Any]
         if not self._key_env:  # the embedded engine is one in-process object: serialize calls
             self.capabilities = replace(type(self).capabilities, parallel_writes=False)
             self._lock = _LOCKS.setdefault(self.location, threading.RLock())

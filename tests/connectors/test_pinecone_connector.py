@@ -1,0 +1,417 @@
+"""PineconeConnector through the real ``pinecone`` SDK against the local emulator."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from emulators.pinecone_emulator import EMU_KEY, PineconeEmulator
+
+pytest_plugins = ["emulators.pinecone_fixtures"]  # the emu and sdk_sleeps fixtures
+
+from vmkit.connectors import connect
+from vmkit.connectors.base import TargetSpec
+from vmkit.errors import (
+    ConfigError,
+    InvalidData,
+    MissingDependency,
+    SecretInURI,
+    TerminalError,
+    TransientError,
+)
+from vmkit.records import RecordBatch, SparseVector
+
+pytest.importorskip("pinecone")
+
+DIM = 8
+SPACES = {"": 130, "alpha": 75, "beta": 101}
+
+
+def _rows(ns: str, n: int, seed: int = 0) -> list[tuple]:
+    rng = np.random.default_rng(seed + len(ns))
+    vecs = rng.standard_normal((n, DIM)).astype(np.float32)
+    return [(f"{ns or 'dflt'}-{i:04d}", vecs[i], {"n": i, "tag": ns, "tags": ["x", ns]},
+             ([i, i + 7], [0.5, 1.5]) if i % 3 else None) for i in range(n)]
+
+
+@pytest.fixture
+def src(emu: PineconeEmulator) -> dict[str, dict[str, tuple]]:
+    """Index 'src' (dotproduct) with three namespaces, the default one included."""
+    emu.create_index("src", DIM, "dotproduct")
+    data = {}
+    for ns, n in SPACES.items():
+        rows = _rows(ns, n)
+        emu.seed("src", rows, namespace=ns)
+        data[ns] = {r[0]: r for r in rows}
+    return data
+
+
+def _scan_all(uri: str, limit: int, cursor: str | None = None) -> tuple[list, list[tuple]]:
+    """Every (namespace, id) a scan yields, and (cursor, records read so far) after each batch."""
+    conn, seen, cursors = connect(uri), [], []
+    while True:
+        batch, cursor = conn.scan(cursor, limit)
+        assert len(batch) <= limit
+        seen += [(batch.namespace, rid) for rid in batch.ids]
+        cursors.append((cursor, len(seen)))
+        if cursor is None:
+            conn.close()
+            return seen, cursors
+
+
+def _batch(ids: list[str], ns: str = "", dim: int = DIM, seed: int = 1, meta: dict | None = None,
+           sparse: bool = False) -> RecordBatch:
+    vecs = np.random.default_rng(seed).standard_normal((len(ids), dim)).astype(np.float32)
+    sp = [SparseVector.of([i, i + 100], [0.25, 4.0]) for i in range(len(ids))] if sparse else None
+    return RecordBatch(list(ids), vecs, [dict(meta or {"k": "v"}) for _ in ids], sp, ns)
+
+
+# -- describe, count, capabilities -------------------------------------------------------------
+def test_describe_count_and_capabilities(src: dict) -> None:
+    conn = connect("pinecone://src")
+    info = conn.describe()
+    assert (info.name, info.dimension, info.metric, info.sparse) == ("src", DIM, "dot", True)
+    assert info.namespaces == SPACES and info.count == sum(SPACES.values()) == conn.count()
+    assert connect("pinecone://src?namespace=alpha").count() == 75
+    assert connect("pinecone://src?namespace=").describe().namespaces == {"": 130}
+    assert connect("pinecone://nope").describe() is None
+    caps = conn.capabilities
+    assert (caps.max_batch_records, caps.id_kinds, caps.max_id_length) == \
+        (1000, frozenset({"string", "uuid"}), 512)
+    assert caps.max_batch_bytes <= 2 * 1024 * 1024 and caps.wire_bytes_per_float >= 20
+    assert caps.metrics == frozenset({"cosine", "euclidean", "dot"})
+    assert caps.eventually_consistent and caps.rejects_zero_vectors and caps.can_list
+    assert not (caps.metadata_nested or caps.metadata_null or caps.metadata_mixed_lists)
+    assert caps.max_metadata_bytes == 40 * 1024 and caps.sparse and caps.namespaces
+
+
+# -- scan --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("limit", [7, 100, 250, 1000])
+def test_scan_reads_every_namespace_once(src: dict, limit: int) -> None:
+    seen, _ = _scan_all("pinecone://src", limit)
+    expected = [(ns, rid) for ns in sorted(SPACES) for rid in sorted(src[ns])]
+    assert seen == expected  # namespaces in order, ids bytewise, no gaps, no duplicates
+
+
+def test_scan_resumes_from_any_persisted_cursor(src: dict) -> None:
+    full, cursors = _scan_all("pinecone://src", 37)
+    states = [orjson.loads(c) for c, _ in cursors[:-1]]
+    assert any(s.get("done") for s in states) and any(s.get("token") for s in states)
+    for cursor, done in cursors[:-1]:
+        # a fresh connector (new SDK client) from the stored cursor reads exactly the rest
+        rest, _ = _scan_all("pinecone://src", 37, cursor)
+        assert rest == full[done:]
+
+
+def test_scan_one_namespace_and_the_default_one(src: dict) -> None:
+    seen, _ = _scan_all("pinecone://src?namespace=beta", 40)
+    assert seen == [("beta", rid) for rid in sorted(src["beta"])]
+    seen, _ = _scan_all("pinecone://src?namespace=", 1000)
+    assert seen == [("", rid) for rid in sorted(src[""])]
+    assert _scan_all("pinecone://src?namespace=empty", 10)[0] == []
+
+
+def test_scan_batches_carry_values_sparse_and_metadata(src: dict) -> None:
+    batch, _ = connect("pinecone://src?namespace=alpha").scan(None, 10)
+    for rid, vec, meta, sparse in batch.rows():
+        ref = src["alpha"][rid]
+        assert np.array_equal(vec, ref[1])
+        assert meta == {"n": float(ref[2]["n"]), "tag": "alpha", "tags": ["x", "alpha"]}
+        assert sparse == (None if ref[3] is None else SparseVector.of(*ref[3]))
+
+
+def test_scan_skips_ids_deleted_between_list_and_fetch(src: dict, emu: PineconeEmulator) -> None:
+    conn = connect("pinecone://src?namespace=alpha")
+    _, cursor = conn.scan(None, 10)
+    doomed = sorted(src["alpha"])[10:30]
+    conn.delete(doomed, "alpha")
+    rest, _ = _scan_all("pinecone://src?namespace=alpha", 20, cursor)
+    assert [r for _, r in rest] == sorted(src["alpha"])[30:]
+
+
+# -- fetch, upsert, delete ---------------------------------------------------------------------
+def test_fetch_in_chunks_of_1000(emu: PineconeEmulator) -> None:
+    emu.create_index("big", 4, "cosine")
+    emu.seed("big", [(f"r{i:05d}", [1.0, i, 0, 0], None, None) for i in range(1500)])
+    conn = connect("pinecone://big")
+    wanted = [f"r{i:05d}" for i in range(1499, -1, -1)] + ["absent"]
+    batch = conn.fetch(wanted)
+    assert batch.ids == wanted[:-1]  # request order, missing ids simply absent
+    assert batch.vectors[0, 1] == 1499.0 and batch.sparse is None
+    assert [r.records for r in emu.requests("fetch")] == [1000, 501]
+    assert len(conn.fetch([])) == 0
+
+
+def test_fetch_keeps_urls_short_for_long_ids(emu: PineconeEmulator) -> None:
+    emu.create_index("long", 4, "cosine")
+    ids = [f"{i:0200d}" for i in range(1000)]  # in one GET: a 200 KB URL (httpx stops at 64)
+    emu.seed("long", [(rid, [1.0, 0, 0, 0], None, None) for rid in ids])
+    assert connect("pinecone://long").fetch(ids).ids == ids
+    fetches = emu.requests("fetch")
+    assert len(fetches) > 5 and {r.status for r in fetches} == {200}
+    assert sum(r.records for r in fetches) == 1000
+
+
+def test_upsert_splits_by_bytes_and_records(emu: PineconeEmulator) -> None:
+    conn = connect("pinecone://wide")
+    conn.create(TargetSpec("wide", 768, "cosine"))
+    batch = _batch([f"w{i}" for i in range(1000)], "docs", dim=768, meta={"title": "t" * 200})
+    conn.upsert(batch)
+    ups = emu.requests("upsert")
+    assert len(ups) >= 9 and all(r.status == 200 for r in ups)
+    assert all(r.nbytes <= 2 * 1024 * 1024 and r.records <= 1000 for r in ups)
+    assert sum(r.records for r in ups) == 1000 and {r.namespace for r in ups} == {"docs"}
+    back = conn.fetch(batch.ids, "docs")
+    assert back.ids == batch.ids and np.array_equal(back.vectors, batch.vectors)
+    assert back.metadata == batch.metadata
+
+
+def test_upsert_respects_the_record_cap(emu: PineconeEmulator) -> None:
+    conn = connect("pinecone://narrow")
+    conn.create(TargetSpec("narrow", 4, "euclidean"))
+    conn.upsert(_batch([f"n{i}" for i in range(2500)], dim=4))
+    assert [r.records for r in emu.requests("upsert")] == [1000, 1000, 500]
+    assert conn.count() == 2500
+
+
+def test_sparse_heavy_records_stay_under_2mb(emu: PineconeEmulator) -> None:
+    conn = connect("pinecone://hybrid")
+    conn.create(TargetSpec("hybrid", 4, "dot", sparse=True))
+    rng = np.random.default_rng(3)
+    sparse = [SparseVector.of(rng.choice(2**32 - 1, 1000, replace=False), rng.random(1000))
+              for _ in range(150)]
+    batch = RecordBatch([f"h{i}" for i in range(150)], rng.standard_normal((150, 4)),
+                        [{}] * 150, sparse, "ns")
+    conn.upsert(batch)
+    ups = emu.requests("upsert")
+    assert all(r.status == 200 and r.nbytes <= 2 * 1024 * 1024 for r in ups) and len(ups) >= 3
+    back = conn.fetch(["h7"], "ns")
+    assert back.sparse[0] == sparse[7]
+
+
+def test_delete_removes_only_the_given_ids(src: dict) -> None:
+    conn = connect("pinecone://src")
+    gone = sorted(src["beta"])[:60]
+    conn.delete(gone + ["never-existed"], "beta")
+    assert conn.count() == sum(SPACES.values()) - 60
+    assert len(conn.fetch(gone, "beta")) == 0
+    assert len(conn.fetch(sorted(src["beta"])[60:], "beta")) == 41
+
+
+SPECIAL = ["with space", "a&b", "k=v", "path/to/x", "100%", "#hash", "a+b", "q?x", "semi;colon",
+           "~tilde", "quote'\"", "..", "."]
+
+
+def test_special_character_ids_round_trip(emu: PineconeEmulator) -> None:
+    conn = connect("pinecone://ids")
+    conn.create(TargetSpec("ids", 4, "cosine"))
+    conn.upsert(_batch(SPECIAL, "ns/with space", dim=4))
+    assert conn.fetch(SPECIAL, "ns/with space").ids == SPECIAL
+    seen, _ = _scan_all("pinecone://ids", 5)
+    assert seen == [("ns/with space", rid) for rid in sorted(SPECIAL, key=str.encode)]
+    conn.delete(SPECIAL[:6], "ns/with space")
+    assert conn.fetch(SPECIAL, "ns/with space").ids == SPECIAL[6:]
+
+
+# -- create / drop -----------------------------------------------------------------------------
+def test_create_waits_until_ready_then_drop(emu: PineconeEmulator) -> None:
+    emu.polls_until_ready = 3
+    conn = connect("pinecone://fresh?cloud=gcp&region=us-central1")
+    conn.create(TargetSpec("fresh", 16, "euclidean"))
+    state = emu.indexes["fresh"]
+    assert state.polls_until_ready <= 0  # create returned only once describe said Ready
+    assert (state.dimension, state.metric, state.pod) == (16, "euclidean", False)
+    assert state.deployment == {"deployment_type": "managed", "cloud": "gcp",
+                                "region": "us-central1"}
+    assert conn.describe().metric == "euclidean"
+    with pytest.raises(TerminalError, match="409"):
+        conn.create(TargetSpec("fresh", 16, "euclidean"))
+    conn.drop()
+    assert conn.describe() is None and "fresh" not in emu.indexes
+    conn.drop()  # idempotent
+    with pytest.raises(TerminalError, match="manhattan"):
+        conn.create(TargetSpec("fresh", 16, "manhattan"))
+
+
+# -- errors ------------------------------------------------------------------------------------
+def test_429_with_retry_after_is_transient(emu: PineconeEmulator, sdk_sleeps: list) -> None:
+    emu.create_index("idx", 4)
+    conn = connect("pinecone://idx")
+    emu.faults.inject(429, retry_after=7, times=20)
+    with pytest.raises(TransientError) as err:
+        conn.count()
+    assert err.value.retry_after == 7.0 and "429" in str(err.value)
+    emu.faults.clear()
+    emu.faults.rate_429 = 1.0  # no Retry-After header
+    with pytest.raises(TransientError) as err:
+        conn.fetch(["a"])
+    assert err.value.retry_after is None
+    emu.faults.clear()
+    emu.faults.rate_5xx = 1.0
+    with pytest.raises(TransientError, match="50[03]"):
+        conn.upsert(_batch(["a"], dim=4))
+
+
+def test_refused_records_are_invalid_data_and_named(emu: PineconeEmulator) -> None:
+    emu.create_index("idx", 4)
+    conn = connect("pinecone://idx")
+    good = _batch(["ok1", "ok2"], dim=4)
+    zero = RecordBatch(["ok", "zero-vec"], np.array([[1, 0, 0, 0], [0, 0, 0, 0]], np.float32),
+                       [{}, {}])
+    # InvalidData (a TerminalError): the runner bisects the batch and dead-letters culprits
+    with pytest.raises(InvalidData) as err:
+        conn.upsert(zero)
+    assert "400" in str(err.value) and "'zero-vec' [vector]" in str(err.value)
+    with pytest.raises(InvalidData) as err:
+        conn.upsert(_batch(["d1", "d2"], dim=6))
+    assert "dimension" in str(err.value) and "'d1' [vector]" in str(err.value)
+    with pytest.raises(InvalidData) as err:  # refused by the SDK before sending
+        conn.upsert(RecordBatch(["ok", "bad"], good.vectors, [{}, {"nested": {"a": 1}}]))
+    assert "'bad' [metadata.nested]" in str(err.value)
+    with pytest.raises(InvalidData, match="'café'"):
+        conn.upsert(_batch(["café"], dim=4))
+    with pytest.raises(InvalidData, match="strings"):
+        conn.upsert(RecordBatch([7], good.vectors[:1], [{}]))
+    assert conn.count() == 0
+    emu.faults.inject(400, "namespace refused", op="upsert")
+    with pytest.raises(InvalidData, match="namespace refused"):
+        conn.upsert(good)
+    emu.faults.inject(404, "index gone", op="upsert")  # not about the data: plain terminal
+    with pytest.raises(TerminalError) as err:
+        conn.upsert(good)
+    assert not isinstance(err.value, InvalidData)
+
+
+def test_401_is_terminal_and_never_shows_the_key(emu: PineconeEmulator,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    emu.create_index("idx", 4)
+    wrong = "pcsk_wrong-secret-99ab"
+    monkeypatch.setenv("OTHER_KEY", wrong)
+    conn = connect(f"pinecone://idx?api_key_env=OTHER_KEY&host={emu.host('idx')}")
+    with pytest.raises(TerminalError) as err:
+        conn.count()
+    text = f"{err.value} {err.value!r} {err.value.__cause__!r}"
+    assert "401" in text and "OTHER_KEY" in text
+    assert wrong not in text and EMU_KEY not in text
+    with pytest.raises(TerminalError):
+        connect("pinecone://idx?api_key_env=OTHER_KEY").describe()
+
+
+def test_missing_key_names_the_variable(emu: PineconeEmulator,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PINECONE_API_KEY")
+    with pytest.raises(ConfigError, match="PINECONE_API_KEY") as err:
+        connect("pinecone://idx").count()
+    assert EMU_KEY not in str(err.value)
+    monkeypatch.setenv("MY_PC_KEY", EMU_KEY)
+    emu.create_index("idx", 4)
+    assert connect("pinecone://idx?api_key_env=MY_PC_KEY").count() == 0
+    with pytest.raises(ConfigError):
+        connect("pinecone://idx?api_key_env=not a name")
+
+
+def test_unreachable_host_is_transient(emu: PineconeEmulator, sdk_sleeps: list) -> None:
+    emu.create_index("idx", 4)
+    host = emu.host("idx")
+    conn = connect(f"pinecone://idx?host={host}")
+    assert conn.count() == 0
+    emu._stop("idx")  # the data plane goes away
+    dead = connect(f"pinecone://idx?host={host}")
+    with pytest.raises(TransientError):
+        dead.count()
+
+
+def test_secrets_in_the_uri_are_refused() -> None:
+    for uri in ("pinecone://idx?api_key=pcsk_123", "pinecone://user:pw@idx",
+                "pinecone://idx?token=abc"):
+        with pytest.raises(SecretInURI) as err:
+            connect(uri)
+        assert "pcsk_123" not in str(err.value) and "pw" not in str(err.value).split("://")[-1]
+
+
+def test_missing_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pinecone", None)  # import pinecone -> ImportError
+    monkeypatch.setenv("PINECONE_API_KEY", "anything")
+    with pytest.raises(MissingDependency) as err:
+        connect("pinecone://idx").count()
+    assert (err.value.package, err.value.extra) == ("pinecone", "pinecone")
+
+
+# -- pod indexes and ids files -----------------------------------------------------------------
+def test_pod_index_scan_explains_the_ids_file(emu: PineconeEmulator) -> None:
+    emu.create_index("pods", 4, pod=True)
+    conn = connect("pinecone://pods")
+    assert conn.capabilities.can_list is False
+    with pytest.raises(ConfigError) as err:
+        conn.scan(None, 10)
+    assert isinstance(err.value, TerminalError)  # never retried either
+    assert "pod-based" in str(err.value) and "ids_file=" in str(err.value)
+
+
+def test_ids_file_scan_and_resume(emu: PineconeEmulator, tmp_path: Path) -> None:
+    emu.create_index("pods", 4, pod=True)
+    emu.seed("pods", [(f"d{i}", [1.0, i, 0, 0], {"i": i}, None) for i in range(25)])
+    emu.seed("pods", [(f"p{i}", [2.0, i, 0, 0], None, None) for i in range(12)], namespace="prod")
+    lines = [f"d{i}" for i in range(25)] + ["", "missing-id"] + \
+        [f"prod\tp{i}" for i in range(12)] + ["__default__\td0"]
+    path = tmp_path / "ids.txt"
+    path.write_text("\n".join(lines) + "\n")
+    uri = f"pinecone://pods?ids_file={path}"
+    assert connect(uri).capabilities.can_list
+    seen, cursors = _scan_all(uri, 10)
+    assert seen == [("", f"d{i}") for i in range(25)] + [("prod", f"p{i}") for i in range(12)] \
+        + [("", "d0")]
+    for cursor, done in cursors[:-1]:
+        assert _scan_all(uri, 10, cursor)[0] == seen[done:]
+    only, _ = _scan_all(uri + "&namespace=prod", 5)
+    assert only == [("prod", f"p{i}") for i in range(12)]
+    with pytest.raises(ConfigError, match="absolute"):
+        connect("pinecone://pods?ids_file=relative/ids.txt")
+    with pytest.raises(ConfigError):
+        connect(f"pinecone://pods?ids_file={tmp_path / 'nope.txt'}").scan(None, 5)
+
+
+def test_reads_see_writes_only_after_the_lag(emu: PineconeEmulator) -> None:
+    emu.create_index("idx", 4)
+    conn = connect("pinecone://idx")
+    assert conn.capabilities.eventually_consistent
+    emu.faults.lag_ms = 5000
+    conn.upsert(_batch(["late"], dim=4))  # acknowledged ...
+    assert len(conn.fetch(["late"])) == 0 and conn.count() == 0  # ... not yet visible
+    emu.faults.lag_ms = 0
+    conn.upsert(_batch(["now"], dim=4))
+    assert conn.fetch(["late", "now"]).ids == []  # visibility keeps write order
+
+
+# -- live --------------------------------------------------------------------------------------
+@pytest.mark.live
+@pytest.mark.skipif(not (os.environ.get("PINECONE_API_KEY")
+                         and os.environ.get("VMKIT_PINECONE_LIVE_INDEX")),
+                    reason="needs PINECONE_API_KEY and VMKIT_PINECONE_LIVE_INDEX (a serverless "
+                           "index vmkit may write to)")
+def test_live_round_trip() -> None:
+    import time
+    import uuid
+
+    name = os.environ["VMKIT_PINECONE_LIVE_INDEX"]
+    ns = f"vmkit-live-{uuid.uuid4().hex[:8]}"
+    conn = connect(f"pinecone://{name}?namespace={ns}")
+    info = conn.describe()
+    assert info is not None and info.dimension > 0
+    ids = ["live a&b=c", "live/2", "live#3"]
+    batch = _batch(ids, ns, dim=info.dimension)
+    conn.upsert(batch)
+    try:
+        deadline = time.monotonic() + 60
+        while len(conn.fetch(ids, ns)) < 3 and time.monotonic() < deadline:
+            time.sleep(1)
+        back = conn.fetch(ids, ns)
+        assert sorted(back.ids) == sorted(ids)
+        seen, _ = _scan_all(f"pinecone://{name}?namespace={ns}", 2)
+        assert sorted(r for _, r in seen) == sorted(ids)
+    finally:
+        conn.delete(ids, ns)

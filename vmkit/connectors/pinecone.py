@@ -1,0 +1,564 @@
+"""Pinecone connector (source and target) over the official ``pinecone`` SDK (REST, 2026-07).
+
+``pinecone://INDEX`` with optional query parameters:
+
+- ``namespace=NS``     one namespace only (``namespace=`` is the default namespace); without it
+                       every namespace is scanned, in bytewise name order
+- ``host=URL``         data-plane host of the index (skips the lookup; e.g. a local emulator).
+                       The control plane follows the SDK's ``PINECONE_CONTROLLER_HOST``.
+- ``api_key_env=NAME`` environment variable holding the API key (default ``PINECONE_API_KEY``)
+- ``ids_file=/abs/path`` ids to read, one per line or ``namespace<TAB>id``: the way to read a
+                       pod-based index, which cannot list its ids
+- ``cloud=aws&region=us-east-1``  where ``create`` puts a new serverless index
+- ``ready_timeout=600`` seconds ``create``/``drop`` wait for the index to be ready/gone
+
+The scan cursor is a JSON string: ``{"ns": NS, "token": T}`` (list pagination token, null at
+the start of a namespace), ``{"ns": NS, "done": true}`` once NS is finished (the next namespace
+is found by the next call), or ``{"offset": BYTES, "line": N}`` when walking an ids file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any, BinaryIO
+from urllib.parse import parse_qs, quote_plus, urlsplit
+
+import numpy as np
+import orjson
+
+from vmkit.batching import split_batch
+from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
+from vmkit.errors import (
+    ConfigError,
+    InvalidData,
+    MissingDependency,
+    TerminalError,
+    TransientError,
+    VmkitError,
+)
+from vmkit.records import RecordBatch, RecordId, Rejection, SparseVector
+
+log = logging.getLogger(__name__)
+
+_TO_PINECONE = {"cosine": "cosine", "euclidean": "euclidean", "dot": "dotproduct"}
+_FROM_PINECONE = {v: k for k, v in _TO_PINECONE.items()}
+_DEFAULT_NS = "__default__"  # how 2026-07 stats name the default namespace ("" on the wire)
+_LIST_PAGE = 100  # list ids per page (SDK and service maximum)
+_FETCH_IDS = 1000  # ids per fetch / delete request
+# fetch is a GET with every id in the query string; proxies cap request lines at 8-64 KB, so a
+# request also stays under this many encoded bytes (1000 UUIDs fit in about 3 requests)
+_FETCH_URL_BYTES = 16_000
+_REQUEST_BYTES = 2 * 1024 * 1024 - 4096  # upsert body ceiling, with room for the envelope
+_MAX_METADATA = 40 * 1024
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+CAPABILITIES = Capabilities(
+    max_batch_records=1000,
+    max_batch_bytes=2_000_000,
+    id_kinds=frozenset({"string", "uuid"}),
+    max_id_length=512,
+    metrics=frozenset({"cosine", "euclidean", "dot"}),
+    sparse=True,
+    namespaces=True,
+    metadata_nested=False,
+    metadata_null=False,
+    metadata_mixed_lists=False,
+    metadata_big_ints=False,
+    max_metadata_bytes=_MAX_METADATA,
+    field_name_pattern=r"(?!\$)[\s\S]*",  # keys must not start with '$' (filter operators)
+    rejects_zero_vectors=True,
+    eventually_consistent=True,
+    wire_bytes_per_float=24,  # JSON text of a float32 printed as a double
+)
+
+
+class ListUnsupported(ConfigError, TerminalError):
+    """A pod-based index cannot enumerate its ids: a config problem, and never worth a retry."""
+
+
+def _canonical_ns(ns: str) -> str:
+    return "" if ns == _DEFAULT_NS else ns
+
+
+class PineconeConnector(Connector):
+    scheme = "pinecone"
+    extra = "pinecone"
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
+        parts = urlsplit(uri)
+        self.index_name = self.name = parts.netloc or parts.path.strip("/")  # name: for plan()
+        if not self.index_name:
+            raise ConfigError("pinecone:// URI needs an index name, e.g. pinecone://my-index")
+        blanks = parse_qs(parts.query, keep_blank_values=True)  # 'namespace=' is meaningful
+        self.namespace = _canonical_ns(blanks["namespace"][-1]) if "namespace" in blanks else None
+        self.host = self.params.get("host")
+        self.key_env = self.params.get("api_key_env", "PINECONE_API_KEY")
+        if not _ENV_NAME.fullmatch(self.key_env):
+            raise ConfigError("api_key_env must name an environment variable, e.g. MY_PINECONE_KEY")
+        self.ids_file = self.params.get("ids_file")
+        if self.ids_file is not None and not os.path.isabs(self.ids_file):
+            raise ConfigError("ids_file must be an absolute path (one id, or namespace<TAB>id, a line)")
+        self.cloud = self.params.get("cloud", "aws")
+        self.region = self.params.get("region", "us-east-1")
+        try:
+            self.ready_timeout = float(self.params.get("ready_timeout", 600))
+        except ValueError:
+            raise ConfigError("ready_timeout must be a number of seconds") from None
+        self._lock = threading.RLock()
+        self._pc: Any = None
+        self._index: Any = None
+        self._model_cache: Any = None
+        self._caps: Capabilities | None = None
+
+    # -- SDK plumbing ------------------------------------------------------------------------
+    def _key(self) -> str:
+        key = os.environ.get(self.key_env, "")
+        if not key.strip():
+            raise ConfigError(f"no Pinecone API key: set the environment variable {self.key_env}")
+        return key
+
+    def _control(self) -> Any:
+        with self._lock:
+            if self._pc is None:
+                try:
+                    from pinecone import Pinecone
+                except ImportError:
+                    raise MissingDependency("pinecone", self.extra) from None
+                with self._errors("connect"):
+                    self._pc = Pinecone(api_key=self._key())
+            return self._pc
+
+    def _data(self) -> Any:
+        with self._lock:
+            if self._index is None:
+                host = self.host
+                if not host:
+                    model = self._model()
+                    if model is None or not model.host:
+                        raise TerminalError(f"Pinecone index '{self.index_name}' does not exist "
+                                            "or has no host yet")
+                    host = model.host
+                with self._errors("connect"):
+                    self._index = self._control().index(host=host)
+            return self._index
+
+    def _model(self, refresh: bool = False) -> Any:
+        """The control plane's IndexModel, or None when the index does not exist."""
+        with self._lock:
+            if self._model_cache is None or refresh:
+                pc = self._control()
+                from pinecone.errors.exceptions import NotFoundError
+
+                try:
+                    with self._errors("describe index"):
+                        self._model_cache = pc.indexes.describe(self.index_name)
+                except TerminalError as exc:
+                    if not isinstance(exc.__cause__, NotFoundError):
+                        raise
+                    self._model_cache = None
+            return self._model_cache
+
+    @contextmanager
+    def _errors(self, what: str, write: bool = False) -> Iterator[None]:
+        """Translate SDK failures: 429/5xx/408/network -> TransientError; on a ``write``, a
+        refusal of the data (400/413/422, or the SDK's own checks) -> InvalidData, which the
+        runner bisects to the culprit records; anything else -> TerminalError."""
+        try:
+            yield
+        except VmkitError:
+            raise
+        except Exception as exc:
+            from pinecone.errors.exceptions import (
+                ApiError,
+                PineconeConnectionError,
+                PineconeError,
+                PineconeTimeoutError,
+            )
+
+            where = f"Pinecone {what} on index '{self.index_name}'"
+            if isinstance(exc, ApiError):
+                msg = self._scrub(f"{where} failed: HTTP {exc.status_code}: {exc.message}")
+                status = exc.status_code
+                if status in (408, 429) or status >= 500:
+                    raise TransientError(msg, retry_after=_retry_after(exc)) from exc
+                if status in (401, 403):
+                    msg += f" (check the API key in ${self.key_env})"
+                if write and status in (400, 413, 422):
+                    raise InvalidData(msg) from exc
+                raise TerminalError(msg) from exc
+            if isinstance(exc, (PineconeTimeoutError, PineconeConnectionError, ConnectionError,
+                                TimeoutError)):
+                raise TransientError(self._scrub(f"{where}: {exc}")) from exc
+            if isinstance(exc, PineconeError):
+                kind = InvalidData if write and isinstance(exc, (ValueError, TypeError)) \
+                    else TerminalError
+                raise kind(self._scrub(f"{where}: {exc}")) from exc
+            raise
+
+    def _scrub(self, text: str) -> str:
+        key = os.environ.get(self.key_env, "")
+        return text.replace(key, "***") if len(key) >= 4 else text
+
+    # -- capabilities ------------------------------------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:
+        """Static limits, plus ``can_list`` from the index's deployment (pod indexes cannot)."""
+        if self._caps is None:
+            try:
+                can_list = self.ids_file is not None or self._listable()
+            except VmkitError as exc:  # unreachable or unconfigured: answer, but ask again later
+                log.debug("capabilities without the index model: %s", exc)
+                return CAPABILITIES
+            self._caps = replace(CAPABILITIES, can_list=can_list)
+        return self._caps
+
+    @capabilities.setter
+    def capabilities(self, value: Capabilities) -> None:
+        self._caps = value
+
+    def _listable(self) -> bool:
+        model = self._model()
+        return model is None or not hasattr(model.deployment, "pod_type")
+
+    # -- contract ----------------------------------------------------------------------------
+    def describe(self) -> CollectionInfo | None:
+        model = self._model(refresh=True)
+        if model is None:
+            return None
+        dense = model.schema.fields.get("_values")
+        dimension = int(getattr(dense, "dimension", 0) or 0)
+        metric = _FROM_PINECONE.get(getattr(dense, "metric", "dotproduct"), "dot")
+        counts = self._counts()
+        if self.namespace is not None:
+            counts = {self.namespace: counts.get(self.namespace, 0)}
+        return CollectionInfo(
+            name=self.index_name,
+            dimension=dimension,
+            metric=metric,
+            count=sum(counts.values()),
+            namespaces=counts,
+            # Sparse values live beside dense ones in dotproduct (hybrid) or sparse indexes.
+            sparse="_sparse_values" in model.schema.fields or metric == "dot",
+        )
+
+    def count(self) -> int:
+        counts = self._counts()
+        if self.namespace is not None:
+            return counts.get(self.namespace, 0)
+        return sum(counts.values())
+
+    def _counts(self) -> dict[str, int]:
+        with self._errors("describe_index_stats"):
+            stats = self._data().describe_index_stats()
+        return {_canonical_ns(ns): s.vector_count for ns, s in stats.namespaces.items()
+                if s.vector_count}
+
+    def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        if limit < 1:
+            raise ValueError("scan limit must be at least 1")
+        state = orjson.loads(cursor) if cursor else None
+        if self.ids_file is not None:
+            return self._scan_file(state, limit)
+        if state is not None and "ns" not in state:
+            raise ConfigError("this cursor belongs to an ids_file scan; keep the same URI to resume")
+        if not self._listable():
+            raise ListUnsupported(
+                f"Pinecone index '{self.index_name}' is pod-based: pod indexes cannot list their "
+                "ids, so vmkit cannot enumerate it. Give the ids in a file instead: "
+                f"pinecone://{self.index_name}?ids_file=/abs/path/ids.txt (one id a line, or "
+                "namespace<TAB>id), e.g. exported from your application's database."
+            )
+        if state is None or state.get("done"):  # at the start, or past a finished namespace
+            ns, token = self._next_ns(None if state is None else state["ns"]), None
+        else:
+            ns, token = state["ns"], state["token"]
+        while ns is not None:
+            ids, token = self._list_ids(ns, token, limit)
+            batch = self.fetch(ids, ns) if ids else None
+            if batch is not None and len(batch):
+                # Finding the next namespace is left to the next call, so that a failure
+                # there never costs the records already fetched.
+                nxt = {"ns": ns, "token": token} if token else {"ns": ns, "done": True}
+                return batch, orjson.dumps(nxt).decode()
+            if not token:  # else the listed ids vanished before the fetch: read on
+                ns = self._next_ns(ns)
+        return RecordBatch.empty(self._dimension()), None
+
+    def _list_ids(self, ns: str, token: str | None, limit: int) -> tuple[list[str], str | None]:
+        """Up to ``limit`` ids after ``token``, asking for exactly what is missing so that the
+        returned token resumes right after the last id (never mid-page). A transient failure
+        after some pages returns those (a shorter batch) instead of losing them."""
+        index, ids = self._data(), list[str]()
+        while len(ids) < limit:
+            try:
+                with self._errors("list"):
+                    page = index.list_paginated(namespace=ns, pagination_token=token,
+                                                limit=min(_LIST_PAGE, limit - len(ids)))
+            except TransientError:
+                if not ids:
+                    raise
+                log.debug("list interrupted after %d ids; returning those", len(ids))
+                break
+            ids.extend(v.id for v in page.vectors)
+            token = page.pagination.next if page.pagination is not None else None
+            if not token:
+                break
+        return ids, token or None
+
+    def _next_ns(self, current: str | None) -> str | None:
+        """The namespace after ``current`` in bytewise order (the first one for None)."""
+        if self.namespace is not None:
+            return self.namespace if current is None else None
+        names = sorted(self._counts(), key=str.encode)
+        later = [n for n in names if current is None or n.encode() > current.encode()]
+        return later[0] if later else None
+
+    def _open_ids_file(self) -> BinaryIO:
+        try:
+            return open(str(self.ids_file), "rb")
+        except OSError as exc:
+            raise ConfigError(f"cannot read ids_file: {exc.strerror}") from None
+
+    def _scan_file(self, state: dict | None, limit: int) -> tuple[RecordBatch, str | None]:
+        if state is not None and "offset" not in state:
+            raise ConfigError("this cursor belongs to a list scan; drop ids_file to resume it")
+        offset, line = (0, 0) if state is None else (state["offset"], state["line"])
+        default_ns = self.namespace or ""
+        with self._open_ids_file() as f:
+            f.seek(offset)
+            while True:
+                ns, ids, more = None, [], False
+                while True:
+                    start, raw = f.tell(), f.readline()
+                    if not raw:
+                        break
+                    try:
+                        text = raw.decode("utf-8").rstrip("\r\n")
+                    except UnicodeDecodeError:
+                        raise ConfigError(f"ids_file line {line + 1} is not UTF-8") from None
+                    lns, tab, rid = text.partition("\t")
+                    lns, rid = (_canonical_ns(lns), rid) if tab else (default_ns, text)
+                    if not rid or (self.namespace is not None and lns != self.namespace):
+                        line += 1
+                        continue
+                    if ns is not None and (lns != ns or len(ids) == limit):
+                        f.seek(start)  # batches hold one namespace: this line starts the next
+                        more = True
+                        break
+                    line += 1
+                    ns = lns
+                    ids.append(rid)
+                cursor = orjson.dumps({"offset": f.tell(), "line": line}).decode()
+                if ns is not None:
+                    batch = self.fetch(ids, ns)
+                    if missing := len(ids) - len(batch):
+                        log.warning("%d ids from ids_file (before line %d) are not in index '%s'",
+                                    missing, line, self.index_name)
+                    if len(batch) or not more:
+                        return batch, cursor if more else None
+                if not more:
+                    return RecordBatch.empty(self._dimension()), None
+
+    def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
+        namespace = _canonical_ns(namespace)
+        wanted = [str(i) for i in ids]
+        found: dict[str, Any] = {}
+        index = self._data()
+        for chunk in _url_chunks(list(dict.fromkeys(wanted))):
+            with self._errors("fetch"):
+                found.update(index.fetch(ids=chunk, namespace=namespace).vectors)
+        order = [i for i in dict.fromkeys(wanted) if i in found]
+        rows = [found[i] for i in order]
+        if not rows:
+            return RecordBatch.empty(self._dimension(), namespace)
+        sparse = [None if v.sparse_values is None
+                  else SparseVector.of(v.sparse_values.indices, v.sparse_values.values)
+                  for v in rows]
+        return RecordBatch(
+            ids=list(order),
+            vectors=np.asarray([v.values for v in rows], dtype=np.float32),
+            metadata=[dict(v.metadata or {}) for v in rows],
+            sparse=sparse if any(s is not None for s in sparse) else None,
+            namespace=namespace,
+        )
+
+    def _dimension(self) -> int:
+        model = self._model_cache
+        dense = model.schema.fields.get("_values") if model is not None else None
+        return int(getattr(dense, "dimension", 0) or 0)
+
+    def upsert(self, batch: RecordBatch) -> None:
+        if not len(batch):
+            return
+        index = self._data()
+        namespace = _canonical_ns(batch.namespace)
+        for chunk in split_batch(batch, CAPABILITIES):
+            for part, items in self._fit(chunk):
+                try:
+                    with self._errors(f"upsert of {len(part)} records into namespace "
+                                      f"'{namespace}'", write=True):
+                        index.upsert(vectors=items, namespace=namespace)
+                except InvalidData as exc:
+                    culprit = self._diagnose(part)
+                    raise InvalidData(f"{exc}; first offending record: {culprit}"
+                                      if culprit else str(exc)) from exc.__cause__
+
+    def _fit(self, batch: RecordBatch) -> Iterator[tuple[RecordBatch, list[dict[str, Any]]]]:
+        """The request bodies exactly as sent, halved until each is under 2 MB (the size estimate
+        in split_batch can run short for sparse-heavy records)."""
+        items = [_wire(batch, i) for i in range(len(batch))]
+        if len(orjson.dumps({"vectors": items, "namespace": batch.namespace})) <= _REQUEST_BYTES:
+            yield batch, items
+        elif len(batch) == 1:
+            raise InvalidData(f"record {batch.ids[0]!r} is over Pinecone's 2 MB request limit "
+                              "on its own")
+        else:
+            half = len(batch) // 2
+            yield from self._fit(batch.take(range(half)))
+            yield from self._fit(batch.take(range(half, len(batch))))
+
+    def _diagnose(self, batch: RecordBatch) -> Rejection | None:
+        """The first record that breaks a rule Pinecone enforces, to name it in the error."""
+        dim = self._dimension()
+        for rid, vec, meta, sparse in batch.rows():
+            ns = batch.namespace
+            if not isinstance(rid, str) or not 1 <= len(rid) <= 512 or not rid.isascii() \
+                    or "\x00" in rid:
+                return Rejection(rid, "id must be an ASCII string of 1-512 characters", "id", ns)
+            if dim and len(vec) != dim:
+                return Rejection(rid, f"dimension {len(vec)} != index dimension {dim}", "vector", ns)
+            if not np.isfinite(vec).all():
+                return Rejection(rid, "vector has NaN or Inf values", "vector", ns)
+            if len(vec) and not vec.any():
+                return Rejection(rid, "all-zero dense vector", "vector", ns)
+            if sparse is not None and len(sparse.indices) > 1000:
+                return Rejection(rid, f"{len(sparse.indices)} sparse values (max 1000)", "sparse", ns)
+            for key, value in meta.items():
+                ok = isinstance(value, (str, bool, int, float)) or (
+                    isinstance(value, list) and all(isinstance(v, str) for v in value))
+                if not ok or key.startswith("$"):
+                    return Rejection(rid, "Pinecone metadata takes strings, numbers, booleans and "
+                                     "lists of strings, under keys not starting with '$'",
+                                     f"metadata.{key}", ns)
+            if len(orjson.dumps(meta)) > _MAX_METADATA:
+                return Rejection(rid, "metadata over 40 KB", "metadata", ns)
+        return None
+
+    def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
+        wanted, index = [str(i) for i in ids], self._data()
+        for start in range(0, len(wanted), _FETCH_IDS):
+            with self._errors("delete"):
+                index.delete(ids=wanted[start:start + _FETCH_IDS],
+                             namespace=_canonical_ns(namespace))
+
+    def create(self, spec: TargetSpec) -> None:
+        metric = _TO_PINECONE.get(spec.metric)
+        if metric is None:
+            raise TerminalError(f"Pinecone has no '{spec.metric}' metric "
+                                f"(it offers {', '.join(sorted(_TO_PINECONE))})")
+        fields: dict[str, Any] = {}
+        if spec.dimension > 0:
+            fields["_values"] = {"type": "dense_vector", "dimension": spec.dimension,
+                                 "metric": metric}
+        elif spec.sparse:
+            fields["_sparse_values"] = {"type": "sparse_vector"}
+        if spec.sparse and spec.dimension > 0 and metric != "dotproduct":
+            log.warning("index '%s' stores sparse values, but only dotproduct indexes can query "
+                        "them (metric is %s)", self.index_name, metric)
+        with self._errors("create index"):
+            self._control().indexes.create(
+                name=self.index_name,
+                schema={"fields": fields},
+                deployment={"deployment_type": "managed", "cloud": self.cloud,
+                            "region": self.region},
+                deletion_protection="disabled",
+                timeout=-1,  # we poll below, faster than the SDK's 5 s interval
+            )
+        self._wait(lambda m: m is not None and m.status.ready, "ready")
+        self._caps = None
+
+    def drop(self) -> None:
+        pc = self._control()
+        from pinecone.errors.exceptions import NotFoundError
+
+        try:
+            with self._errors("delete index"):
+                pc.indexes.delete(self.index_name, timeout=-1)
+        except TerminalError as exc:
+            if not isinstance(exc.__cause__, NotFoundError):
+                raise
+        self._wait(lambda m: m is None, "gone")
+        with self._lock:
+            if self._index is not None:
+                self._index.close()
+            self._index, self._caps = None, None
+
+    def _wait(self, done: Any, what: str) -> None:
+        deadline, pause = time.monotonic() + self.ready_timeout, 0.1
+        while True:
+            model = self._model(refresh=True)
+            if done(model):
+                return
+            state = model.status.state if model is not None else "absent"
+            if state in ("InitializationFailed", "Terminating", "Disabled") and what == "ready":
+                raise TerminalError(f"Pinecone index '{self.index_name}' is {state}")
+            if time.monotonic() > deadline:
+                raise TransientError(f"Pinecone index '{self.index_name}' not {what} after "
+                                     f"{self.ready_timeout:.0f}s (state {state})")
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+    def close(self) -> None:
+        with self._lock:
+            for client in (self._index, self._pc):
+                if client is not None:
+                    client.close()
+            self._index = self._pc = None
+
+
+def _wire(batch: RecordBatch, i: int) -> dict[str, Any]:
+    """One record in the SDK's dict form (ids must already be strings: see _diagnose)."""
+    rid = batch.ids[i]
+    if not isinstance(rid, str):
+        raise InvalidData(f"record {rid!r} [id]: Pinecone ids are strings; the plan must map "
+                          "integer ids first")
+    item: dict[str, Any] = {"id": rid, "values": batch.vectors[i].tolist()}
+    sparse = batch.sparse[i] if batch.sparse is not None else None
+    if sparse is not None and len(sparse.indices):
+        item["sparse_values"] = {"indices": sparse.indices.tolist(),
+                                 "values": sparse.values.tolist()}
+    if batch.metadata[i]:
+        item["metadata"] = batch.metadata[i]
+    return item
+
+
+def _url_chunks(ids: list[str]) -> Iterator[list[str]]:
+    """Runs of ids within the fetch limits: 1000 ids and _FETCH_URL_BYTES of query string."""
+    start, used = 0, 0
+    for i, rid in enumerate(ids):
+        size = len(quote_plus(rid)) + 5  # "&ids="
+        if i > start and (i - start == _FETCH_IDS or used + size > _FETCH_URL_BYTES):
+            yield ids[start:i]
+            start, used = i, 0
+        used += size
+    if start < len(ids):
+        yield ids[start:]
+
+
+def _retry_after(exc: Any) -> float | None:
+    value = getattr(exc, "retry_after", None)
+    if value is None:
+        raw = (getattr(exc, "headers", None) or {}).get("retry-after")
+        try:
+            value = float(raw) if raw is not None else None
+        except ValueError:
+            value = None
+    return value if value is None or value >= 0 else None
