@@ -238,8 +238,8 @@ class Migration:
                 done_here += 1
                 if opts.sample_rate > 0 and len(written) and is_sampled(self.id, seq, opts.sample_rate):
                     crashpoints.hit("during_validation")
-                    stats = validate_sample(written, target, plan,
-                                            min_similarity=opts.min_similarity, freshness_s=freshness)
+                    stats = validate_sample(written, target, plan, min_similarity=opts.min_similarity,
+                                            freshness_s=freshness, retry=self._retry)
                     self.store.record_validation(self.id, seq, stats.to_dict())
                     self._maybe_auto_rollback()
                 if on_batch is not None:
@@ -302,7 +302,7 @@ class Migration:
         assert source is not None and target is not None
         try:
             result = verify(source, target, plan or self.plan, freshness_s=self._freshness(target),
-                            dead_letter=self.store.refused_keys(self.id))
+                            dead_letter=self.store.refused_keys(self.id), retry=self._retry)
         finally:
             if own:
                 self.close()

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -23,12 +23,14 @@ from vmkit.connectors.base import Connector
 from vmkit.fingerprint import batch_digests, canonical_metadata, stored_vectors
 from vmkit.plan import Plan
 from vmkit.records import RecordBatch, RecordId, SparseVector
+from vmkit.retry import call_with_retry
 from vmkit.transform import map_batch
 
 log = logging.getLogger("vmkit.validate")
 
 NORMALIZED_TOLERANCE = 1e-6  # max |a-b| per component between unit vectors
 Key = tuple[str, RecordId]
+Retry = Callable[..., Any]
 
 
 def is_sampled(migration_id: str, seq: int, rate: float) -> bool:
@@ -45,17 +47,18 @@ def _compare_opts(plan: Plan) -> dict[str, bool]:
 
 
 def fetch_visible(
-    target: Connector, ids: Sequence[RecordId], namespace: str, freshness_s: float
+    target: Connector, ids: Sequence[RecordId], namespace: str, freshness_s: float,
+    retry: Retry = call_with_retry,
 ) -> RecordBatch:
     """Fetch ids, re-fetching the missing ones until ``freshness_s`` passes (eventual consistency)."""
-    found = target.fetch(ids, namespace)
+    found = retry(target.fetch, ids, namespace)
     deadline = time.monotonic() + freshness_s
     delay = 0.05
     while len(found) < len(ids) and time.monotonic() < deadline:
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 1.0)
         have = set(found.ids)
-        more = target.fetch([i for i in ids if i not in have], namespace)
+        more = retry(target.fetch, [i for i in ids if i not in have], namespace)
         found = RecordBatch.concat([found, more])
         found.namespace = namespace
     return found
@@ -77,13 +80,13 @@ class SampleStats:
 
 def validate_sample(
     expected: RecordBatch, target: Connector, plan: Plan, *, min_similarity: float = 0.98,
-    freshness_s: float = 0.0,
+    freshness_s: float = 0.0, retry: Retry = call_with_retry,
 ) -> SampleStats:
     """Compare what was written for one batch (target-ready records) with what the target
     now returns."""
     if not len(expected):
         return SampleStats(0, 0, None, None, None, 0, None)
-    got = fetch_visible(target, expected.ids, expected.namespace, freshness_s)
+    got = fetch_visible(target, expected.ids, expected.namespace, freshness_s, retry)
     where = {rid: i for i, rid in enumerate(got.ids)}
     rows = [i for i, rid in enumerate(expected.ids) if rid in where]
     missing = len(expected) - len(rows)
@@ -179,6 +182,7 @@ def _fmt(ns: str, rid: RecordId) -> str:
 def verify(
     source: Connector, target: Connector, plan: Plan, *, scan_size: int = 1000,
     freshness_s: float = 0.0, dead_letter: set[Key] | None = None,
+    retry: Retry = call_with_retry,
 ) -> Verification:
     """Every id and every content hash, both sides. Memory: one 16-byte digest per target id.
 
@@ -190,12 +194,12 @@ def verify(
     opts = _compare_opts(plan)
     result = Verification()
     # What the target holds, as the target stores it (no normalizing on this side).
-    target_digests: dict[Key, bytes] = dict(target.digests(numbers_as_float=opts["numbers_as_float"]))
+    target_digests = _target_digests(target, opts["numbers_as_float"], scan_size, retry)
     result.target_records = len(target_digests)
 
     suspects: dict[Key, tuple[np.ndarray, dict[str, Any], SparseVector | None]] = {}
     seen: set[Key] = set()
-    for batch in _scan_all(source, scan_size):
+    for batch in _scan_all(source, scan_size, retry):
         mapped = map_batch(batch, plan)
         result.source_records += mapped.read
         result.rejected += len(mapped.rejected)
@@ -212,16 +216,26 @@ def verify(
                 suspects[key] = (out.vectors[i].copy(), out.metadata[i], sparse)
     result.extra = sorted((k for k in target_digests if k not in seen), key=_sort_key)
     del target_digests
-    _recheck(suspects, target, plan, opts, freshness_s, result)
+    _recheck(suspects, target, opts, freshness_s, result, retry)
     result.seconds = time.monotonic() - started
     log.info("%s", next(iter(result.lines())))
     return result
 
 
-def _scan_all(conn: Connector, size: int) -> Iterable[RecordBatch]:
+def _target_digests(target: Connector, as_float: bool, size: int, retry: Retry) -> dict[Key, bytes]:
+    """What the target holds, as it stores it (nothing normalized on this side)."""
+    if type(target).digests is not Connector.digests:  # the target keeps digests itself
+        return retry(lambda: dict(target.digests(numbers_as_float=as_float)))
+    out: dict[Key, bytes] = {}
+    for batch in _scan_all(target, size, retry):
+        out.update(batch_digests(batch, numbers_as_float=as_float))
+    return out
+
+
+def _scan_all(conn: Connector, size: int, retry: Retry) -> Iterable[RecordBatch]:
     cursor: str | None = None
     while True:
-        batch, cursor = conn.scan(cursor, size)
+        batch, cursor = retry(conn.scan, cursor, size)
         if len(batch):
             yield batch
         if cursor is None:
@@ -229,8 +243,8 @@ def _scan_all(conn: Connector, size: int) -> Iterable[RecordBatch]:
 
 
 def _recheck(
-    suspects: dict[Key, tuple[np.ndarray, dict[str, Any], SparseVector | None]], target: Connector, plan: Plan,
-    opts: dict[str, bool], freshness_s: float, result: Verification,
+    suspects: dict[Key, tuple[np.ndarray, dict[str, Any], SparseVector | None]], target: Connector,
+    opts: dict[str, bool], freshness_s: float, result: Verification, retry: Retry,
 ) -> None:
     """Exact comparison of hash mismatches; an absent id waits out eventual consistency."""
     by_ns: dict[str, list[RecordId]] = {}
@@ -239,7 +253,7 @@ def _recheck(
     for ns, ids in by_ns.items():
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
-            got = fetch_visible(target, chunk, ns, freshness_s)
+            got = fetch_visible(target, chunk, ns, freshness_s, retry)
             where = {rid: i for i, rid in enumerate(got.ids)}
             for rid in chunk:
                 want_vec, want_meta, want_sparse = suspects[(ns, rid)]
