@@ -1,0 +1,532 @@
+"""Weaviate connector (weaviate-client v4: REST for schema, gRPC for data).
+
+``weaviate://HOST:PORT/Collection`` with query options (all optional):
+
+- ``grpc_port=P`` (default 50051), ``grpc_host=H`` (default HOST), ``secure=true`` (TLS on both)
+- ``api_key_env=NAME``   environment variable holding the API key (default WEAVIATE_API_KEY)
+- ``tenant=T``           read/write only tenant T, presented as one partition (namespace "")
+- ``vector=NAME``        the named vector carried in RecordBatch.vectors (default: "default")
+- ``consistency=ALL``    ONE | QUORUM | ALL for every read and write (validation read-backs)
+- ``multi_tenancy=true`` namespaces are tenants (capabilities.namespaces); create() makes a
+                         multi-tenant collection (so does ``tenant=``)
+- ``index=flat``         create() with a flat index instead of HNSW
+- ``timeout=S``          query/insert timeout in seconds; ``object_retries=N`` (default 3)
+
+Scan cursor: JSON ``{"pos": {tenant: last uuid | true when finished}}``; tenants are read in
+name order, objects in uuid order (Weaviate's ``after`` cursor), so a persisted cursor resumes
+exactly. Metadata read back: dates as RFC3339 strings, uuids as strings, nulls dropped (Weaviate
+does not distinguish a null from a missing property).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import uuid as uuid_lib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+import orjson
+
+from vmkit.batching import split_batch
+from vmkit.connectors import weaviate_naming as naming
+from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
+from vmkit.errors import ConfigError, InvalidData, MissingDependency, TerminalError, TransientError
+from vmkit.records import RecordBatch, RecordId, Rejection
+
+log = logging.getLogger(__name__)
+
+TO_DISTANCE = {"cosine": "cosine", "euclidean": "l2-squared", "dot": "dot", "manhattan": "manhattan"}
+FROM_DISTANCE = {v: k for k, v in TO_DISTANCE.items()} | {"hamming": "hamming"}
+_TRANSIENT_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
+# Per-object errors inside a successful batch that a retry can cure (timeouts, replication).
+_TRANSIENT_MARKERS = ("deadline exceeded", "timeout", "timed out", "unavailable", "temporar",
+                      "connection refused", "connection reset", "too many requests",
+                      "resource exhausted", "consistency level", "not enough replicas", "try again")
+_MAX_IDS = 1000  # ids per fetch/delete request (filters are kept small)
+
+
+@dataclass
+class WeaviateCollectionInfo(CollectionInfo):
+    """CollectionInfo plus what only Weaviate has: named vectors, properties, tenancy."""
+
+    vector: str = "default"  # the vector space RecordBatch.vectors carries
+    named_vectors: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> dim, metric
+    properties: dict[str, str] = field(default_factory=dict)  # name -> dataType
+    multi_tenant: bool = False
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes", "on")
+
+
+class WeaviateConnector(Connector):
+    scheme = "weaviate"
+    extra = "weaviate"
+    capabilities = Capabilities(
+        max_batch_records=1000,
+        max_batch_bytes=8 * 1024 * 1024,  # well under gRPC's ~100 MB message cap
+        id_kinds=frozenset({"uuid"}),
+        metrics=frozenset(TO_DISTANCE),
+        normalizes_cosine=False,  # Weaviate returns vectors exactly as written
+        sparse=False,
+        namespaces=True,  # tenants
+        metadata_nested=True,
+        metadata_null=False,  # a null property is indistinguishable from a missing one
+        metadata_big_ints=False,  # scalar ints travel as float64 in a protobuf Struct
+        field_name_pattern=naming.STABLE_FIELD_PATTERN,
+        reserved_fields=naming.RESERVED_PROPERTIES,
+        wire_bytes_per_float=4,
+    )
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
+        parts = urlsplit(uri)
+        p = self.params
+        self.secure = _flag(p.get("secure"))
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or (443 if self.secure else 8080)
+        self.grpc_host = p.get("grpc_host", self.host)
+        self.grpc_port = int(p.get("grpc_port", 50051))
+        raw = parts.path.strip("/")
+        self.collection = raw[:1].upper() + raw[1:]  # Weaviate capitalizes the first letter
+        if not naming.is_valid_collection_name(self.collection):
+            raise ConfigError(f"weaviate:// URI needs a collection name matching [A-Z][_0-9A-Za-z]*"
+                              f" (e.g. weaviate://host:8080/{naming.collection_name(raw or 'docs')})")
+        self.tenant = p.get("tenant") or None
+        self.vector_name = p.get("vector") or None
+        self.consistency = (p.get("consistency") or "").upper() or None
+        if self.consistency not in (None, "ONE", "QUORUM", "ALL"):
+            raise ConfigError("consistency must be ONE, QUORUM or ALL")
+        self.key_env = p.get("api_key_env", "WEAVIATE_API_KEY")
+        self.multi_tenancy = _flag(p.get("multi_tenancy"))
+        # Source namespaces become tenants only on a multi-tenant target; otherwise (and with a
+        # pinned tenant, which is one partition) the plan keeps them in a metadata field.
+        self.capabilities = replace(type(self).capabilities,
+                                    namespaces=self.multi_tenancy and self.tenant is None)
+        self.index = p.get("index", "hnsw")
+        self.timeout = float(p.get("timeout", 60))
+        self.object_retries = int(p.get("object_retries", 3))
+        self._client: Any = None
+        self._lock = threading.RLock()
+        self._facts: dict[str, Any] | None = None  # multi-tenant, named vectors, properties
+        self._tenants: set[str] = set()  # tenants known to exist (cache)
+        self._dim: int | None = None
+
+    # -- plumbing --------------------------------------------------------------------------------
+    def _api_key(self) -> str | None:
+        key = os.environ.get(self.key_env)
+        if key is None and "api_key_env" in self.params:
+            raise ConfigError(f"environment variable {self.key_env} (api_key_env) is not set")
+        return key or None
+
+    def _scrub(self, text: str) -> str:
+        key = os.environ.get(self.key_env)
+        return text.replace(key, "***") if key else text
+
+    @staticmethod
+    def _sdk() -> Any:
+        try:
+            import weaviate
+        except ImportError:
+            raise MissingDependency("weaviate-client", "weaviate") from None
+        return weaviate
+
+    def _conn(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                weaviate = self._sdk()
+                from weaviate.classes.init import AdditionalConfig, Auth, Timeout
+
+                key = self._api_key()
+                with self._errors("connect"):
+                    self._client = weaviate.connect_to_custom(
+                        http_host=self.host, http_port=self.port, http_secure=self.secure,
+                        grpc_host=self.grpc_host, grpc_port=self.grpc_port, grpc_secure=self.secure,
+                        auth_credentials=Auth.api_key(key) if key else None,
+                        additional_config=AdditionalConfig(timeout=Timeout(
+                            init=min(self.timeout, 10), query=self.timeout, insert=self.timeout)),
+                        skip_init_checks=True)  # no network call for a version warning
+            return self._client
+
+    def _coll(self, tenant: str | None = None) -> Any:
+        coll = self._conn().collections.get(self.collection)
+        if tenant:
+            coll = coll.with_tenant(tenant)
+        if self.consistency:
+            from weaviate.classes.config import ConsistencyLevel
+
+            coll = coll.with_consistency_level(ConsistencyLevel[self.consistency])
+        return coll
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except (TransientError, TerminalError, ConfigError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - every SDK/transport error is classified
+            raise self._classify(exc, what) from None
+
+    def _classify(self, exc: BaseException, what: str) -> Exception:
+        """TransientError for UNAVAILABLE/DEADLINE/RESOURCE_EXHAUSTED, 429, 5xx, connection
+        loss; TerminalError otherwise. Walks the cause chain: the SDK wraps gRPC errors."""
+        msg = f"weaviate {what} on {self.collection}: {self._scrub(str(exc))}"
+        chain: list[BaseException] = []
+        seen: BaseException | None = exc
+        while seen is not None and len(chain) < 8:
+            chain.append(seen)
+            seen = seen.__cause__ or seen.__context__
+        for e in chain:
+            code = getattr(e, "code", None)
+            name = type(e).__name__
+            if callable(code):
+                status = getattr(code(), "name", "")
+                if status:
+                    details = self._scrub(str(e.details())) if hasattr(e, "details") else ""
+                    full = f"weaviate {what} on {self.collection}: {status}: {details}"
+                    return TransientError(full) if status in _TRANSIENT_CODES else TerminalError(full)
+            status_code = getattr(e, "status_code", None)
+            if isinstance(status_code, int):
+                return TransientError(msg) if status_code == 429 or status_code >= 500 else TerminalError(msg)
+            if name in ("WeaviateRetryError", "WeaviateTimeoutError", "WeaviateConnectionError",
+                        "ConnectError", "ReadTimeout", "ConnectTimeout", "RemoteProtocolError", "ReadError"):
+                return TransientError(msg)
+        return TerminalError(msg)
+
+    def _config(self) -> Any:
+        with self._errors("read schema"):
+            return self._conn().collections.get(self.collection).config.get()
+
+    def _exists(self) -> bool:
+        with self._errors("check collection"):
+            return bool(self._conn().collections.exists(self.collection))
+
+    # -- schema facts -----------------------------------------------------------------------------
+    def _spaces(self, cfg: Any) -> dict[str, str]:
+        """Vector name -> Weaviate distance."""
+        if cfg.vector_config:
+            return {n: str(v.vector_index_config.distance_metric.value)
+                    for n, v in cfg.vector_config.items() if v.vector_index_config is not None}
+        vic = cfg.vector_index_config
+        return {"default": str(vic.distance_metric.value) if vic else "cosine"}
+
+    def _selected(self, spaces: dict[str, str]) -> str:
+        if self.vector_name:
+            if self.vector_name not in spaces:
+                raise TerminalError(f"{self.collection} has no vector named {self.vector_name!r} "
+                                    f"(it has {sorted(spaces)})")
+            return self.vector_name
+        return "default" if "default" in spaces else min(spaces)
+
+    def _tenant_names(self, multi_tenant: bool) -> list[str]:
+        if not multi_tenant:
+            if self.tenant:
+                raise TerminalError(f"{self.collection} is not multi-tenant; remove tenant= from the URI")
+            return [""]
+        if self.tenant:
+            return [self.tenant]
+        with self._errors("list tenants"):
+            tenants = self._coll().tenants.get()
+        self._tenants.update(tenants)
+        return sorted(tenants)
+
+    def _count(self, tenant: str) -> int:
+        with self._errors("count"):
+            return int(self._coll(tenant or None).aggregate.over_all(total_count=True).total_count or 0)
+
+    # -- contract ---------------------------------------------------------------------------------
+    def describe(self) -> WeaviateCollectionInfo | None:
+        if not self._exists():
+            return None
+        self._facts = None  # describe always reads the schema afresh
+        facts = self._schema()
+        spaces, selected = facts["spaces"], facts["vector"]
+        counts = {t: self._count(t) for t in self._tenant_names(facts["mt"])}
+        dims: dict[str, int] = {}
+        for t in (t for t, n in counts.items() if n):  # the API has no dimension: sample one
+            with self._errors("sample"):
+                res = self._coll(t or None).query.fetch_objects(limit=1, include_vector=True)
+            dims = {n: len(v) for n, v in res.objects[0].vector.items()} if res.objects else {}
+            if dims:
+                break
+        self._dim = dims.get(selected) or self._dim
+        return WeaviateCollectionInfo(
+            name=self.collection, dimension=dims.get(selected, 0),
+            metric=FROM_DISTANCE.get(spaces[selected], spaces[selected]), count=sum(counts.values()),
+            namespaces=counts if facts["mt"] and not self.tenant else {}, sparse=False,
+            vector=selected, multi_tenant=facts["mt"], properties=dict(facts["props"]),
+            named_vectors={n: {"dimension": dims.get(n, 0), "metric": FROM_DISTANCE.get(d, d)}
+                           for n, d in spaces.items()})
+
+    def count(self) -> int:
+        if not self._exists():
+            return 0
+        return sum(self._count(t) for t in self._tenant_names(self._schema()["mt"]))
+
+    def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        pos: dict[str, Any] = orjson.loads(cursor)["pos"] if cursor else {}
+        facts = self._schema()
+        tenants = self._tenant_names(facts["mt"])  # re-listed: tenants added meanwhile are read too
+        include = True if len(facts["spaces"]) == 1 else [facts["vector"]]
+        for t in tenants:
+            if pos.get(t) is True:
+                continue
+            with self._errors("scan"):
+                res = self._coll(t or None).query.fetch_objects(limit=limit, after=pos.get(t),
+                                                                include_vector=include)
+            if res.objects:
+                pos[t] = str(res.objects[-1].uuid)
+            if len(res.objects) < limit:
+                pos[t] = True  # a short page is the last one
+            if not res.objects:
+                continue
+            left = [x for x in tenants if pos.get(x) is not True]
+            nxt = orjson.dumps({"pos": pos}).decode() if left else None
+            return self._to_batch(res.objects, facts["vector"], t), nxt
+        return RecordBatch.empty(self._dim or 0), None
+
+    def _to_batch(self, objects: list[Any], vector: str, tenant: str) -> RecordBatch:
+        if self._dim is None:
+            self._dim = next((len(o.vector[vector]) for o in objects if vector in o.vector), 0)
+        ns = "" if self.tenant else tenant  # a pinned tenant is the whole collection to vmkit
+        ids, rows, metas, rejected = [], [], [], []
+        for o in objects:
+            rid, vec = str(o.uuid), o.vector.get(vector)
+            if vec is None or (vec and isinstance(vec[0], list)) or len(vec) != self._dim:
+                why = "no vector" if vec is None else f"vector of length {len(vec)}, expected {self._dim}"
+                rejected.append(Rejection(rid, f"{why} in '{vector}'", "vector", ns))
+                continue
+            ids.append(rid)
+            rows.append(vec)
+            metas.append(naming.from_weaviate(o.properties))
+        vectors = np.asarray(rows, np.float32) if rows else np.zeros((0, self._dim), np.float32)
+        batch = RecordBatch(ids=list(ids), vectors=vectors, metadata=metas, namespace=ns)
+        batch.rejected.extend(rejected)
+        return batch
+
+    def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
+        from weaviate.classes.query import Filter
+
+        tenant = self._write_tenant(namespace)
+        wanted = [u for u in (_as_uuid(i) for i in ids) if u is not None]
+        facts = self._schema()
+        if tenant and not self._tenant_exists(tenant):
+            wanted = []  # a tenant never written holds nothing (the server would refuse the read)
+        found: dict[str, Any] = {}
+        for start in range(0, len(wanted), _MAX_IDS):
+            chunk = wanted[start:start + _MAX_IDS]
+            with self._errors("fetch"):
+                res = self._coll(tenant).query.fetch_objects(
+                    filters=Filter.by_id().contains_any(chunk), limit=len(chunk),
+                    include_vector=True if len(facts["spaces"]) == 1 else [facts["vector"]])
+            found.update((str(o.uuid), o) for o in res.objects)
+        ordered = [found[u] for u in dict.fromkeys(wanted) if u in found]
+        return self._to_batch(ordered, facts["vector"], namespace)
+
+    def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
+        from weaviate.classes.query import Filter
+
+        tenant = self._write_tenant(namespace)
+        wanted = [u for u in (_as_uuid(i) for i in ids) if u is not None]
+        if tenant and not self._tenant_exists(tenant):
+            return
+        for start in range(0, len(wanted), _MAX_IDS):
+            with self._errors("delete"):
+                res = self._coll(tenant).data.delete_many(
+                    where=Filter.by_id().contains_any(wanted[start:start + _MAX_IDS]))
+            if res.failed:
+                raise TerminalError(f"weaviate delete on {self.collection}: {res.failed} objects failed")
+
+    def create(self, spec: TargetSpec) -> None:
+        from weaviate.classes.config import Configure, VectorDistances
+
+        if spec.sparse:
+            raise TerminalError("Weaviate has no sparse vectors; the plan must drop them")
+        if spec.metric not in TO_DISTANCE:
+            raise TerminalError(f"Weaviate has no {spec.metric!r} metric (has {sorted(TO_DISTANCE)})")
+        if self._exists():
+            raise TerminalError(f"weaviate collection {self.collection} already exists")
+        distance = VectorDistances(TO_DISTANCE[spec.metric])
+        index = (Configure.VectorIndex.flat(distance_metric=distance) if self.index == "flat"
+                 else Configure.VectorIndex.hnsw(distance_metric=distance))
+        with self._errors("create"):
+            self._conn().collections.create(
+                self.collection,
+                vector_config=Configure.Vectors.self_provided(
+                    name=self.vector_name or "default", vector_index_config=index),
+                multi_tenancy_config=Configure.multi_tenancy(enabled=True, auto_tenant_creation=True)
+                if self.multi_tenancy or self.tenant else None)
+        self._facts, self._dim = None, spec.dimension
+
+    def drop(self) -> None:
+        with self._errors("drop"):
+            self._conn().collections.delete(self.collection)
+        self._facts, self._tenants, self._dim = None, set(), None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                with contextlib.suppress(Exception):
+                    self._client.close()
+                self._client = None
+
+    # -- writes -----------------------------------------------------------------------------------
+    def _write_tenant(self, namespace: str) -> str | None:
+        """The tenant a namespace maps to (the URI's tenant wins), checked against the schema."""
+        mt = self._schema()["mt"]
+        tenant = self.tenant or namespace
+        if not mt:
+            if tenant:
+                raise TerminalError(
+                    f"{self.collection} is not multi-tenant but the batch is in namespace "
+                    f"{tenant!r}: map namespaces in the plan, or create with ?multi_tenancy=true")
+            return None
+        if not tenant:
+            raise TerminalError(f"{self.collection} is multi-tenant: records need a namespace "
+                                "(tenant) or the URI a tenant=")
+        return tenant
+
+    def _schema(self) -> dict[str, Any]:
+        """Schema facts reads and writes depend on, cached; refreshed after create/drop."""
+        if self._facts is None:
+            cfg = self._config()
+            spaces = self._spaces(cfg)
+            self._facts = {"mt": bool(cfg.multi_tenancy_config.enabled), "named": bool(cfg.vector_config),
+                           "spaces": spaces, "vector": self._selected(spaces),
+                           "props": {p.name: p.data_type.value for p in cfg.properties}}
+        return self._facts
+
+    def _tenant_exists(self, tenant: str) -> bool:
+        if tenant not in self._tenants:
+            with self._errors("check tenant"):
+                if self._coll().tenants.exists(tenant):
+                    self._tenants.add(tenant)
+        return tenant in self._tenants
+
+    def _ensure_tenant(self, tenant: str) -> None:
+        if not self._tenant_exists(tenant):
+            from weaviate.classes.tenants import Tenant
+
+            with self._errors("create tenant"):
+                self._coll().tenants.create([Tenant(name=tenant)])
+            self._tenants.add(tenant)
+
+    def _ensure_properties(self, metas: list[dict[str, Any]], ids: list[RecordId]) -> None:
+        """Check key names, then add missing properties with types inferred from the data, so
+        ints stay ints and strings stay text (the server's auto-schema would guess)."""
+        props: dict[str, str] = self._schema()["props"]
+        problems: list[str] = []
+        stored = {n.lower(): n for n in props}
+        for rid, meta in zip(ids, metas):
+            for k, v in meta.items():
+                why = naming.property_problem(k)
+                other = stored.get(k.lower(), k)
+                if why is None and other != k:
+                    why = f"collides with property '{other}' (names are case-insensitive)"
+                why = why or next(iter(naming.nested_problems(v, k)), None) or naming.value_problem(v)
+                if why:
+                    problems.append(f"{k!r} in record {rid}: {why}")
+            stored.update({k.lower(): k for k in meta})
+        if problems:
+            raise InvalidData(f"metadata keys Weaviate cannot store as-is ({len(problems)}): "
+                                + "; ".join(problems[:10]) + " (the plan must rename them)")
+        specs = naming.infer_specs(metas)
+        for name, spec in sorted((k, s) for k, s in specs.items() if k not in props):
+            try:
+                with self._errors("add property"):
+                    self._coll().config.add_property(_to_property(name, spec))
+            except TerminalError:
+                self._facts = None  # another writer may have added it meanwhile
+                if name not in self._schema()["props"]:
+                    raise
+                props = self._schema()["props"]
+            props[name] = props.get(name, spec["t"])
+
+    def upsert(self, batch: RecordBatch) -> None:
+        if not len(batch):
+            return
+        bad = [i for i in batch.ids if _as_uuid(i) is None]
+        if bad:
+            raise InvalidData(f"Weaviate ids are UUIDs; {len(bad)} ids are not (e.g. {bad[0]!r}): "
+                                "the plan's id policy must map them")
+        tenant = self._write_tenant(batch.namespace)
+        if tenant:
+            self._ensure_tenant(tenant)
+        with self._lock:  # one schema change at a time
+            self._ensure_properties(batch.metadata, batch.ids)
+        for part in split_batch(batch, self.capabilities):
+            self._insert(part, tenant)
+
+    def _insert(self, part: RecordBatch, tenant: str | None) -> None:
+        from weaviate.classes.data import DataObject
+
+        facts = self._schema()
+        pending = list(range(len(part)))
+        terminal: dict[str, str] = {}
+        transient: dict[str, str] = {}
+        for attempt in range(self.object_retries + 1):
+            objs = [DataObject(
+                uuid=_as_uuid(part.ids[i]),
+                properties={k: naming.to_weaviate(v, facts["props"].get(k))
+                            for k, v in part.metadata[i].items() if v is not None},
+                vector={self.vector_name or "default": part.vectors[i].tolist()} if facts["named"]
+                else part.vectors[i].tolist()) for i in pending]
+            failed = self._insert_many(objs, tenant)
+            transient = {}
+            for j, reason in failed.items():
+                rid = str(part.ids[pending[j]])
+                lower = reason.lower()
+                target = transient if any(m in lower for m in _TRANSIENT_MARKERS) else terminal
+                target[rid] = reason
+            pending = [pending[j] for j in failed if str(part.ids[pending[j]]) in transient]
+            if not pending or terminal:
+                break
+            log.info("weaviate: retrying %d objects after transient failures", len(pending))
+            time.sleep(min(0.2 * 2 ** attempt, 2.0))
+        if terminal:
+            raise InvalidData(f"weaviate rejected {len(terminal)} objects in {self.collection}: "
+                                + "; ".join(f"{k}: {v}" for k, v in list(terminal.items())[:20]))
+        if transient:
+            raise TransientError(f"weaviate: {len(transient)} objects still failing after "
+                                 f"{self.object_retries} retries: "
+                                 + "; ".join(f"{k}: {v}" for k, v in list(transient.items())[:20]))
+
+    def _insert_many(self, objs: list[Any], tenant: str | None) -> dict[int, str]:
+        """Index -> server reason for every object that failed inside the batch."""
+        from weaviate.exceptions import WeaviateInsertManyAllFailedError
+
+        with self._errors("insert"):
+            try:
+                res = self._coll(tenant).data.insert_many(objs)
+            except WeaviateInsertManyAllFailedError as exc:  # raised without per-index detail
+                reasons = str(exc).split("errors: ", 1)[-1].strip().replace("\n", " | ")
+                return {j: reasons for j in range(len(objs))}
+        return {j: err.message for j, err in res.errors.items()}
+
+
+def _as_uuid(value: Any) -> str | None:
+    """Canonical lowercase UUID string, or None unless ``value`` is a UUID in 8-4-4-4-12 form
+    (other spellings such as 32 bare hex digits would silently change the id)."""
+    if isinstance(value, uuid_lib.UUID):
+        return str(value)
+    if isinstance(value, str) and len(value) == 36:
+        try:
+            canonical = str(uuid_lib.UUID(value))
+        except ValueError:
+            return None
+        return canonical if canonical == value.lower() else None
+    return None
+
+
+def _to_property(name: str, spec: dict[str, Any]) -> Any:
+    from weaviate.classes.config import DataType, Property
+
+    nested = [_to_property(k, s) for k, s in sorted(spec.get("n", {}).items())] or None
+    return Property(name=name, data_type=DataType(spec["t"]), nested_properties=nested)

@@ -1,0 +1,306 @@
+"""Weaviate naming and type rules as pure functions, so the planner can compute (and store)
+renames and show the property types a target will get.
+
+What the server does (entities/schema/validation.go, usecases/schema/property.go):
+
+- collection names must match ``[A-Z][_0-9A-Za-z]*`` (the server and client upper-case the
+  first letter) and are unique case-insensitively;
+- property names must match ``[_A-Za-z][_0-9A-Za-z]*``; ``_additional``, ``_id`` and ``id`` are
+  reserved; the server LOWER-cases the first letter (``Title`` is stored and returned as
+  ``title``); names are unique case-insensitively (``userId`` and ``userid`` collide);
+- the Python client refuses a property named ``vector`` (and ``id``) at any level.
+
+A metadata key survives a round trip unchanged only if it matches ``STABLE_FIELD_PATTERN``, is
+not reserved, and no other key equals it case-insensitively. ``plan_property_renames`` maps
+every other key to a valid, unique name, deterministically and reversibly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import uuid as uuid_lib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+COLLECTION_NAME_RE = re.compile(r"[A-Z][_0-9A-Za-z]*")
+PROPERTY_NAME_RE = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+# Keys Weaviate stores and returns unchanged (first letter not upper-case).
+STABLE_FIELD_PATTERN = r"[_a-z][_0-9A-Za-z]*"
+# Server-reserved (id, _id, _additional), client-refused (vector), and meta (kept free by design).
+RESERVED_PROPERTIES = frozenset({"id", "_id", "_additional", "meta", "vector"})
+MAX_NAME = 200  # property names become on-disk bucket names; stay well under 255 bytes
+
+
+def lower_first(name: str) -> str:
+    return name[:1].lower() + name[1:]
+
+
+def _shorten(name: str, source: str) -> str:
+    if len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha1(source.encode()).hexdigest()[:8]
+    return f"{name[: MAX_NAME - 9]}_{digest}"
+
+
+def is_valid_collection_name(name: str) -> bool:
+    return bool(COLLECTION_NAME_RE.fullmatch(name))
+
+
+def collection_name(name: str) -> str:
+    """A valid Weaviate collection name for any source name: PascalCase of its words.
+
+    ``my-docs.v2`` -> ``MyDocsV2``, ``docs`` -> ``Docs``, ``2024_docs`` -> ``C2024Docs``.
+    """
+    words = [w for w in re.split(r"[^0-9A-Za-z]+", name) if w]
+    out = "".join(w[:1].upper() + w[1:] for w in words) or "Collection"
+    if not out[0].isalpha():
+        out = "C" + out
+    return _shorten(out, name)
+
+
+def property_problem(name: str, reserved: frozenset[str] = RESERVED_PROPERTIES) -> str | None:
+    """Why ``name`` cannot be stored unchanged as a top-level property, or None."""
+    if not PROPERTY_NAME_RE.fullmatch(name):
+        return "not a valid Weaviate property name (must match [_A-Za-z][_0-9A-Za-z]*)"
+    if lower_first(name) in reserved:
+        return f"'{lower_first(name)}' is a reserved property name"
+    if name[0].isupper():
+        return f"Weaviate lower-cases the first letter (it would come back as '{lower_first(name)}')"
+    if len(name) > MAX_NAME:
+        return f"longer than {MAX_NAME} characters"
+    return None
+
+
+def sanitize_property(name: str, reserved: frozenset[str] = RESERVED_PROPERTIES) -> str:
+    """A valid, stable name for ``name`` (collisions are resolved by plan_property_renames)."""
+    out = re.sub(r"[^0-9A-Za-z_]+", "_", name)
+    if not out or out[0].isdigit():
+        out = "_" + out
+    out = lower_first(out)
+    if out in reserved:
+        out += "_"
+    return _shorten(out, name)
+
+
+def find_collisions(names: Iterable[str]) -> list[list[str]]:
+    """Groups of distinct names that Weaviate would treat as one property (case-insensitive)."""
+    groups: dict[str, set[str]] = {}
+    for n in names:
+        groups.setdefault(n.lower(), set()).add(n)
+    return [sorted(g) for g in groups.values() if len(g) > 1]
+
+
+def plan_property_renames(
+    names: Iterable[str],
+    previous: Mapping[str, str] | None = None,
+    existing: Iterable[str] = (),
+    reserved: frozenset[str] = RESERVED_PROPERTIES,
+) -> dict[str, str]:
+    """Original key -> stored name, for every key that cannot be stored unchanged.
+
+    Deterministic (depends only on the arguments, not their order) and stable: decisions in
+    ``previous`` are kept, ``existing`` target properties keep their names, then keys that are
+    valid as-is keep theirs (in sorted order, so of ``userId``/``userid`` the first sorted
+    wins), and every other key gets ``sanitize_property(key)`` with ``_2``, ``_3``... until it
+    is unique case-insensitively. The result is injective, so ``invert_renames`` reverses it.
+    """
+    result = dict(previous or {})
+    owner: dict[str, str] = {}  # lower-cased stored name -> the original key that holds it
+    for stored in existing:
+        owner.setdefault(stored.lower(), stored)
+    for original, stored in result.items():
+        owner[stored.lower()] = original
+    pending: list[str] = []
+    for n in sorted(set(names) - set(result)):
+        if property_problem(n, reserved) is None and owner.get(n.lower(), n) == n:
+            owner[n.lower()] = n
+        else:
+            pending.append(n)
+    for n in pending:
+        base = sanitize_property(n, reserved)
+        cand, i = base, 2
+        while cand.lower() in owner:
+            cand, i = _shorten(f"{base}_{i}", f"{n}_{i}"), i + 1
+        result[n] = cand
+        owner[cand.lower()] = n
+    return result
+
+
+def invert_renames(renames: Mapping[str, str]) -> dict[str, str]:
+    """Stored name -> original key. Raises ValueError if two keys share a stored name."""
+    inverse: dict[str, str] = {}
+    for original, stored in renames.items():
+        if stored.lower() in {k.lower() for k in inverse}:
+            raise ValueError(f"rename map is not reversible: '{stored}' is used twice")
+        inverse[stored] = original
+    return inverse
+
+
+def rename_keys(metadata: Mapping[str, Any], renames: Mapping[str, str]) -> dict[str, Any]:
+    return {renames.get(k, k): v for k, v in metadata.items()}
+
+
+def restore_keys(metadata: Mapping[str, Any], renames: Mapping[str, str]) -> dict[str, Any]:
+    return rename_keys(metadata, invert_renames(renames))
+
+
+def nested_problems(value: Any, path: str = "") -> list[str]:
+    """Paths of keys inside nested objects that Weaviate cannot store (names or collisions)."""
+    found: list[str] = []
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        for group in find_collisions(item):
+            found.append(f"{path}{{{','.join(group)}}} (case-insensitive duplicates)")
+        for k, v in item.items():
+            where = f"{path}.{k}" if path else k
+            if not PROPERTY_NAME_RE.fullmatch(k) or k == "vector":
+                found.append(f"{where} (invalid nested property name)")
+            found.extend(nested_problems(v, where))
+    return sorted(set(found))
+
+
+# -- types ----------------------------------------------------------------------------------------
+# A property spec: {"t": Weaviate dataType, "n": {nested name: spec}} ("n" for object types).
+Spec = dict[str, Any]
+_ANY_ARRAY = "?[]"  # an empty list: fits any array type
+
+
+def value_type(v: Any) -> str | None:
+    """The Weaviate dataType a Python value maps to (None for null)."""
+    if v is None:
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(v, (int, np.integer)):
+        return "int"
+    if isinstance(v, (float, np.floating)):
+        return "number"
+    if isinstance(v, dt.datetime):
+        return "date"
+    if isinstance(v, uuid_lib.UUID):
+        return "uuid"
+    if isinstance(v, dict):
+        return "object"
+    if isinstance(v, (list, tuple, np.ndarray)):
+        spec = None
+        for x in v:
+            t = value_type(x)
+            spec = merge_spec(spec, {"t": t} if t else None)
+        return _ANY_ARRAY if spec is None else spec["t"] + "[]"
+    return "text"  # str, and anything else is written as its text
+
+
+def value_problem(v: Any) -> str | None:
+    """Why Weaviate cannot store ``v`` (mixed or nested lists), or None."""
+    if isinstance(v, dict):
+        return next((p for p in map(value_problem, v.values()) if p), None)
+    if isinstance(v, (list, tuple, np.ndarray)):
+        found = [value_type(x) for x in v]
+        if None in found:
+            return "a list with nulls (Weaviate arrays cannot hold null)"
+        types = {t for t in found if t is not None}
+        if any(t.endswith("[]") for t in types):
+            return "a list of lists (Weaviate has no nested arrays)"
+        if len({"number" if t == "int" else t for t in types}) > 1:
+            return f"a list mixing {sorted(types)} (Weaviate arrays hold one type)"
+        return next((p for p in map(value_problem, v) if p), None)
+    return None
+
+
+def spec_of(v: Any) -> Spec | None:
+    t = value_type(v)
+    if t is None:
+        return None
+    if t == "object":
+        return {"t": t, "n": infer_specs([v])}
+    if t == "object[]":
+        return {"t": t, "n": infer_specs([x for x in v if isinstance(x, dict)])}
+    return {"t": t}
+
+
+def merge_spec(a: Spec | None, b: Spec | None) -> Spec | None:
+    """Widen two specs into one: int+number -> number; conflicting types keep the first (the
+    server then rejects the odd values per object, naming them)."""
+    if a is None or b is None:
+        return a or b
+    ta, tb = a["t"], b["t"]
+    if ta == _ANY_ARRAY and tb.endswith("[]"):
+        return b
+    if tb == _ANY_ARRAY and ta.endswith("[]"):
+        return a
+    if {ta, tb} in ({"int", "number"}, {"int[]", "number[]"}):
+        return {"t": "number[]" if ta.endswith("[]") else "number"}
+    if ta == tb and "n" in a:
+        names = sorted(set(a["n"]) | set(b["n"]))
+        return {"t": ta, "n": {k: merge_spec(a["n"].get(k), b["n"].get(k)) for k in names}}
+    return a
+
+
+def infer_specs(metas: Iterable[Mapping[str, Any]]) -> dict[str, Spec]:
+    """Property specs for the keys of many records (keys that are only null are left out)."""
+    specs: dict[str, Spec | None] = {}
+    for meta in metas:
+        for k, v in meta.items():
+            specs[k] = merge_spec(specs.get(k), spec_of(v))
+    return {k: _final(s) for k, s in specs.items() if s is not None}
+
+
+def _final(spec: Spec) -> Spec:
+    out = {"t": "text[]" if spec["t"] == _ANY_ARRAY else spec["t"]}
+    if "n" in spec:
+        out["n"] = {k: _final(s) for k, s in spec["n"].items() if s is not None}
+        if not out["n"]:  # objects need at least one nested property
+            out["n"] = {"_empty": {"t": "text"}}
+    return out
+
+
+def to_weaviate(v: Any, data_type: str | None = None) -> Any:
+    """A metadata value in the form the client serializes faithfully."""
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, dict):
+        return {k: to_weaviate(x) for k, x in v.items() if x is not None}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        items = [to_weaviate(x) for x in v]
+        if data_type == "number[]" or any(isinstance(x, float) for x in items):
+            # ints and floats mixed: the client would pick int64[] from the first element
+            return [float(x) if not isinstance(x, (bool, str)) and x is not None else x for x in items]
+        return items
+    if isinstance(v, dt.datetime) and v.tzinfo is None:
+        return v.replace(tzinfo=dt.UTC)
+    if isinstance(v, dt.date) and not isinstance(v, dt.datetime):
+        return v.isoformat()
+    if data_type == "number" and isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    if not isinstance(v, (str, int, float, bool, dt.datetime, uuid_lib.UUID)):
+        return str(v)
+    return v
+
+
+def rfc3339(d: dt.datetime) -> str:
+    d = d.astimezone(dt.UTC) if d.tzinfo else d
+    frac = f".{d.microsecond:06d}".rstrip("0") if d.microsecond else ""
+    return d.strftime("%Y-%m-%dT%H:%M:%S") + frac + "Z"
+
+
+def from_weaviate(v: Any) -> Any:
+    """A property value read through the client -> JSON-friendly metadata (nulls dropped)."""
+    if isinstance(v, dict):
+        return {k: from_weaviate(x) for k, x in v.items() if x is not None}
+    if isinstance(v, list):
+        return [from_weaviate(x) for x in v]
+    if isinstance(v, dt.datetime):
+        return rfc3339(v)
+    if isinstance(v, uuid_lib.UUID):
+        return str(v)
+    if hasattr(v, "latitude") and hasattr(v, "longitude"):
+        return {"latitude": v.latitude, "longitude": v.longitude}
+    if hasattr(v, "number") and hasattr(v, "valid"):  # phone number
+        return {"input": v.number, "defaultCountry": v.default_country}
+    return v
