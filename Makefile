@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-EXTRAS ?= qdrant,pinecone,weaviate,notebook
+EXTRAS ?= qdrant,pinecone,weaviate,sochdb,notebook
 
 .PHONY: install demo test test-nojit test-slow bench lint clean
 

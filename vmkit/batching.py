@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Iterator
 
 import numpy as np
@@ -11,6 +12,14 @@ from vmkit.connectors.base import Capabilities
 from vmkit.errors import TerminalError
 from vmkit.records import RecordBatch
 
+
+def json_size(value: object) -> int:
+    """Encoded JSON size; values orjson refuses (ints past 64 bits) are measured the slow way."""
+    try:
+        return len(orjson.dumps(value))
+    except orjson.JSONEncodeError:
+        return len(json.dumps(value, default=str))
+
 RECORD_OVERHEAD = 64  # keys, quotes and separators around each record on the wire
 
 
@@ -19,7 +28,7 @@ def record_sizes(batch: RecordBatch, caps: Capabilities) -> np.ndarray:
     dense = batch.dimension * caps.wire_bytes_per_float
     sizes = np.full(len(batch), dense + RECORD_OVERHEAD, dtype=np.int64)
     for i, (rid, meta) in enumerate(zip(batch.ids, batch.metadata)):
-        sizes[i] += len(str(rid)) + (len(orjson.dumps(meta)) if meta else 0)
+        sizes[i] += len(str(rid)) + (json_size(meta) if meta else 0)
         sparse = None if batch.sparse is None else batch.sparse[i]
         if sparse is not None:
             sizes[i] += len(sparse.indices) * (4 + caps.wire_bytes_per_float)
@@ -31,7 +40,7 @@ def _whole_batch_bytes(batch: RecordBatch, caps: Capabilities) -> int | None:
     when sparse vectors need a per-record count."""
     if batch.sparse is not None:
         return None
-    shared = len(orjson.dumps(batch.metadata)) + len(orjson.dumps([str(i) for i in batch.ids]))
+    shared = json_size(batch.metadata) + len(orjson.dumps([str(i) for i in batch.ids]))
     return (batch.dimension * caps.wire_bytes_per_float + RECORD_OVERHEAD) * len(batch) + shared
 
 

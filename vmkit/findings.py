@@ -50,9 +50,13 @@ def schema_findings(schema: Schema, caps: Capabilities, nested_policy: str,
             add(field, "nested objects; the target stores flat metadata", policy, types["object"],
                 stats.examples.get("object", []))
         lists = {k: v for k, v in types.items() if k.startswith("list[") and k not in ("list[string]", "list[empty]")}
+        mixed = {k: v for k, v in lists.items() if k in ("list[mixed]", "list[null]")}
         if lists and not caps.metadata_mixed_lists:
             add(field, f"lists of {', '.join(sorted(lists))}; the target takes lists of strings only",
                 "stored as a JSON string", sum(lists.values()), sum((stats.examples[k] for k in lists), []))
+        elif mixed and caps.metadata_uniform_lists:
+            add(field, f"{', '.join(sorted(mixed))}; the target's lists hold one type",
+                "stored as a JSON string", sum(mixed.values()), sum((stats.examples[k] for k in mixed), []))
         if types.get("bigint") and not caps.metadata_big_ints:
             add(field, "integers beyond 2^53; the target stores numbers as float64",
                 "stored as a decimal string (exact)", types["bigint"], stats.examples.get("bigint", []))

@@ -55,8 +55,8 @@ def to_target_id(
     if scope:
         key = f"{scope}\x1f{_key(rid)}"
         if "uuid" in accepted:
-            return str(uuid.uuid5(VMKIT_NAMESPACE, key)), {ORIGINAL_ID_KEY: rid}
-        return key, {ORIGINAL_ID_KEY: rid}
+            return str(uuid.uuid5(VMKIT_NAMESPACE, key)), _original(rid)
+        return key, _original(rid)
     if kind == "uuid" and "uuid" in accepted:
         return str(rid).lower(), {}  # the same UUID, in canonical form
     if kind in accepted or (kind == "uuid" and "string" in accepted):
@@ -64,8 +64,14 @@ def to_target_id(
     if kind == "uint" and "string" in accepted:
         return str(rid), {ID_KIND_KEY: "uint"}
     if "uuid" in accepted:
-        return str(uuid.uuid5(VMKIT_NAMESPACE, _key(rid))), {ORIGINAL_ID_KEY: rid}
+        return str(uuid.uuid5(VMKIT_NAMESPACE, _key(rid))), _original(rid)
     raise BadId(f"id kind '{kind}' is not accepted by the target ({', '.join(sorted(accepted))})")
+
+
+def _original(rid: RecordId) -> dict[str, Any]:
+    """The source id as metadata: always a string (typed targets need one type per field),
+    with the kind kept for ints."""
+    return {ORIGINAL_ID_KEY: str(rid), ID_KIND_KEY: "uint"} if isinstance(rid, int) else {ORIGINAL_ID_KEY: rid}
 
 
 def _key(rid: RecordId) -> str:
@@ -80,12 +86,14 @@ def restore_source_id(
     meta = metadata
     if ORIGINAL_ID_KEY in meta:
         original = meta[ORIGINAL_ID_KEY]
+        if meta.get(ID_KIND_KEY) == "uint" and isinstance(original, str) and original.isdigit():
+            original = int(original)
         try:
             kind = id_kind(original)
         except BadId:
             return rid, meta
         if kind in accepted:
-            meta = {k: v for k, v in meta.items() if k != ORIGINAL_ID_KEY}
+            meta = {k: v for k, v in meta.items() if k not in (ORIGINAL_ID_KEY, ID_KIND_KEY)}
             return original, meta
     if meta.get(ID_KIND_KEY) == "uint" and "uint" in accepted and isinstance(rid, str) and rid.isdigit():
         meta = {k: v for k, v in meta.items() if k != ID_KIND_KEY}

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import orjson
 
 from vmkit import kernels
+from vmkit.batching import json_size
 from vmkit.connectors.base import Connector
 from vmkit.ids import BadId, id_kind
 from vmkit.records import RecordBatch, RecordId
@@ -75,7 +75,7 @@ class FieldStats:
             ex.append(rid)
         self.max_depth = max(self.max_depth, depth(value))
         if isinstance(value, (str, dict, list)):
-            self.max_bytes = max(self.max_bytes, len(orjson.dumps(value)))
+            self.max_bytes = max(self.max_bytes, json_size(value))
 
 
 @dataclass
@@ -185,7 +185,7 @@ def profile(uri: str, total: int, metric: str, namespaces: dict[str, int],
             max_len = max(max_len, len(str(rid)))
             seen[(batch.namespace, str(rid))] += 1
             meta = batch.metadata[i]
-            sizes.append(len(orjson.dumps(meta)))
+            sizes.append(json_size(meta))
             for key, value in meta.items():
                 fields.setdefault(key, FieldStats(key)).add(rid, value)
             if batch.sparse is not None and batch.sparse[i] is not None:

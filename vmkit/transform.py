@@ -113,11 +113,17 @@ def _within_request_limit(
     batch: RecordBatch, keep_rows: list[int], live: list[int], target_ids: list[RecordId],
     metas: list[Metadata], caps: Capabilities, rejected: list[Rejection],
 ) -> list[int]:
-    """Drop (and reject) records too large for a single write request to the target."""
+    """Drop (and reject) records whose metadata JSON cannot encode or that are too large for
+    a single write request to the target."""
     if not live:
         return live
     dense = batch.dimension * caps.wire_bytes_per_float + RECORD_OVERHEAD
-    shared = len(orjson.dumps([metas[k] for k in live])) + len(orjson.dumps([str(target_ids[k]) for k in live]))
+    try:
+        shared = len(orjson.dumps([metas[k] for k in live]))
+    except orjson.JSONEncodeError:  # rare: find the culprits one by one
+        live = [k for k in live if _encodable(metas[k], batch.ids[keep_rows[k]], batch.namespace, rejected)]
+        shared = len(orjson.dumps([metas[k] for k in live]))
+    shared += len(orjson.dumps([str(target_ids[k]) for k in live]))
     if batch.sparse is None and dense + shared <= caps.max_batch_bytes:
         return live  # even all of the batch's metadata on one record would fit: no per-record sizes
     probe = RecordBatch([target_ids[k] for k in live], batch.vectors[[keep_rows[k] for k in live]],
@@ -135,6 +141,15 @@ def _within_request_limit(
         else:
             kept.append(k)
     return kept
+
+
+def _encodable(meta: Metadata, rid: RecordId, ns: str, rejected: list[Rejection]) -> bool:
+    try:
+        orjson.dumps(meta)
+        return True
+    except orjson.JSONEncodeError as exc:
+        rejected.append(Rejection(rid, f"metadata cannot be encoded as JSON ({exc})", "metadata", ns))
+        return False
 
 
 def _vector_problems(batch: RecordBatch, plan: Plan, caps: Capabilities) -> dict[int, tuple[str, str]]:
@@ -212,7 +227,9 @@ def _map_value(key: str, value: Any, plan: Plan, caps: Capabilities, changes: di
     if isinstance(value, list):
         only_strings = all(isinstance(v, str) for v in value)
         nested = any(isinstance(v, (dict, list)) for v in value)
-        if (not only_strings and not caps.metadata_mixed_lists) or (nested and not caps.metadata_nested):
+        mixed = len({type(v) for v in value}) > 1 or any(v is None or isinstance(v, list) for v in value)
+        if ((not only_strings and not caps.metadata_mixed_lists) or (nested and not caps.metadata_nested)
+                or (mixed and caps.metadata_uniform_lists)):
             changes["list -> json"] = changes.get("list -> json", 0) + 1
             return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
         value = list(value)

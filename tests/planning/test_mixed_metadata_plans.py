@@ -117,3 +117,19 @@ def test_uuid_only_target_with_naming_rules_renames_fields(source, tmp_path):
     assert any("uint ids" in x and "uuid5" in x for x in findings(p)["id"])
     predicted = dry_run(p, sample=None)
     assert predicted.rejections == [] and predicted.would_write == N
+
+
+def test_weaviate_target_renames_and_reshapes(source, tmp_path):
+    from emulators.weaviate_emulator import WeaviateEmulator
+
+    with WeaviateEmulator() as emu:
+        target = f"weaviate://127.0.0.1:{emu.http_port}/Messy?grpc_port={emu.grpc_port}"
+        with connect(source) as src, connect(target) as dst:
+            p = plan(src, dst)
+        f = findings(p)
+        assert p.renames["dotted.key"] == "dotted_key" and "ключ" in p.renames
+        assert "Name" in p.renames or "name" in p.renames  # one property after case folding
+        assert any("uint ids" in x and "uuid5" in x for x in f["id"])
+        assert any("one type" in x and "JSON string" in x for x in f["metadata.mixed"])
+        assert any("null values" in x for x in f["metadata.maybe"])
+        run_and_compare(p, "to-weaviate", tmp_path)

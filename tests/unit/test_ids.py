@@ -83,7 +83,7 @@ EXPECTED = {
     # uint 7
     (7, "all"): (7, {}),
     (7, "uuid+uint"): (7, {}),
-    (7, "uuid"): (u5(7), {ORIGINAL_ID_KEY: 7}),
+    (7, "uuid"): (u5(7), {ORIGINAL_ID_KEY: "7", ID_KIND_KEY: "uint"}),
     (7, "string"): ("7", {ID_KIND_KEY: "uint"}),
     (7, "uint"): (7, {}),
     (7, "uint+string"): (7, {}),
@@ -158,7 +158,8 @@ def test_scope_gives_distinct_target_ids_per_namespace(rid):
     b, meta_b = to_target_id(rid, SETS["uuid+uint"], scope="b")
     plain, _ = to_target_id(rid, SETS["uuid+uint"])
     assert len({a, b, plain}) == 3
-    assert meta_a == meta_b == {ORIGINAL_ID_KEY: rid}
+    kept = {ORIGINAL_ID_KEY: str(rid), ID_KIND_KEY: "uint"} if isinstance(rid, int) else {ORIGINAL_ID_KEY: rid}
+    assert meta_a == meta_b == kept
     assert id_kind(a) == id_kind(b) == "uuid"
     # deterministic
     assert to_target_id(rid, SETS["uuid+uint"], scope="a") == (a, meta_a)

@@ -343,7 +343,7 @@ def test_namespace_policy_field_keeps_ids_distinct_and_records_the_namespace():
         outs[ns] = map_batch(batch, p)
         assert outs[ns].batch.namespace == ""
         assert outs[ns].source_ids == [1, "doc"]
-        assert outs[ns].batch.metadata == [{"x": 1, ORIGINAL_ID_KEY: 1, "namespace": ns},
+        assert outs[ns].batch.metadata == [{"x": 1, ORIGINAL_ID_KEY: "1", ID_KIND_KEY: "uint", "namespace": ns},
                                            {ORIGINAL_ID_KEY: "doc", "namespace": ns}]
     all_ids = outs["a"].batch.ids + outs["b"].batch.ids
     assert len(set(all_ids)) == 4

@@ -34,6 +34,7 @@ class Capabilities:
     metadata_nested: bool = True  # objects inside metadata values
     metadata_null: bool = True
     metadata_mixed_lists: bool = True  # lists of anything (False: lists of strings only)
+    metadata_uniform_lists: bool = False  # each list must hold one type, no nulls (Weaviate)
     metadata_big_ints: bool = True  # ints past 2**53 stored exactly (False: as float64)
     max_metadata_bytes: int | None = None
     field_name_pattern: str | None = None  # regex every metadata key must match

@@ -32,6 +32,7 @@ and tests can change them mid-run through ``faults_for(NAME)``.
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
 import time
@@ -203,7 +204,7 @@ class MemoryConnector(Connector):
         return RecordBatch(
             ids=list(ids),
             vectors=vectors,
-            metadata=[orjson.loads(orjson.dumps(r[1])) for r in rows],  # deep copy
+            metadata=[copy.deepcopy(r[1]) for r in rows],  # deep copy
             sparse=sparse if any(s is not None for s in sparse) else None,
             namespace=ns,
         )
@@ -302,7 +303,7 @@ class MemoryConnector(Connector):
             rows = store.namespaces.setdefault(batch.namespace, {})
             for i, rid in enumerate(batch.ids):
                 sparse = None if batch.sparse is None else batch.sparse[i]
-                rows[rid] = (vectors[i], orjson.loads(orjson.dumps(batch.metadata[i])), sparse)
+                rows[rid] = (vectors[i], copy.deepcopy(batch.metadata[i]), sparse)
             store.touched(batch.namespace)
 
     def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:

@@ -80,6 +80,7 @@ class WeaviateConnector(Connector):
         metadata_nested=True,
         metadata_null=False,  # a null property is indistinguishable from a missing one
         metadata_big_ints=False,  # scalar ints travel as float64 in a protobuf Struct
+        metadata_uniform_lists=True,  # array properties are typed: text[], int[], ...
         field_name_pattern=naming.STABLE_FIELD_PATTERN,
         reserved_fields=naming.RESERVED_PROPERTIES,
         wire_bytes_per_float=4,
