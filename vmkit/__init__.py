@@ -4,11 +4,13 @@ prove it. The public API, re-exported (SDKs are imported only by the connectors 
 
 from vmkit.connectors import connect
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
+from vmkit.dryrun import DryRun, dry_run
 from vmkit.errors import VmkitError
 from vmkit.options import MigrationOptions
 from vmkit.plan import Plan, plan
 from vmkit.records import RecordBatch, Rejection, SparseVector
 from vmkit.runner import Migration, Progress
+from vmkit.schema import Schema, infer_schema
 from vmkit.state import StateStore
 from vmkit.status import Status
 from vmkit.transform import map_batch
@@ -17,7 +19,8 @@ from vmkit.validate import Verification, verify
 __version__ = "0.1.0"
 
 __all__ = [
-    "Capabilities", "CollectionInfo", "Connector", "Migration", "MigrationOptions", "Plan",
-    "Progress", "RecordBatch", "Rejection", "SparseVector", "StateStore", "Status", "TargetSpec",
-    "Verification", "VmkitError", "connect", "map_batch", "plan", "verify",
+    "Capabilities", "CollectionInfo", "Connector", "DryRun", "Migration", "MigrationOptions",
+    "Plan", "Progress", "RecordBatch", "Rejection", "Schema", "SparseVector", "StateStore",
+    "Status", "TargetSpec", "Verification", "VmkitError", "connect", "dry_run", "infer_schema",
+    "map_batch", "plan", "verify",
 ]
