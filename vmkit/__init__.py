@@ -3,6 +3,7 @@ prove it. The public API, re-exported (SDKs are imported only by the connectors 
 """
 
 from vmkit.connectors import connect
+from vmkit.controller import MigrationController
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
 from vmkit.dryrun import DryRun, dry_run
 from vmkit.errors import VmkitError
@@ -19,7 +20,7 @@ from vmkit.validate import Verification, verify
 __version__ = "0.1.0"
 
 __all__ = [
-    "Capabilities", "CollectionInfo", "Connector", "DryRun", "Migration", "MigrationOptions",
+    "Capabilities", "CollectionInfo", "Connector", "DryRun", "Migration", "MigrationController", "MigrationOptions",
     "Plan", "Progress", "RecordBatch", "Rejection", "Schema", "SparseVector", "StateStore",
     "Status", "TargetSpec", "Verification", "VmkitError", "connect", "dry_run", "infer_schema",
     "map_batch", "plan", "verify",

@@ -271,5 +271,27 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command("run-notebook")
+def run_notebook_cmd(
+    name: str = typer.Argument(..., help="01_explore_and_plan, 02_migrate or 03_validation_report (or 01, 02, 03, or a path)."),
+    migration_id: str = typer.Option("demo", "--id", help="Migration id; the executed notebook goes to OUT_DIR/ID/."),
+    param: Optional[list[str]] = typer.Option(None, "-p", "--param", help="NAME=VALUE notebook parameter (repeatable)."),
+    out_dir: Path = typer.Option(Path("papermill-runs"), "--out-dir", help="Where executed notebooks go."),
+) -> None:
+    """Execute a notebook headless with papermill (interactive=False); exit 1 if a cell fails."""
+    from papermill.exceptions import PapermillExecutionError
+
+    from vmkit.notebooks import parse_parameters, run_notebook
+
+    params = _run(lambda: parse_parameters(param or []))
+    try:
+        out = _run(lambda: run_notebook(name, migration_id, params, out_dir=out_dir))
+    except PapermillExecutionError as exc:
+        typer.secho(f"error: cell {exc.exec_count}: {exc.ename}: {exc.evalue} "
+                    f"(see {out_dir / migration_id})", err=True, fg="red")
+        raise typer.Exit(1) from None
+    typer.echo(str(out))
+
+
 if __name__ == "__main__":
     app()

@@ -76,6 +76,8 @@ class Status:
     def __str__(self) -> str:
         return "\n".join(self.lines())
 
+    __repr__ = __str__
+
     def _repr_html_(self) -> str:
         color = {"completed": "#1a7f37", "rolled_back": "#cf222e", "in_progress": "#9a6700"}.get(self.state, "#57606a")
         head, *rest = self.lines()
