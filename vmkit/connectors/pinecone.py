@@ -24,7 +24,8 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, BinaryIO
@@ -113,6 +114,7 @@ class PineconeConnector(Connector):
         except ValueError:
             raise ConfigError("ready_timeout must be a number of seconds") from None
         self._lock = threading.RLock()
+        self._pool: ThreadPoolExecutor | None = None  # fetches overlapping list pages
         self._pc: Any = None
         self._index: Any = None
         self._model_cache: Any = None
@@ -281,8 +283,7 @@ class PineconeConnector(Connector):
         else:
             ns, token = state["ns"], state["token"]
         while ns is not None:
-            ids, token = self._list_ids(ns, token, limit)
-            batch = self.fetch(ids, ns) if ids else None
+            batch, token = self._list_and_fetch(ns, token, limit)
             if batch is not None and len(batch):
                 # Finding the next namespace is left to the next call, so that a failure
                 # there never costs the records already fetched.
@@ -292,7 +293,23 @@ class PineconeConnector(Connector):
                 ns = self._next_ns(ns)
         return RecordBatch.empty(self._dimension()), None
 
-    def _list_ids(self, ns: str, token: str | None, limit: int) -> tuple[list[str], str | None]:
+    def _list_and_fetch(self, ns: str, token: str | None, limit: int
+                        ) -> tuple[RecordBatch | None, str | None]:
+        """List up to ``limit`` ids and fetch them, each page's fetch running while the next
+        page is listed (list pages are sequential by nature; fetches need not wait)."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(4, thread_name_prefix="vmkit-pinecone-fetch")
+        futures = []
+        ids, token = self._list_ids(ns, token, limit,
+                                    on_page=lambda page: futures.append(self._pool.submit(self.fetch, page, ns)))
+        if not ids:
+            return None, token
+        batch = RecordBatch.concat([f.result() for f in futures])
+        batch.namespace = ns
+        return batch, token
+
+    def _list_ids(self, ns: str, token: str | None, limit: int,
+                  on_page: Callable[[list[str]], None] | None = None) -> tuple[list[str], str | None]:
         """Up to ``limit`` ids after ``token``, asking for exactly what is missing so that the
         returned token resumes right after the last id (never mid-page). A transient failure
         after some pages returns those (a shorter batch) instead of losing them."""
@@ -307,7 +324,10 @@ class PineconeConnector(Connector):
                     raise
                 log.debug("list interrupted after %d ids; returning those", len(ids))
                 break
-            ids.extend(v.id for v in page.vectors)
+            page_ids = [v.id for v in page.vectors]
+            ids.extend(page_ids)
+            if on_page is not None and page_ids:
+                on_page(page_ids)
             token = page.pagination.next if page.pagination is not None else None
             if not token:
                 break
@@ -518,6 +538,9 @@ class PineconeConnector(Connector):
 
     def close(self) -> None:
         with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
             for client in (self._index, self._pc):
                 if client is not None:
                     client.close()

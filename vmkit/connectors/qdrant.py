@@ -140,12 +140,12 @@ class QdrantConnector(Connector):
         else:
             with _CLIENTS_LOCK:
                 client, refs = _CLIENTS.get(self.location, (None, 0))
-                if refs <= 1:
+                if refs <= 1 and self.location != ":memory:":  # in-memory data lives as long as the process
                     _CLIENTS.pop(self.location, None)
-                    if client is not None and self.location != ":memory:":
+                    if client is not None:
                         client.close()
-                else:
-                    _CLIENTS[self.location] = (client, refs - 1)
+                elif client is not None:
+                    _CLIENTS[self.location] = (client, max(0, refs - 1))
         self._client = None
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -237,6 +237,26 @@ class QdrantConnector(Connector):
 
     def drop(self) -> None:
         self._call(self.client.delete_collection, self.collection)
+
+    # -- aliases (used by vmkit.sync for cutover; the embedded engine supports them too) ------
+    def alias_scope(self) -> str:
+        """Where alias names live: one server, or one embedded directory."""
+        return self.location
+
+    def get_alias(self, alias: str) -> str | None:
+        """The collection ``alias`` points at, or None."""
+        found = self._call(self.client.get_aliases).aliases
+        return next((a.collection_name for a in found if a.alias_name == alias), None)
+
+    def set_alias(self, alias: str) -> None:
+        """Point ``alias`` at this collection, atomically (delete + create in one request)."""
+        models = _sdk().models
+        ops: list[Any] = []
+        if self.get_alias(alias) is not None:
+            ops.append(models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)))
+        ops.append(models.CreateAliasOperation(create_alias=models.CreateAlias(
+            collection_name=self.collection, alias_name=alias)))
+        self._call(self.client.update_collection_aliases, change_aliases_operations=ops)
 
     # -- conversions -----------------------------------------------------------------------
     def _dimension(self) -> int:
