@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from emulators.pinecone_emulator import EMU_KEY, PineconeEmulator  # noqa: E402
+from emulators.pinecone_emulator import EMU_KEY  # noqa: E402
 
 
 def sequential_loop(index_host: str, n: int, dim: int) -> float:
@@ -51,6 +50,21 @@ def sequential_loop(index_host: str, n: int, dim: int) -> float:
     return time.perf_counter() - t
 
 
+SERVER = """
+import sys, numpy as np
+sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tests"]
+from emulators.pinecone_emulator import EMU_KEY, PineconeEmulator
+n, dim, latency = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+emu = PineconeEmulator(api_key=EMU_KEY, seed=1)
+emu.create_index("src", dim, "dotproduct")
+vecs = np.random.default_rng(1).standard_normal((n, dim)).astype(np.float32)
+emu.seed("src", [(f"doc-{i:07d}", vecs[i], {"i": i, "tag": f"t{i % 10}"}, None) for i in range(n)])
+emu.faults.latency_ms = latency
+print(emu.url, emu.host("src"), flush=True)
+sys.stdin.read()  # serve until the benchmark closes our stdin
+"""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--records", type=int, default=10_000)
@@ -58,27 +72,30 @@ def main() -> None:
     ap.add_argument("--latency-ms", type=float, default=20)
     args = ap.parse_args()
     n, dim = args.records, args.dim
-    rng = np.random.default_rng(1)
-    with PineconeEmulator(api_key=EMU_KEY, seed=1) as emu, tempfile.TemporaryDirectory() as tmp:
-        os.environ["PINECONE_CONTROLLER_HOST"] = emu.url
+    # The service is another process, as a real one is: it must not share our GIL.
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(ROOT), str(n), str(dim), str(args.latency_ms)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        url, host = server.stdout.readline().split()
+        os.environ["PINECONE_CONTROLLER_HOST"] = url
         os.environ["PINECONE_API_KEY"] = EMU_KEY
-        emu.create_index("src", dim, "dotproduct")
-        vecs = rng.standard_normal((n, dim)).astype(np.float32)
-        emu.seed("src", [(f"doc-{i:07d}", vecs[i], {"i": i, "tag": f"t{i % 10}"}, None) for i in range(n)])
-        emu.faults.latency_ms = args.latency_ms
-        loop_s = sequential_loop(emu.host("src"), n, dim)
+        loop_s = sequential_loop(host, n, dim)
 
         from vmkit import Migration
 
-        m = Migration.create("pinecone://src", "qdrant:///:memory:?collection=vm", migration_id="b",
-                             state=Path(tmp) / "s.db", verify=False)
-        t = time.perf_counter()
-        status = m.run()
-        vm_s = time.perf_counter() - t
-        t = time.perf_counter()
-        ok = m.verify().passed
-        verify_s = time.perf_counter() - t
-    print(f"Pinecone emulator ({args.latency_ms:.0f} ms/request) -> Qdrant, {n} x {dim}")
+        with tempfile.TemporaryDirectory() as tmp:
+            m = Migration.create("pinecone://src", "qdrant:///:memory:?collection=vm", migration_id="b",
+                                 state=Path(tmp) / "s.db", verify=False)
+            t = time.perf_counter()
+            status = m.run()
+            vm_s = time.perf_counter() - t
+            t = time.perf_counter()
+            ok = m.verify().passed
+            verify_s = time.perf_counter() - t
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+    print(f"Pinecone emulator ({args.latency_ms:.0f} ms/request, own process) -> Qdrant, {n} x {dim}")
     print(f"{'':44}{'seconds':>9}{'records/s':>12}{'speed-up':>10}")
     print(f"{'sequential SDK loop (list 100, fetch, upsert)':44}{loop_s:9.2f}{n / loop_s:12.0f}{1:10.2f}")
     print(f"{'vmkit pipelined (checkpoints + sampling)':44}{vm_s:9.2f}{n / vm_s:12.0f}{loop_s / vm_s:10.2f}")
