@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator
 
 from vmkit.batching import split_batch
 from vmkit.connectors.base import Connector
-from vmkit.errors import InvalidData
+from vmkit.errors import ConnectorError, InvalidData
 from vmkit.plan import Plan
 from vmkit.records import RecordBatch, Rejection
 from vmkit.transform import MappedBatch, map_batch
@@ -117,11 +117,20 @@ class BatchWriter:
             return [part], []
         except InvalidData as exc:
             if len(part) == 1:
+                self._ensure_absent(part)
                 return [], [(part.ids[0], str(exc))]
             half = len(part) // 2
             a = self._write_part(part.take(range(half)))
             b = self._write_part(part.take(range(half, len(part))))
             return a[0] + b[0], a[1] + b[1]
+
+    def _ensure_absent(self, refused: RecordBatch) -> None:
+        """A refused record may still have landed in an earlier, partly applied request of
+        the bisection: remove it, so a dead-lettered record is never also on the target."""
+        try:
+            self.retry(self.target.delete, refused.ids, refused.namespace)
+        except ConnectorError as exc:
+            log.warning("could not remove refused record %r from the target: %s", refused.ids[0], exc)
 
     def close(self) -> None:
         if self._pool is not None:
