@@ -29,6 +29,9 @@ test-slow: install  ## long soak and crash-loop runs
 
 bench: install  ## benchmarks: each prints its figures beside a baseline from the same run
 	$(PY) bench/bench_kernel.py
+	$(PY) bench/bench_qdrant_local.py
+	$(PY) bench/bench_pinecone_pipeline.py
+	$(PY) bench/bench_synthetic_scale.py
 
 lint: install
 	$(VENV)/bin/ruff check vmkit tests bench
