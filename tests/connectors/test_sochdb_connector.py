@@ -261,7 +261,7 @@ def test_documents_match_the_sdk_and_sochdb_can_search_them(uri: str, conn: Any)
 def test_one_shared_handle_per_directory(uri: str, conn: Any) -> None:
     other = connect(uri.replace("collection=docs", "collection=other"))
     other.create(TargetSpec("other", DIM, "dot"))  # a second Database.open would fail
-    assert mod._HANDLES[conn._key].refs == 2 and other._handle is conn._handle
+    assert mod._HANDLES.refs(conn._key) == 2 and other._handle is conn._handle
     other.close()
     conn.upsert(batch(3))
     assert conn.count() == 3

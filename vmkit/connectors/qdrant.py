@@ -13,7 +13,6 @@ Options: ``vector=NAME`` reads/writes a named dense vector instead of the defaul
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import os
@@ -27,10 +26,10 @@ import orjson
 
 from vmkit.batching import split_batch
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
+from vmkit.connectors.shared import SharedHandles, import_sdk
 from vmkit.errors import (
     ConfigError,
     InvalidData,
-    MissingDependency,
     TerminalError,
     TransientError,
 )
@@ -42,30 +41,14 @@ _TO_QDRANT = {"cosine": "Cosine", "euclidean": "Euclid", "dot": "Dot", "manhatta
 _FROM_QDRANT = {v: k for k, v in _TO_QDRANT.items()}
 
 # The embedded engine allows one client per directory per process: share it, counted.
-_CLIENTS: dict[str, tuple[Any, int]] = {}
-_CLIENTS_LOCK = threading.Lock()
+# In-memory data lives as long as the process, so that client is never closed before exit.
+_CLIENTS: SharedHandles[Any] = SharedHandles(lambda client: client.close(), keep=frozenset({":memory:"}))
 _LOCKS: dict[str, threading.RLock] = {}
 _NO_LOCK = contextlib.nullcontext()
 
 
-@atexit.register
-def _close_shared_clients() -> None:
-    """Close embedded clients before interpreter teardown (their __del__ fails that late)."""
-    with _CLIENTS_LOCK:
-        for client, _ in _CLIENTS.values():
-            try:
-                client.close()
-            except Exception:  # noqa: BLE001 - best effort at exit
-                pass
-        _CLIENTS.clear()
-
-
 def _sdk() -> Any:
-    try:
-        import qdrant_client
-    except ImportError:
-        raise MissingDependency("qdrant-client", "qdrant") from None
-    return qdrant_client
+    return import_sdk("qdrant_client", "qdrant-client", "qdrant")
 
 
 class QdrantConnector(Connector):
@@ -118,19 +101,16 @@ class QdrantConnector(Connector):
         if self._key_env:  # server: a fresh client per connector
             key = os.environ.get(self._key_env) or None
             return sdk.QdrantClient(url=self.location, api_key=key, timeout=60)
-        with _CLIENTS_LOCK:
-            client, refs = _CLIENTS.get(self.location, (None, 0))
-            if client is None:
-                try:
-                    client = (
-                        sdk.QdrantClient(location=":memory:")
-                        if self.location == ":memory:"
-                        else sdk.QdrantClient(path=self.location)
-                    )
-                except RuntimeError as exc:  # portalocker: another process holds the directory
-                    raise ConfigError(f"qdrant directory {self.location} is in use: {exc}") from None
-            _CLIENTS[self.location] = (client, refs + 1)
-            return client
+
+        def open_embedded() -> Any:
+            if self.location == ":memory:":
+                return sdk.QdrantClient(location=":memory:")
+            try:
+                return sdk.QdrantClient(path=self.location)
+            except RuntimeError as exc:  # portalocker: another process holds the directory
+                raise ConfigError(f"qdrant directory {self.location} is in use: {exc}") from None
+
+        return _CLIENTS.acquire(self.location, open_embedded)
 
     def close(self) -> None:
         if self._client is None:
@@ -138,14 +118,7 @@ class QdrantConnector(Connector):
         if self._key_env:
             self._client.close()
         else:
-            with _CLIENTS_LOCK:
-                client, refs = _CLIENTS.get(self.location, (None, 0))
-                if refs <= 1 and self.location != ":memory:":  # in-memory data lives as long as the process
-                    _CLIENTS.pop(self.location, None)
-                    if client is not None:
-                        client.close()
-                elif client is not None:
-                    _CLIENTS[self.location] = (client, max(0, refs - 1))
+            _CLIENTS.release(self.location)
         self._client = None
 
     def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:

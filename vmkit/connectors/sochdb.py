@@ -21,7 +21,6 @@ prints ``[HNSW] ...`` to fd 2, so SDK calls run inside ``_quiet()``.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import json
@@ -40,7 +39,8 @@ import numpy as np
 import orjson
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
-from vmkit.errors import ConfigError, InvalidData, MissingDependency, TerminalError, TransientError
+from vmkit.connectors.shared import SharedHandles, import_sdk
+from vmkit.errors import ConfigError, InvalidData, TerminalError, TransientError
 from vmkit.records import RecordBatch, RecordId, Rejection
 
 native_log = logging.getLogger("vmkit.connectors.sochdb.native")
@@ -90,28 +90,19 @@ def _quiet() -> Iterator[None]:
 @dataclass
 class _Handle:
     db: Any
-    refs: int = 0
     generation: int = 0  # bumped by every write: read-ahead rows of an older one are stale
 
 
-_HANDLES: dict[str, _Handle] = {}
-
-
-@atexit.register
-def _close_handles() -> None:
+def _close_handle(handle: _Handle) -> None:
     with _quiet():
-        for handle in _HANDLES.values():
-            with contextlib.suppress(Exception):
-                handle.db.close()
-        _HANDLES.clear()
+        handle.db.close()
+
+
+_HANDLES: SharedHandles[_Handle] = SharedHandles(_close_handle)
 
 
 def _sdk() -> Any:
-    try:
-        import sochdb
-    except ImportError:
-        raise MissingDependency("sochdb", "sochdb") from None
-    return sochdb
+    return import_sdk("sochdb", "sochdb", "sochdb")
 
 
 class SochDBConnector(Connector):
@@ -150,16 +141,7 @@ class SochDBConnector(Connector):
         """Run ``fn(db)`` inside ``_quiet()`` on the shared handle; classify its errors."""
         with _quiet():
             if self._handle is None:
-                if self._key not in _HANDLES:
-                    sdk = _sdk()
-                    try:
-                        db = sdk.Database.open(self._key, {"sync_mode": self.sync})
-                    except Exception as exc:  # noqa: BLE001 - the engine only says "failed to open"
-                        raise ConfigError(f"sochdb directory {self._key} cannot be opened "
-                                          f"(in use by another process?): {exc}") from None
-                    _HANDLES[self._key] = _Handle(db)
-                self._handle = _HANDLES[self._key]
-                self._handle.refs += 1
+                self._handle = _HANDLES.acquire(self._key, self._open)
             try:
                 return fn(self._handle.db)
             except (TransientError, TerminalError):
@@ -167,15 +149,18 @@ class SochDBConnector(Connector):
             except Exception as exc:
                 raise _classify(exc) from exc
 
+    def _open(self) -> _Handle:
+        sdk = _sdk()
+        try:
+            return _Handle(sdk.Database.open(self._key, {"sync_mode": self.sync}))
+        except Exception as exc:  # noqa: BLE001 - the engine only says "failed to open"
+            raise ConfigError(f"sochdb directory {self._key} cannot be opened "
+                              f"(in use by another process?): {exc}") from None
+
     def close(self) -> None:
-        with _quiet():
-            if self._handle is not None:
-                self._handle.refs -= 1
-                if self._handle.refs <= 0 and _HANDLES.get(self._key) is self._handle:
-                    del _HANDLES[self._key]
-                    with contextlib.suppress(Exception):
-                        self._handle.db.close()
-            self._handle = self._ahead = None
+        if self._handle is not None:
+            _HANDLES.release(self._key)
+        self._handle = self._ahead = None
 
     def _wrote(self) -> None:
         assert self._handle is not None
