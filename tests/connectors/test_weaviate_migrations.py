@@ -89,7 +89,8 @@ def test_qdrant_to_weaviate(emu: WeaviateEmulator, tmp_path: Path, metric: str) 
         assert info is not None and (info.count, info.metric, info.dimension) == (N, metric, DIM)
         assert w.fetch([uuid_ids[2]]).metadata[0]["rank"] == 2  # uuid ids kept as they are
         back = w.fetch([to_target_id(3, frozenset({"uuid"}))[0]])
-        assert back.metadata[0]["_vmkit_source_id"] == 3  # int ids mapped, the original kept
+        # int ids mapped, the original kept (as a string, with its kind, for typed targets)
+        assert back.metadata[0]["_vmkit_source_id"] == "3" and back.metadata[0]["_vmkit_id_kind"] == "uint"
     props = {p["name"]: p["dataType"][0] for p in emu.store.collections["Docs"].schema["properties"]}
     assert props["rank"] == "int" and props["info"] == "object" and props["tags"] == "text[]"
 
