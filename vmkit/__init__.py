@@ -14,6 +14,7 @@ from vmkit.runner import Migration, Progress
 from vmkit.schema import Schema, infer_schema
 from vmkit.state import StateStore
 from vmkit.status import Status
+from vmkit.sync import JournalingWriter, Sync, sync_status
 from vmkit.transform import map_batch
 from vmkit.validate import Verification, verify
 
@@ -22,6 +23,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Capabilities", "CollectionInfo", "Connector", "DryRun", "Migration", "MigrationController", "MigrationOptions",
     "Plan", "Progress", "RecordBatch", "Rejection", "Schema", "SparseVector", "StateStore",
-    "Status", "TargetSpec", "Verification", "VmkitError", "connect", "dry_run", "infer_schema",
-    "map_batch", "plan", "verify",
+    "Status", "Sync", "JournalingWriter", "TargetSpec", "Verification", "VmkitError", "connect", "dry_run", "infer_schema",
+    "map_batch", "plan", "sync_status", "verify",
 ]

@@ -24,6 +24,7 @@ from vmkit.errors import (
     InvalidData,
     PlanChanged,
     PlanError,
+    StateError,
     TerminalError,
 )
 from vmkit.fingerprint import batch_checksum
@@ -172,6 +173,11 @@ class Migration:
         if rec.state in ("completed", "rolled_back"):
             log.info("migration %s is %s; nothing to do", self.id, rec.state)
             return self.status()
+        from vmkit.journal import read_row
+
+        if read_row(self.store, self.id) is not None:  # a plain copy would ignore its journal
+            raise StateError(f"migration '{self.id}' is driven by vmkit.sync: use "
+                             f"`vmkit sync catch-up|verify|cutover --id {self.id}`")
         if rec.batches or rec.state == "in_progress":
             self.store.check_integrity()
         lease = self.store.acquire_lease(self.id)

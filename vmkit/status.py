@@ -31,6 +31,7 @@ class Status:
     last_errors: list[str]
     rejections_by_reason: dict[str, int]
     events: list[str] = field(default_factory=list)
+    sync: dict[str, Any] | None = None  # vmkit.sync progress, for sync-driven migrations
 
     @property
     def balanced(self) -> bool:
@@ -71,6 +72,10 @@ class Status:
         if self.errors:
             out.append("  errors: " + ", ".join(f"{k} {n}" for k, n in self.errors.items()))
             out += [f"    {e}" for e in self.last_errors]
+        if self.sync:
+            from vmkit.journal import SyncStatus
+
+            out += SyncStatus(**self.sync).lines()
         return out
 
     def __str__(self) -> str:
@@ -108,6 +113,9 @@ def read_status(store: StateStore, mid: str) -> Status:
         "SELECT reason, count(*) FROM rejections WHERE migration_id=? GROUP BY reason ORDER BY 2 DESC", mid))
     events = [f"{e}: {d}" if d else e for e, d in store.query(
         "SELECT event, detail FROM events WHERE migration_id=? ORDER BY at DESC LIMIT 5", mid)]
+    from vmkit.journal import sync_status
+
+    synced = sync_status(store, mid)
     expected = 0
     if rec.plan_json:
         from vmkit.plan import Plan
@@ -120,4 +128,5 @@ def read_status(store: StateStore, mid: str) -> Status:
         stop_requested=rec.stop_requested, running=running, verification=rec.verification,
         verification_detail=rec.verification_detail, validation=validation, errors=errors,
         last_errors=last, rejections_by_reason=reasons, events=events,
+        sync=synced.to_dict() if synced else None,
     )

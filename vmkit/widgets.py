@@ -68,11 +68,12 @@ class MigrationPanel:
                                       indent=False)
         self.validation = w.HTML()
         self.errors = w.HTML()
+        self.sync = w.HTML()  # lag, phase and passes of a vmkit.sync migration
         self.log = w.Output(layout=w.Layout(max_height="12em", overflow="auto"))
         self.box = w.VBox([
             self.state, w.HBox([self.bar, self.meter]),
             w.HBox([*self.buttons.values(), self.drop_target]),
-            self.validation, self.errors, self.log,
+            self.validation, self.sync, self.errors, self.log,
         ])
         actions = {"Start": self.controller.start, "Pause": self.controller.pause,
                    "Resume": self.controller.resume, "Stop": self.controller.stop,
@@ -139,7 +140,11 @@ class MigrationPanel:
         self.validation.value = html.escape(_validation_line(status))
         errors = _error_lines(status, ctl.error)
         self.errors.value = "<br>".join(html.escape(e) for e in errors) or "no errors"
-        enabled = _enabled(ctl.phase, status.state)
+        if status.sync:
+            from vmkit.journal import SyncStatus
+
+            self.sync.value = SyncStatus(**status.sync)._repr_html_()
+        enabled = _enabled(ctl.phase, status.state) if not status.sync else set()  # driven by vmkit.sync
         for name, button in self.buttons.items():
             button.disabled = name not in enabled
 

@@ -1,0 +1,299 @@
+"""Both sides of a sync: applying changes by re-reading them, and proof that the sides agree.
+
+A change is applied by RE-READING the id on the side that leads and writing it to the other
+(absent there = delete): idempotent, last-state-wins. Fingerprints: each target key falls in one
+of ``BUCKETS`` buckets by a stable hash of its string form; a bucket's fingerprint is (count, sum
+of the 64-bit heads of the canonical digests mod 2**64), the source mapped through the plan as
+verify does, the target from ``target.digests()``. Differing buckets are drilled into by a second
+scan (per-key digests for those buckets only); digest mismatches are re-checked exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import xxhash
+
+from vmkit import kernels
+from vmkit.batching import split_batch
+from vmkit.connectors.base import Connector
+from vmkit.fingerprint import batch_digests, canonical_metadata
+from vmkit.ids import BadId, to_target_id
+from vmkit.plan import Plan
+from vmkit.records import RecordBatch, RecordId
+from vmkit.transform import map_batch
+from vmkit.validate import NORMALIZED_TOLERANCE, _compare_opts
+
+Key = tuple[str, RecordId]  # (namespace, id)
+BUCKETS = 256
+_MASK = 2**64 - 1
+
+
+def group(keys: Iterable[Key]) -> dict[str, list[RecordId]]:
+    out: dict[str, list[RecordId]] = {}
+    for ns, rid in dict.fromkeys(keys):
+        out.setdefault(ns, []).append(rid)
+    return out
+
+
+def bucket_of(key: Key) -> int:
+    ns, rid = key
+    return xxhash.xxh64_intdigest(f"{ns}\x1f{'i' if isinstance(rid, int) else 's'}:{rid}".encode()) % BUCKETS
+
+
+def reverse_plan(source: Connector, target: Connector, forward: Plan) -> Plan:
+    """Target records back to the source's shape: map_batch restores the original ids from
+    ``_vmkit_source_id``/``_vmkit_id_kind``; renames are inverted (dropped fields stay lost)."""
+    from vmkit.plan import plan as make_plan
+
+    ns_policy = "keep" if source.capabilities.namespaces else "drop"
+    rev = make_plan(target, source, batch_size=forward.batch_size, sample=0, namespace_policy=ns_policy)
+    rev.renames = {new: old for old, new in forward.renames.items()}
+    return rev
+
+
+def open_sides(store: Any, mid: str) -> "Sides":
+    """Connectors, plan and retry policy of a stored migration (close with ``close()``)."""
+    from vmkit.connectors import connect
+    from vmkit.options import MigrationOptions
+    from vmkit.retry import call_with_retry
+
+    rec = store.get(mid)
+    opts = MigrationOptions.from_dict(rec.options)
+
+    def retry(fn: Callable[..., Any], *args: Any) -> Any:  # writes nothing to the state store
+        return call_with_retry(fn, *args, attempts=opts.retry_attempts,
+                               initial_s=opts.retry_initial_s, cap_s=opts.retry_cap_s)
+
+    return Sides(connect(rec.source_uri), connect(rec.target_uri), Plan.from_json(rec.plan_json), retry)
+
+
+class Sides:
+    """Source and target of one migration, the plan(s) between them, and retried calls."""
+
+    def __init__(self, source: Connector, target: Connector, plan: Plan,
+                 retry: Callable[..., Any], reverse: Plan | None = None) -> None:
+        self.source, self.target, self.plan, self.retry = source, target, plan, retry
+        self.reverse = reverse
+        self.opts = _compare_opts(plan)
+
+    def close(self) -> None:
+        self.source.close()
+        self.target.close()
+
+    def target_key(self, key: Key) -> Key | None:
+        """Where a source key lives on the target (None: no target id exists for it)."""
+        ns, rid = key
+        try:
+            tid, _ = to_target_id(rid, self.plan.capabilities.id_kinds,
+                                  ns if self.plan.namespace_policy == "field" else "")
+        except BadId:
+            return None
+        return (ns if self.plan.namespace_policy == "keep" else "", tid)
+
+    # -- writes ----------------------------------------------------------------------------
+    def upsert(self, conn: Connector, batch: RecordBatch) -> None:
+        for part in split_batch(batch, conn.capabilities) if len(batch) else ():
+            self.retry(conn.upsert, part)
+
+    def delete(self, conn: Connector, keys: Iterable[Key]) -> int:
+        n = 0
+        for ns, ids in group(keys).items():
+            self.retry(conn.delete, ids, ns)
+            n += len(ids)
+        return n
+
+    def write_rows(self, batch: RecordBatch) -> int:
+        """Map source rows and write them; rows the plan rejects are removed from the target
+        (verification expects them absent). Returns the records written."""
+        mapped = map_batch(batch, self.plan)
+        self.upsert(self.target, mapped.batch)
+        kept = {(mapped.batch.namespace, t) for t in mapped.batch.ids}  # a duplicate's kept twin stays
+        self.delete(self.target, {k for r in mapped.rejected if (k := self.target_key((r.namespace, r.record_id))) not in kept and k})
+        return len(mapped.batch)
+
+    def to_target(self, keys: Iterable[Key]) -> int:
+        """Re-read source keys and apply them on the target (absent = delete)."""
+        n = 0
+        for ns, ids in group(keys).items():
+            found = self.retry(self.source.fetch, ids, ns)
+            found.namespace = ns
+            n += self.write_rows(found)
+            gone = [self.target_key((ns, rid)) for rid in set(ids) - set(found.ids)]
+            n += self.delete(self.target, [k for k in gone if k is not None])
+        return n
+
+    def mirror(self, target_batch: RecordBatch) -> int:
+        """Target-shaped records written to the source in its shape (folded namespaces unfolded)."""
+        assert self.reverse is not None, "no reverse plan before cutover"
+        fold, name = self.plan.namespace_policy == "field", self.plan.namespace_field
+        parts: dict[str, list[int]] = {}
+        for i, meta in enumerate(target_batch.metadata):
+            parts.setdefault(str(meta.get(name, "")) if fold else target_batch.namespace, []).append(i)
+        for ns, rows in parts.items():
+            b = target_batch.take(rows)
+            for meta in b.metadata if fold else ():
+                meta.pop(name, None)
+            b.namespace = ns
+            out = map_batch(b, self.reverse).batch
+            out.namespace = ns if self.source.capabilities.namespaces else ""
+            self.upsert(self.source, out)
+        return len(target_batch)
+
+    def to_source(self, keys: Iterable[Key]) -> int:
+        """Re-read the target records of source keys and apply them on the source."""
+        back = {tk: k for k in dict.fromkeys(keys) if (tk := self.target_key(k)) is not None}
+        n = 0
+        for tns, tids in group(back).items():
+            found = self.retry(self.target.fetch, tids, tns)
+            found.namespace = tns
+            n += self.mirror(found) if len(found) else 0
+            n += self.delete(self.source, [back[(tns, t)] for t in set(tids) - set(found.ids)])
+        return n
+
+    def repair(self, diffs: dict[Key, Key | None], toward: str) -> int:
+        """Make the ``toward`` side ("target" or "source") equal the other for these target keys
+        (mapped to their source keys; None when the source has no such record)."""
+        with_source = [sk for sk in diffs.values() if sk is not None]
+        target_only = [tk for tk, sk in diffs.items() if sk is None]
+        if toward == "target":
+            return self.to_target(with_source) + self.delete(self.target, target_only)
+        n = self.to_source(with_source)
+        for tns, tids in group(target_only).items():  # only on the target: copy it back
+            found = self.retry(self.target.fetch, tids, tns)
+            found.namespace = tns
+            n += self.mirror(found) if len(found) else 0
+        return n
+
+    # -- fingerprints ----------------------------------------------------------------------
+    def source_rows(self, skip: set[Key]) -> Iterator[tuple[Key, bytes, Key, RecordBatch, int]]:
+        """(target key, digest, source key, mapped batch, row) per source record the plan maps."""
+        cursor = None
+        while True:
+            batch, cursor = self.retry(self.source.scan, cursor, 1000)
+            if len(batch):
+                mapped = map_batch(batch, self.plan)
+                for i, (tkey, digest) in enumerate(batch_digests(mapped.batch, **self.opts)):
+                    skey = (mapped.source_namespace, mapped.source_ids[i])
+                    if skey not in skip:
+                        yield tkey, digest, skey, mapped.batch, i
+            if cursor is None:
+                return
+
+    def target_digests(self) -> Iterator[tuple[Key, bytes]]:
+        return self.target.digests(numbers_as_float=self.opts["numbers_as_float"])
+
+    def really_differ(self, want: dict[Key, tuple[RecordBatch, int]]) -> set[Key]:
+        """Exact re-check of digest mismatches, vectorized: vectors to 1e-6 after normalizing
+        under cosine-normalizing targets (bit-exact otherwise), metadata as canonical JSON."""
+        out: set[Key] = set()
+        norm, as_float = self.opts["normalize"], self.opts["numbers_as_float"]
+        for tns, tids in group(want).items():
+            for start in range(0, len(tids), 1000):
+                chunk = tids[start:start + 1000]
+                got = self.retry(self.target.fetch, chunk, tns)
+                where = {rid: j for j, rid in enumerate(got.ids)}
+                out.update((tns, t) for t in chunk if t not in where)
+                both = [t for t in chunk if t in where]
+                if not both:
+                    continue
+                a = np.stack([want[(tns, t)][0].vectors[want[(tns, t)][1]] for t in both])
+                b = got.vectors[[where[t] for t in both]]
+                if a.shape != b.shape:
+                    ok = np.zeros(len(both), bool)
+                elif norm:
+                    ok = kernels.max_abs_diff_rows(kernels.normalize_rows(a), kernels.normalize_rows(b)) <= NORMALIZED_TOLERANCE
+                else:
+                    ok = (a.view(np.uint32) == b.view(np.uint32)).all(axis=1)
+                for k, t in enumerate(both):
+                    (wb, i), j = want[(tns, t)], where[t]
+                    if not (ok[k] and _sparse(wb, i) == _sparse(got, j) and canonical_metadata(
+                            wb.metadata[i], as_float) == canonical_metadata(got.metadata[j], as_float)):
+                        out.add((tns, t))
+        return out
+
+
+def _sparse(batch: RecordBatch, i: int) -> Any:
+    return None if batch.sparse is None else batch.sparse[i]
+
+
+@dataclass
+class Fingerprints:
+    counts: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+    sums: list[int] = field(default_factory=lambda: [0] * BUCKETS)
+
+    def add(self, key: Key, digest: bytes) -> None:
+        b = bucket_of(key)
+        self.counts[b] += 1
+        self.sums[b] = (self.sums[b] + int.from_bytes(digest[:8], "little")) & _MASK
+
+    def differing(self, other: "Fingerprints") -> set[int]:
+        return {b for b in range(BUCKETS)
+                if (self.counts[b], self.sums[b]) != (other.counts[b], other.sums[b])}
+
+
+@dataclass
+class Diff:
+    buckets: int  # buckets that differed
+    records: int  # source records compared
+    changed: dict[Key, Key] = field(default_factory=dict)  # target key -> source key
+    missing: dict[Key, Key] = field(default_factory=dict)  # on the source, not on the target
+    extra: list[Key] = field(default_factory=list)  # on the target, not on the source
+
+    def keys(self) -> dict[Key, Key | None]:
+        return {**self.changed, **self.missing, **{k: None for k in self.extra}}
+
+    def counts(self) -> dict[str, int]:
+        return {"records": self.records, "buckets_differing": self.buckets, "changed": len(self.changed),
+                "missing": len(self.missing), "extra": len(self.extra)}
+
+
+def compare(sides: Sides, skip: set[Key] | None = None) -> Diff:
+    """Bucket fingerprints of both sides; then the differing ids of the buckets that differ."""
+    skip = skip or set()
+    src, tgt, records = Fingerprints(), Fingerprints(), 0
+    for tkey, digest, *_ in sides.source_rows(skip):
+        src.add(tkey, digest)
+        records += 1
+    for tkey, digest in sides.target_digests():
+        tgt.add(tkey, digest)
+    bad = src.differing(tgt)
+    diff = Diff(len(bad), records)
+    if not bad:
+        return diff
+    want = {tk: (d, sk, b, i) for tk, d, sk, b, i in sides.source_rows(skip) if bucket_of(tk) in bad}
+    have = {tk: d for tk, d in sides.target_digests() if bucket_of(tk) in bad}
+    diff.missing = {tk: w[1] for tk, w in want.items() if tk not in have}
+    suspects = {tk: (w[2], w[3]) for tk, w in want.items() if tk in have and have[tk] != w[0]}
+    diff.changed = {tk: want[tk][1] for tk in sides.really_differ(suspects)}
+    diff.extra = [tk for tk in have if tk not in want]
+    return diff
+
+
+def repoint(sides: Sides, to: str, alias: str | None, cutover: dict[str, Any]) -> dict[str, Any]:
+    """Send traffic to ``to`` ("target" at cutover, "source" at rollback): through an alias
+    where the connector has ``set_alias``, else a record saying exactly what to repoint."""
+    import time
+
+    src, tgt = sides.source.uri, sides.target.uri
+    if to == "target":
+        if alias and hasattr(sides.target, "set_alias"):
+            before = sides.target.get_alias(alias)  # type: ignore[attr-defined]
+            sides.retry(sides.target.set_alias, alias)
+            return {"how": "alias", "alias": alias, "alias_before": before, "at": time.time(),
+                    "message": f"alias '{alias}' now points at the target {tgt} (was {before!r})"}
+        why = f"the target has no aliases ('{alias}' not set); " if alias else ""
+        return {"how": "recorded", "alias": alias, "at": time.time(),
+                "message": f"{why}cutover recorded in the state store: repoint the application (reads, and "
+                           f"writes not made through a JournalingWriter) from {src} to {tgt}"}
+    if cutover.get("how") == "alias":
+        alias, s, t = cutover["alias"], sides.source, sides.target
+        if hasattr(s, "set_alias") and hasattr(s, "alias_scope") and s.alias_scope() == t.alias_scope():  # type: ignore[attr-defined]
+            sides.retry(s.set_alias, alias)
+            return {"how": "alias", "message": f"alias '{alias}' points at the source {src} again"}
+        return {"how": "recorded", "message": f"alias '{alias}' still points at the target (the source is "
+                f"in another instance): repoint the application back to {src}"}
+    return {"how": "recorded", "message": f"rollback recorded: repoint the application (reads, and writes "
+            f"not made through a JournalingWriter) back to {src}"}
