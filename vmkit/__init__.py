@@ -3,8 +3,8 @@ prove it. The public API, re-exported (SDKs are imported only by the connectors 
 """
 
 from vmkit.connectors import connect
-from vmkit.controller import MigrationController
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
+from vmkit.controller import MigrationController
 from vmkit.dryrun import DryRun, dry_run
 from vmkit.errors import VmkitError
 from vmkit.options import MigrationOptions
