@@ -26,7 +26,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Local mode is not recommended:Us
 DIM = 32
 SPACES = ("", "alpha", "beta")
 PER_NS = 7000
-FAST = {"retry_initial_s": 0.05, "retry_cap_s": 2.0}
+FAST = {"retry_initial_s": 0.05, "retry_cap_s": 2.0, "retry_attempts": 20}  # 10% 429s + 5% 5xx
 
 
 def _source_rows(ns: str) -> list[tuple]:

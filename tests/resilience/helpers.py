@@ -63,3 +63,73 @@ def contents(uri: str) -> dict[object, tuple[bytes, object]]:
                 out[rid] = (np.asarray(vec, np.float32).tobytes(), meta)
             if cursor is None:
                 return out
+
+
+# -- in-process helpers (memory:// stores live in this process) ------------------------------
+
+def memory_source(name: str = "src", n: int = 2000, dim: int = 8, metric: str = "dot",
+                  namespaces: tuple[str, ...] = ("",), seed: int = 1,
+                  flag_every: int | None = None) -> str:
+    """Create memory://NAME with ``n`` records per namespace, ids ``r00000``.., metadata
+    ``{"i": i}`` (plus ``"bad": True`` on every ``flag_every``-th record, for targets told to
+    refuse that field)."""
+    from vmkit.connectors.base import TargetSpec
+    from vmkit.records import RecordBatch
+
+    conn = connect(f"memory://{name}")
+    conn.create(TargetSpec(name, dim, metric))
+    rng = np.random.default_rng(seed)
+    for ns in namespaces:
+        meta = [{"i": i, **({"bad": True} if flag_every and i % flag_every == 5 else {})}
+                for i in range(n)]
+        conn.upsert(RecordBatch([f"r{i:05d}" for i in range(n)],
+                                rng.standard_normal((n, dim)).astype(np.float32), meta,
+                                namespace=ns))
+    return f"memory://{name}"
+
+
+def snapshot(uri: str) -> dict[tuple[str, object], tuple[bytes, object, object]]:
+    """(namespace, id) -> (vector bytes, metadata, sparse) for every record, read with plain
+    scans (independent of vmkit's verifier). Namespaces are kept apart."""
+    out: dict[tuple[str, object], tuple[bytes, object, object]] = {}
+    if uri.startswith("memory://"):  # straight from the store: no injected faults, no copies
+        from vmkit.connectors.memory import _STORES
+
+        store = _STORES.get(uri.partition("://")[2].split("?")[0].strip("/"))
+        for ns, rows in ({} if store is None else store.namespaces).items():
+            for rid, (vec, meta, sp) in rows.items():
+                sparse = None if sp is None else (sp.indices.tobytes(), sp.values.tobytes())
+                out[(ns, rid)] = (np.asarray(vec, np.float32).tobytes(), meta, sparse)
+        return out
+    with connect(uri) as conn:
+        if conn.describe() is None:
+            return out
+        cursor = None
+        while True:
+            batch, cursor = conn.scan(cursor, 1000)
+            for rid, vec, meta, sp in batch.rows():
+                sparse = None if sp is None else (sp.indices.tobytes(), sp.values.tobytes())
+                out[(batch.namespace, rid)] = (np.asarray(vec, np.float32).tobytes(), meta, sparse)
+            if cursor is None:
+                return out
+
+
+def ledger(store, mid: str) -> list[tuple]:
+    """The batch ledger rows (seq, cursor_before, cursor_after, read, written, rejected)."""
+    return store.query("SELECT seq, cursor_before, cursor_after, read, written, rejected"
+                       " FROM batches WHERE migration_id=? ORDER BY seq", mid)
+
+
+def assert_resumable(store, mid: str) -> None:
+    """What a stopped or failed run must leave: in_progress, no lease held, the cursor at
+    the last committed batch, counters equal to the ledger."""
+    rec = store.get(mid)
+    rows = ledger(store, mid)
+    assert rec.state == "in_progress", rec.state
+    assert rec.lease_owner is None and rec.lease_pid is None
+    assert rec.batches == len(rows) == (rows[-1][0] if rows else 0)
+    assert rec.cursor == (rows[-1][2] if rows else None)
+    assert rec.records_read == sum(r[3] for r in rows)
+    assert rec.records_written == sum(r[4] for r in rows)
+    for before, after in zip(rows, rows[1:]):  # each batch starts where the previous ended
+        assert after[1] == before[2]

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from resilience.helpers import cli, contents, kill9, max_acked, wait_for_ack
+
 from vmkit.datasets import fill
 from vmkit.state import StateStore
 

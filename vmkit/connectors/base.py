@@ -15,8 +15,15 @@ from vmkit.records import RecordBatch, RecordId
 # Canonical metric names used everywhere inside vmkit; connectors translate at their edge.
 METRICS = ("cosine", "euclidean", "dot", "manhattan")
 
-# Query parameters that would carry a secret. URIs are stored and shown, so they are refused.
-_SECRET_PARAMS = {"api_key", "apikey", "key", "token", "password", "secret", "auth"}
+# Query parameters that would carry a secret, in any spelling (api-key, access_token,
+# x-api-key...). URIs are stored and shown, so they are refused. Names ending in "env" only
+# name an environment variable (api_key_env=MY_KEY) and are fine.
+_SECRET_WORDS = ("key", "token", "password", "passwd", "secret", "auth", "credential")
+
+
+def _secret_param(name: str) -> bool:
+    flat = name.lower().replace("-", "").replace("_", "")
+    return not flat.endswith("env") and any(word in flat for word in _SECRET_WORDS)
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ class Connector(abc.ABC):
         if parts.username or parts.password:
             raise SecretInURI(self.scheme)
         self.params: dict[str, str] = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        if _SECRET_PARAMS & {k.lower() for k in self.params}:
+        if any(_secret_param(k) for k in self.params):
             raise SecretInURI(self.scheme)
 
     capabilities: Capabilities = Capabilities()
