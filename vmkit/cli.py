@@ -75,7 +75,7 @@ def _progress_bar(total: int) -> tuple[Callable[[Any], None], Callable[[], None]
 
 def _drive(migration: Any, max_batches: Optional[int], progress: bool) -> None:
     """Run a migration with text progress; exit 1 unless it completed or stopped cleanly."""
-    status = migration.status()
+    status = _run(migration.status)
     update, close = _progress_bar(status.expected_records) if progress else (None, lambda: None)
     try:
         status = _run(lambda: migration.run(max_batches=max_batches, on_batch=update))

@@ -35,7 +35,7 @@ def id_kind(rid: Any) -> str:
         raise BadId("empty id")
     if len(rid) == 36 and rid.count("-") == 4:
         try:
-            if str(uuid.UUID(rid)) == rid.lower():
+            if str(uuid.UUID(rid)) == rid:  # canonical form only: "ABC..." is another string
                 return "uuid"
         except ValueError:
             pass
@@ -57,8 +57,6 @@ def to_target_id(
         if "uuid" in accepted:
             return str(uuid.uuid5(VMKIT_NAMESPACE, key)), _original(rid)
         return key, _original(rid)
-    if kind == "uuid" and "uuid" in accepted:
-        return str(rid).lower(), {}  # the same UUID, in canonical form
     if kind in accepted or (kind == "uuid" and "string" in accepted):
         return rid, {}
     if kind == "uint" and "string" in accepted:

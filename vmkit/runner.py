@@ -26,6 +26,7 @@ from vmkit.errors import (
     PlanError,
     StateError,
     TerminalError,
+    TransientError,
 )
 from vmkit.fingerprint import batch_checksum
 from vmkit.options import MigrationOptions
@@ -269,6 +270,9 @@ class Migration:
             return call_with_retry(fn, *args, attempts=self.options.retry_attempts,
                                    initial_s=self.options.retry_initial_s,
                                    cap_s=self.options.retry_cap_s, on_retry=note)
+        except TransientError as exc:  # retries exhausted: say why the run stopped
+            self.store.record_error(self.id, None, "transient", f"gave up: {type(exc).__name__}: {exc}")
+            raise
         except InvalidData:
             raise  # not an error of the run: the writer dead-letters the refused records
         except TerminalError as exc:

@@ -143,7 +143,7 @@ class StateStore:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        with self._lock, self._corruption_is_loud():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -151,6 +151,17 @@ class StateStore:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    @contextmanager
+    def _corruption_is_loud(self) -> Iterator[None]:
+        """A damaged page surfaces as sqlite3.DatabaseError itself (its subclasses are
+        ordinary errors: constraints, locks): report it as StateCorrupt, never carry on."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is sqlite3.DatabaseError:
+                raise StateCorrupt(f"{self.path} is damaged: {exc}; restore a backup") from None
+            raise
 
     def transaction(self) -> Any:
         """``with store.transaction() as db:`` one BEGIN IMMEDIATE transaction, for modules that
@@ -184,7 +195,7 @@ class StateStore:
             self._event(db, mid, "created")
 
     def get(self, mid: str) -> MigrationRecord:
-        with self._lock:
+        with self._lock, self._corruption_is_loud():
             cur = self._db.execute("SELECT * FROM migrations WHERE id=?", (mid,))
             row = cur.fetchone()
             names = [d[0] for d in cur.description]
@@ -193,11 +204,11 @@ class StateStore:
         return _record(dict(zip(names, row)))
 
     def exists(self, mid: str) -> bool:
-        with self._lock:
+        with self._lock, self._corruption_is_loud():
             return self._db.execute("SELECT 1 FROM migrations WHERE id=?", (mid,)).fetchone() is not None
 
     def migrations(self) -> list[MigrationRecord]:
-        with self._lock:
+        with self._lock, self._corruption_is_loud():
             cur = self._db.execute("SELECT * FROM migrations ORDER BY created_at")
             names = [d[0] for d in cur.description]
             return [_record(dict(zip(names, r))) for r in cur.fetchall()]
@@ -289,7 +300,7 @@ class StateStore:
 
     # -- reads for status and reports ------------------------------------------------------
     def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        with self._lock:
+        with self._lock, self._corruption_is_loud():
             return self._db.execute(sql, args).fetchall()
 
     def refused_keys(self, mid: str) -> set[tuple[str, str | int]]:

@@ -236,14 +236,6 @@ def test_nonfinite_metadata_number_is_kept_or_rejected(value, shm_dir):
     assert got is not None and (got != got or got == value), f"stored {got!r}; {st.verification}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: ids that differ only in letter case collapse into one when they look like UUIDs: "
-    "ids.to_target_id lower-cases a UUID-shaped string whenever the target accepts 'uuid' "
-    "(ids.py, `return str(rid).lower(), {}`), even on targets that take any string (memory, "
-    "Pinecone, whose CAPABILITIES list 'uuid'), and keeps no original: two source records "
-    "become one, full verification fails and the migration can never complete; the way back "
-    "cannot restore the upper-case id either. Fix: canonicalize only for UUID-typed id spaces "
-    "that do not take strings, and keep the original in _vmkit_source_id when it changes"))
 @pytest.mark.parametrize("kind", ["mem", "qlike"])
 def test_ids_differing_only_in_case_stay_two_records(kind, shm_dir):
     upper, lower = corpus.UPPER_UUID, corpus.UPPER_UUID.lower()

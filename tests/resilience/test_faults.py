@@ -142,10 +142,6 @@ def test_exhausted_retries_stop_at_the_last_commit(tmp_path, source, retry_sleep
     assert_ends_equal(st, source)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: a transient error that exhausts the retries is not recorded in the errors table "
-    "(runner.py Migration._retry records only retries, via on_retry, and TerminalErrors), so "
-    "`vmkit status` cannot say why the run stopped"))
 def test_giving_up_after_the_retries_is_recorded(tmp_path, source, retry_sleeps):
     m = migration(tmp_path, "memory://dst")
     faults_for("dst").inject(TransientError("HTTP 500 Internal Server Error"), times=8, op="upsert")
