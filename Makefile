@@ -19,6 +19,7 @@ DEMO_ID ?= demo
 demo: install  ## 02 and 03 headless on the embedded default: notebooks + PNG report in papermill-runs/$(DEMO_ID)/
 	$(VENV)/bin/vmkit run-notebook 02_migrate --id $(DEMO_ID)
 	$(VENV)/bin/vmkit run-notebook 03_validation_report --id $(DEMO_ID)
+	$(VENV)/bin/vmkit status --id $(DEMO_ID) --state papermill-runs/state.db
 
 test: install  ## the whole suite, then the kernels and unit tests again without the JIT
 	$(PY) -m pytest -m "not slow"

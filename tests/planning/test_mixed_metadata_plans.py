@@ -133,3 +133,14 @@ def test_weaviate_target_renames_and_reshapes(source, tmp_path):
         assert any("one type" in x and "JSON string" in x for x in f["metadata.mixed"])
         assert any("null values" in x for x in f["metadata.maybe"])
         run_and_compare(p, "to-weaviate", tmp_path)
+
+
+def test_sochdb_target_takes_string_ids_and_keeps_metadata(source, tmp_path):
+    pytest.importorskip("sochdb")
+    with connect(source) as src, connect(f"sochdb://{tmp_path}/soch?collection=messy") as dst:
+        p = plan(src, dst)
+    f = findings(p)
+    assert any("uint ids" in x and "as string" in x for x in f["id"])
+    assert not p.errors and not p.renames
+    assert not any(k.startswith("metadata.") for k in f)  # every metadata value stored as it is
+    run_and_compare(p, "to-sochdb", tmp_path)
