@@ -88,6 +88,19 @@ def _drive(migration: Any, max_batches: Optional[int], progress: bool) -> None:
         typer.echo(f"stopped; resume with: vmkit migrate resume --id {status.id}")
 
 
+def _continuing(store: Any, migration_id: Optional[str], source: str, target: str) -> Optional[str]:
+    """The id when ``start`` names an existing migration of the same URIs (it continues);
+    exit 2 when the id is taken by another one."""
+    if not migration_id or not store.exists(migration_id):
+        return None
+    rec = store.get(migration_id)
+    if (rec.source_uri, rec.target_uri) != (source, target):
+        typer.secho(f"error: migration '{migration_id}' exists with other URIs; choose another --id",
+                    err=True, fg="red")
+        raise typer.Exit(2)
+    return migration_id
+
+
 @migrate_app.command("start")
 def migrate_start(
     source: str = typer.Option(..., "--source", help="Source URI, e.g. qdrant:///data/a?collection=docs"),
@@ -106,13 +119,9 @@ def migrate_start(
     from vmkit.runner import Migration
 
     store = _store(state)
-    if migration_id and store.exists(migration_id):
-        rec = store.get(migration_id)
-        if (rec.source_uri, rec.target_uri) != (source, target):
-            typer.secho(f"error: migration '{migration_id}' exists with other URIs; choose another --id",
-                        err=True, fg="red")
-            raise typer.Exit(2)
-        migration = Migration.open(migration_id, store)
+    existing = _continuing(store, migration_id, source, target)
+    if existing:
+        migration = Migration.open(existing, store)
     else:
         migration = _run(lambda: Migration.create(
             source, target, migration_id=migration_id, state=store, plan=_load_plan(plan_file),
@@ -319,13 +328,9 @@ def sync_start(
     from vmkit.sync import Sync
 
     store = _store(state)
-    if migration_id and store.exists(migration_id):
-        rec = store.get(migration_id)
-        if (rec.source_uri, rec.target_uri) != (source, target):
-            typer.secho(f"error: migration '{migration_id}' exists with other URIs; choose another --id",
-                        err=True, fg="red")
-            raise typer.Exit(2)
-        sync = _run(lambda: Sync.open(migration_id, store))
+    existing = _continuing(store, migration_id, source, target)
+    if existing:
+        sync = _run(lambda: Sync.open(existing, store))
     else:
         sync = _run(lambda: Sync.create(source, target, migration_id=migration_id, state=store,
                                         mode=mode, batch_size=batch_size))

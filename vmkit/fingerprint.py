@@ -52,7 +52,7 @@ def batch_digests(
     record is hashed in one call over (namespace, row, sparse, canonical metadata).
     """
     vectors = np.ascontiguousarray(stored_vectors(batch.vectors, normalize), dtype="<f4")
-    rows = memoryview(vectors.reshape(-1).view(np.uint8))  # works for empty and 0-d rows too
+    rows = vectors.reshape(-1).view(np.uint8).data  # a memoryview; fine for empty and 0-d rows
     width = vectors.shape[1] * 4
     prefix = batch.namespace.encode() + b"\x00"
     digest = xxhash.xxh3_128_digest
