@@ -12,6 +12,10 @@ from emulators.pinecone_emulator import EMU_KEY, PineconeEmulator
 @pytest.fixture
 def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[PineconeEmulator]:
     """A running emulator; the SDK finds it through its own environment variables."""
+    from pinecone._internal import http_client
+
+    # The SDK keeps a process-wide retry budget per host: earlier tests must not drain ours.
+    monkeypatch.setattr(http_client, "_budget_registry", http_client._BudgetRegistry())
     with PineconeEmulator(api_key=EMU_KEY, seed=1234) as e:
         monkeypatch.setenv("PINECONE_CONTROLLER_HOST", e.url)
         monkeypatch.setenv("PINECONE_API_KEY", e.api_key)

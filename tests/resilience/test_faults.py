@@ -254,6 +254,8 @@ def pinecone(monkeypatch):
 
     sdk_sleeps: list[float] = []
     monkeypatch.setattr(http_client, "_retry_sleep", sdk_sleeps.append)
+    # The SDK keeps a process-wide retry budget per host: earlier tests must not drain ours.
+    monkeypatch.setattr(http_client, "_budget_registry", http_client._BudgetRegistry())
     with PineconeEmulator(api_key="pcsk_reliability-7e2d", seed=11) as emu:
         monkeypatch.setenv("PINECONE_CONTROLLER_HOST", emu.url)
         monkeypatch.setenv("PINECONE_API_KEY", emu.api_key)
