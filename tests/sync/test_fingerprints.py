@@ -104,7 +104,8 @@ def test_a_rejected_duplicate_does_not_delete_its_kept_twin():
     src = connect("memory://src")
     src.create(TargetSpec("src", 8, "dot"))
     u = "550e8400-e29b-41d4-a716-446655440000"
-    src.upsert(RecordBatch([u, u.upper()], np.ones((2, 8)), [{"k": 1}, {"k": 2}]))  # one target id
+    # the second record came back from an earlier migration: its original id is u again
+    src.upsert(RecordBatch([u, "doc-1"], np.ones((2, 8)), [{"k": 1}, {"k": 2, "_vmkit_source_id": u}]))
     dst = connect("memory://dst?ids=uuid")
     s = Sides(src, dst, plan(src, dst), lambda fn, *a: fn(*a))
     dst.create(s.plan.target)
