@@ -200,6 +200,6 @@ def profile(uri: str, total: int, metric: str, namespaces: dict[str, int],
         nonfinite_vectors=nonfinite[:EXAMPLES * 10], zero_vectors=zero[:EXAMPLES * 10],
         metadata_bytes_max=max(sizes, default=0),
         metadata_bytes_p99=int(np.percentile(sizes, 99)) if sizes else 0,
-        fields=dict(sorted(fields.items())), read_records_per_s=sampled / elapsed if elapsed else 0.0,
+        fields=dict(sorted(fields.items(), key=lambda kv: str(kv[0]))), read_records_per_s=sampled / elapsed if elapsed else 0.0,
         id_examples=id_examples, sample_batches=batches,
     )
