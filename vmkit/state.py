@@ -121,6 +121,11 @@ class StateStore:
             if mode.lower() != "wal":
                 raise StateCorrupt(f"{self.path}: could not enable WAL (got {mode})")
             self._init_schema()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise StateCorrupt(f"{self.path} is not a usable vmkit state file: {exc}") from None
+            raise StateError(f"{self.path} is locked by another process (a runner inside a "
+                             f"checkpoint?); see `vmkit status` once it is free: {exc}") from None
         except sqlite3.DatabaseError as exc:
             raise StateCorrupt(f"{self.path} is not a usable vmkit state file: {exc}") from None
 

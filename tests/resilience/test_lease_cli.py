@@ -143,13 +143,6 @@ def test_two_processes_racing_for_a_dead_runners_lease(work):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: a state file whose write lock another process holds (a runner stuck inside a "
-    "checkpoint, e.g. stopped or on a hung disk) is reported, after the 30 s busy timeout, as "
-    "'<path> is not a usable vmkit state file: database is locked' (StateStore.__init__ turns "
-    "every sqlite3.DatabaseError into StateCorrupt, state.py), which sends the operator after "
-    "a corruption that is not there. Fix: treat sqlite3.OperationalError 'database is locked' "
-    "as its own error naming the lock holder (the lease row) rather than StateCorrupt"))
 def test_a_held_write_lock_is_not_reported_as_corruption(work):
     from vmkit.state import StateStore as Store
 
