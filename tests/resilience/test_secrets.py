@@ -170,23 +170,12 @@ def test_a_key_the_server_refuses_is_never_repeated(work):
         assert_clean(name, data)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: an expected failure prints several lines: the Qdrant connector's message embeds "
-    "qdrant-client's UnexpectedResponse text, which has newlines ('Unexpected Response: 401 "
-    "(Unauthorized)\\nRaw response content:\\nb...'), and cli._run prints it as is. Fix: "
-    "collapse whitespace in qdrant._classify messages (or in cli._run)"))
 def test_a_refused_key_is_one_error_line(work):
     _, r = _refused_by_server(work, echo=False)
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), r.stderr
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG (defence in depth): the Qdrant connector copies the server's error text into its "
-    "messages unscrubbed (qdrant.py _classify: f'qdrant: {name}: {str(exc)[:500]}'), so a "
-    "server or proxy that echoes the api-key puts the key into the CLI output and the log; "
-    "the Pinecone and Weaviate connectors scrub the key (`_scrub`). Fix: scrub the value of "
-    "the key variable from every message in _classify"))
 def test_a_key_echoed_by_the_server_is_scrubbed(work):
     server, r = _refused_by_server(work, echo=True)
     assert CANARIES["QDRANT_API_KEY"] in server.keys

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import os
 import threading
+import warnings
 from dataclasses import replace
 from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit
@@ -45,6 +46,7 @@ _FROM_QDRANT = {v: k for k, v in _TO_QDRANT.items()}
 _CLIENTS: SharedHandles[Any] = SharedHandles(lambda client: client.close(), keep=frozenset({":memory:"}))
 _LOCKS: dict[str, threading.RLock] = {}
 _NO_LOCK = contextlib.nullcontext()
+_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
 def _sdk() -> Any:
@@ -100,7 +102,10 @@ class QdrantConnector(Connector):
         sdk = _sdk()
         if self._key_env:  # server: a fresh client per connector
             key = os.environ.get(self._key_env) or None
-            return sdk.QdrantClient(url=self.location, api_key=key, timeout=60)
+            with warnings.catch_warnings():
+                if urlsplit(self.location).hostname in _LOOPBACK:  # plain http is fine there
+                    warnings.filterwarnings("ignore", message="Api key is used with an insecure")
+                return sdk.QdrantClient(url=self.location, api_key=key, timeout=60)
 
         def open_embedded() -> Any:
             if self.location == ":memory:":
@@ -127,7 +132,8 @@ class QdrantConnector(Connector):
             with self._lock:
                 return fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - classified below
-            raise _classify(exc) from exc
+            key = os.environ.get(self._key_env, "") if self._key_env else ""
+            raise _classify(exc, key) from None
 
     # -- contract --------------------------------------------------------------------------
     def describe(self) -> CollectionInfo | None:
@@ -276,11 +282,13 @@ def _rows(batch: RecordBatch) -> Iterator[tuple[RecordId, np.ndarray, dict, Spar
     return batch.rows()
 
 
-def _classify(exc: Exception) -> Exception:
-    """Transient: 429, 5xx, timeouts and connection trouble. Everything else is terminal."""
+def _classify(exc: Exception, secret: str = "") -> Exception:
+    """Transient: 429, 5xx, timeouts and connection trouble. Everything else is terminal.
+    The message is one line, with the API key scrubbed should a server or proxy echo it."""
     status = getattr(exc, "status_code", None)
     name = type(exc).__name__
-    msg = f"qdrant: {name}: {str(exc)[:500]}"
+    text = str(exc).replace(secret, "***") if secret else str(exc)
+    msg = f"qdrant: {name}: {' '.join(text.split())[:500]}"
     if status is not None:
         if status == 429 or status >= 500:
             return TransientError(msg, retry_after=_retry_after(exc))
