@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sys
+import types
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,8 +28,6 @@ from vmkit.connectors.weaviate import WeaviateConnector
 from vmkit.errors import ConfigError, MissingDependency, SecretInURI, TerminalError, TransientError
 from vmkit.records import RecordBatch
 
-pytest_plugins = ["emulators.weaviate_fixtures"]
-
 DIM = 8
 
 
@@ -41,6 +40,21 @@ def batch(n: int, start: int = 0, ns: str = "", meta: Callable[[int], dict[str, 
     return RecordBatch(ids_of(n, start), rng.standard_normal((n, DIM)).astype(np.float32),
                        [meta(i) if meta else {"n": i + start, "title": f"doc {i + start}"} for i in range(n)],
                        namespace=ns)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[WeaviateEmulator]:
+    with WeaviateEmulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def emu(server: WeaviateEmulator, monkeypatch: pytest.MonkeyPatch) -> WeaviateEmulator:
+    server.reset()
+    monkeypatch.setattr("weaviate.retry.time", types.SimpleNamespace(sleep=lambda s: None))
+    monkeypatch.setattr("vmkit.connectors.weaviate.time", types.SimpleNamespace(sleep=lambda s: None))
+    monkeypatch.delenv("WEAVIATE_API_KEY", raising=False)
+    return server
 
 
 @pytest.fixture

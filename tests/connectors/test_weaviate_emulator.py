@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import types
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -18,13 +19,25 @@ from weaviate.classes.query import Filter
 from weaviate.classes.tenants import Tenant, TenantActivityStatus
 from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateQueryError
 
-pytest_plugins = ["emulators.weaviate_fixtures"]
-
 UTC = dt.UTC
 
 
 def uid(i: int) -> uuid.UUID:
     return uuid.UUID(int=i * 7919 + 1)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[WeaviateEmulator]:
+    with WeaviateEmulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def emu(server: WeaviateEmulator, monkeypatch: pytest.MonkeyPatch) -> WeaviateEmulator:
+    server.reset()
+    # the client sleeps 1, 2, 4... s between UNAVAILABLE retries; tests need no real waiting
+    monkeypatch.setattr("weaviate.retry.time", types.SimpleNamespace(sleep=lambda s: None))
+    return server
 
 
 @pytest.fixture

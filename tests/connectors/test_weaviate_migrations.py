@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import types
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +20,22 @@ from vmkit import Migration, TargetSpec, connect
 from vmkit.ids import to_target_id
 from vmkit.records import RecordBatch
 
-pytest_plugins = ["emulators.weaviate_fixtures"]
-
 DIM = 16
 N = 120
 METRICS = ["cosine", "euclidean", "dot"]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[WeaviateEmulator]:
+    with WeaviateEmulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def emu(server: WeaviateEmulator, monkeypatch: pytest.MonkeyPatch) -> WeaviateEmulator:
+    server.reset()
+    monkeypatch.setattr("weaviate.retry.time", types.SimpleNamespace(sleep=lambda s: None))
+    return server
 
 
 def records(ids: list[Any], ns: str = "", seed: int = 0) -> RecordBatch:
