@@ -25,7 +25,7 @@ RECORD_OVERHEAD = 64  # keys, quotes and separators around each record on the wi
 
 def record_sizes(batch: RecordBatch, caps: Capabilities) -> np.ndarray:
     """Estimated wire bytes per record (vector, sparse, id and metadata)."""
-    dense = batch.dimension * caps.wire_bytes_per_float
+    dense = batch.floats_per_record * caps.wire_bytes_per_float
     sizes = np.full(len(batch), dense + RECORD_OVERHEAD, dtype=np.int64)
     for i, (rid, meta) in enumerate(zip(batch.ids, batch.metadata)):
         sizes[i] += len(str(rid)) + (json_size(meta) if meta else 0)
@@ -41,7 +41,7 @@ def _whole_batch_bytes(batch: RecordBatch, caps: Capabilities) -> int | None:
     if batch.sparse is not None:
         return None
     shared = json_size(batch.metadata) + len(orjson.dumps([str(i) for i in batch.ids]))
-    return (batch.dimension * caps.wire_bytes_per_float + RECORD_OVERHEAD) * len(batch) + shared
+    return (batch.floats_per_record * caps.wire_bytes_per_float + RECORD_OVERHEAD) * len(batch) + shared
 
 
 def split_batch(batch: RecordBatch, caps: Capabilities) -> Iterator[RecordBatch]:

@@ -1,7 +1,7 @@
 """Canonical content hashing of records, used by full verification and sync.
 
-A record's digest covers its namespace, dense vector bytes (float32, little-endian), sparse
-vector and metadata (canonical JSON: sorted keys, so key order never matters, but a type change
+A record's digest covers its namespace, dense vector bytes (float32, little-endian; with several
+named vectors, each under its name), sparse vector and metadata (canonical JSON: sorted keys, so key order never matters, but a type change
 such as "1" -> 1 or 1 -> 1.0 does). Targets that store numbers as float64 are compared with
 every number as a float on both sides (``numbers_as_float``).
 """
@@ -43,17 +43,29 @@ def stored_vectors(vectors: np.ndarray, normalize: bool) -> np.ndarray:
     return kernels.normalize_rows(vectors) if normalize else vectors
 
 
+def _row_bytes(vectors: np.ndarray, normalize: bool) -> tuple[memoryview, int]:
+    """The stored rows as one byte buffer (zero-copy when possible) and the width of a row."""
+    stored = np.ascontiguousarray(stored_vectors(vectors, normalize), dtype="<f4")
+    return stored.reshape(-1).view(np.uint8).data, stored.shape[1] * 4  # fine for empty/0-d rows
+
+
 def batch_digests(
-    batch: RecordBatch, *, normalize: bool = False, numbers_as_float: bool = False
+    batch: RecordBatch, *, normalize: bool = False, numbers_as_float: bool = False,
+    normalize_named: frozenset[str] = frozenset(),
 ) -> Iterator[tuple[tuple[str, RecordId], Digest]]:
     """((namespace, id), digest) for every record of the batch.
 
     Hot path of full verification: rows are zero-copy slices of the vector buffer and each
-    record is hashed in one call over (namespace, row, sparse, canonical metadata).
+    record is hashed in one call over (namespace, row, named rows, sparse, canonical metadata).
+    ``normalize_named`` lists the named vectors a cosine-normalizing target stores as unit rows.
     """
-    vectors = np.ascontiguousarray(stored_vectors(batch.vectors, normalize), dtype="<f4")
-    rows = vectors.reshape(-1).view(np.uint8).data  # a memoryview; fine for empty and 0-d rows
-    width = vectors.shape[1] * 4
+    rows, width, named = memoryview(b""), 0, []
+    if not batch.named:
+        rows, width = _row_bytes(batch.vectors, normalize)
+    else:  # several vectors: each hashed under its name, whichever one is first
+        named = [(b"\x03" + name.encode() + b"\x00",
+                  *_row_bytes(vecs, normalize if name == batch.vector_name else name in normalize_named))
+                 for name, vecs in sorted(batch.dense_vectors().items())]
     prefix = batch.namespace.encode() + b"\x00"
     digest = xxhash.xxh3_128_digest
     sparse = batch.sparse
@@ -63,7 +75,10 @@ def batch_digests(
         if sp is not None:
             tail = (b"\x01" + sp.indices.astype("<u4").tobytes() + sp.values.astype("<f4").tobytes()
                     + tail)
-        yield (batch.namespace, rid), digest(b"".join((prefix, rows[i * width:(i + 1) * width], tail)))
+        row: bytes | memoryview = rows[i * width:(i + 1) * width]
+        if named:
+            row = b"".join([row, *(p for tag, buf, w in named for p in (tag, buf[i * w:(i + 1) * w]))])
+        yield (batch.namespace, rid), digest(b"".join((prefix, row, tail)))
 
 
 def batch_checksum(batch: RecordBatch) -> str:
@@ -72,5 +87,7 @@ def batch_checksum(batch: RecordBatch) -> str:
     h = xxhash.xxh3_64()
     h.update(orjson.dumps([str(i) for i in batch.ids]))
     h.update(np.ascontiguousarray(batch.vectors, dtype="<f4").tobytes())
+    for name, vectors in sorted(batch.named.items()):  # the ledger reads its own writes: order is fixed
+        h.update(name.encode() + np.ascontiguousarray(vectors, dtype="<f4").tobytes())
     h.update(orjson.dumps(batch.metadata, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
     return h.hexdigest()

@@ -97,6 +97,8 @@ class Plan:
         lines = [
             f"plan {self.source_uri} -> {self.target_uri}",
             f"  target: {t.name} dim={t.dimension} metric={t.metric} sparse={t.sparse}",
+            *(["  named vectors: " + ", ".join(f"{n or 'default'} ({d}, {m})" for n, (d, m) in t.vector_spaces().items())]
+              if t.extra_vectors else []),
             f"  records: {self.source_count} in ~{self.estimated_batches} batches of {self.batch_size}",
         ]
         if self.estimates:
@@ -142,8 +144,10 @@ def plan(
         schema = infer_schema(source, sample=sample)
     existing = target.describe()
     name = existing.name if existing else getattr(target, "collection", None) or getattr(target, "name", "")
-    spec = TargetSpec(str(name), info.dimension, info.metric, info.sparse and caps.sparse)
-    warnings = _spec_warnings(info, existing, caps, batch_size)
+    vector_name, extra_vectors, vector_warnings = _named_vectors(info, existing, caps)
+    spec = TargetSpec(str(name), info.dimension, info.metric, info.sparse and caps.sparse,
+                      vector_name, extra_vectors)
+    warnings = _spec_warnings(info, existing, caps, batch_size) + vector_warnings
 
     if namespace_policy not in NAMESPACE_POLICIES:
         raise PlanError(f"namespace_policy must be one of {NAMESPACE_POLICIES}, not {namespace_policy!r}")
@@ -204,6 +208,30 @@ def _spec_warnings(info: Any, existing: Any, caps: Capabilities, batch_size: int
     if caps.normalizes_cosine and info.metric == "cosine":
         warnings.append(PlanWarning("vector", "target stores unit vectors under cosine", "compared after normalizing"))
     return warnings
+
+
+def _named_vectors(info: Any, existing: Any, caps: Capabilities
+                   ) -> tuple[str, dict[str, dict[str, Any]], list[PlanWarning]]:
+    """Which of the source's extra named vectors the target gets (all, if it can hold them)."""
+    extra: dict[str, dict[str, Any]] = dict(info.extra_vectors)
+    if not extra:
+        return "", {}, []
+    if not caps.named_vectors:
+        return "", {}, [PlanWarning(
+            "vector", f"target stores one dense vector per record; named vectors {sorted(extra)} "
+            f"are not copied", f"only '{info.vector_name}' is (pick another with vector=NAME on "
+            "the source URI)")]
+    warnings = [PlanWarning(f"vector.{n}", f"target metric '{v['metric']}' unsupported", severity="error")
+                for n, v in sorted(extra.items()) if v["metric"] not in caps.metrics]
+    if existing is not None:
+        have = {existing.vector_name: {"dimension": existing.dimension, "metric": existing.metric},
+                **existing.extra_vectors}
+        for n, v in sorted(extra.items()):
+            got = have.get(n)
+            if got is None or int(got["dimension"]) != int(v["dimension"]) or got["metric"] != v["metric"]:
+                warnings.append(PlanWarning(
+                    f"vector.{n}", f"target has {got or 'no such vector'}, source {v}", severity="error"))
+    return info.vector_name, extra, warnings
 
 
 def _estimates(the_plan: Plan, schema: Schema, caps: Capabilities) -> dict[str, float]:

@@ -54,6 +54,9 @@ class RecordBatch:
 
     ``vectors`` is a C-contiguous float32 array of shape (n, d); ``d`` may be 0 for
     sparse-only records. ``namespace`` is the source partition the batch came from.
+    Records with several dense vectors (Weaviate and Qdrant named vectors) carry the first in
+    ``vectors`` under the name ``vector_name`` and the others in ``named`` (name -> (n, d_name)
+    array); a single-vector batch has ``vector_name == ""`` and no ``named``.
     ``rejected`` holds records a source read but could not represent (e.g. a vector of the
     wrong dimension): they count as read, and end in the dead-letter table.
     """
@@ -64,9 +67,17 @@ class RecordBatch:
     sparse: list[SparseVector | None] | None = None
     namespace: str = ""
     rejected: list[Rejection] = field(default_factory=list)
+    named: dict[str, np.ndarray] = field(default_factory=dict)
+    vector_name: str = ""
 
     def __post_init__(self) -> None:
         self.vectors = np.ascontiguousarray(self.vectors, dtype=np.float32)
+        self.named = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in self.named.items()}
+        for name, arr in self.named.items():
+            if arr.ndim != 2 or arr.shape[0] != len(self.ids):
+                raise ValueError(f"named vector {name!r} must be ({len(self.ids)}, d), got {arr.shape}")
+            if name == self.vector_name:
+                raise ValueError(f"named vector {name!r} is also the batch's first vector")
         if self.vectors.ndim != 2:
             raise ValueError(f"vectors must be 2-D (n, d), got shape {self.vectors.shape}")
         n = len(self.ids)
@@ -85,6 +96,15 @@ class RecordBatch:
     def dimension(self) -> int:
         return int(self.vectors.shape[1])
 
+    @property
+    def floats_per_record(self) -> int:
+        """Dense components per record, over every vector (what a write request carries)."""
+        return self.dimension + sum(int(v.shape[1]) for v in self.named.values())
+
+    def dense_vectors(self) -> dict[str, np.ndarray]:
+        """Every dense vector column by name (the first one under ``vector_name``)."""
+        return {self.vector_name: self.vectors, **self.named}
+
     @classmethod
     def empty(cls, dimension: int = 0, namespace: str = "") -> "RecordBatch":
         return cls([], np.zeros((0, dimension), np.float32), [], None, namespace)
@@ -98,6 +118,8 @@ class RecordBatch:
             metadata=[dict(self.metadata[r]) for r in rows],
             sparse=None if self.sparse is None else [self.sparse[r] for r in rows],
             namespace=self.namespace,
+            named={k: v[rows].copy() if rows else v[:0].copy() for k, v in self.named.items()},
+            vector_name=self.vector_name,
         )
 
     def rows(self) -> Iterator[tuple[RecordId, np.ndarray, Metadata, SparseVector | None]]:
@@ -114,10 +136,15 @@ class RecordBatch:
             sparse = []
             for b in batches:
                 sparse.extend(b.sparse if b.sparse is not None else [None] * len(b))
+        names = set(batches[0].named)
+        if any(set(b.named) != names for b in batches):
+            raise ValueError("cannot concatenate batches with different named vectors")
         return RecordBatch(
             ids=[i for b in batches for i in b.ids],
             vectors=np.concatenate([b.vectors for b in batches]),
             metadata=[m for b in batches for m in b.metadata],
             sparse=sparse,
             namespace=batches[0].namespace,
+            named={k: np.concatenate([b.named[k] for b in batches]) for k in sorted(names)},
+            vector_name=batches[0].vector_name,
         )

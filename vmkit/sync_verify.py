@@ -199,14 +199,16 @@ class Sides:
                 both = [t for t in chunk if t in where]
                 if not both:
                     continue
-                a = np.stack([want[(tns, t)][0].vectors[want[(tns, t)][1]] for t in both])
-                b = got.vectors[[where[t] for t in both]]
-                if a.shape != b.shape:
-                    ok = np.zeros(len(both), bool)
-                elif norm:
-                    ok = kernels.max_abs_diff_rows(kernels.normalize_rows(a), kernels.normalize_rows(b)) <= NORMALIZED_TOLERANCE
-                else:
-                    ok = (a.view(np.uint32) == b.view(np.uint32)).all(axis=1)
+                ok = np.ones(len(both), bool)
+                rows = [where[t] for t in both]
+                multi = bool(want[(tns, both[0])][0].named)  # several vectors: compared by name
+                have: dict[str | None, np.ndarray] = {**got.dense_vectors()} if multi else {None: got.vectors}
+                names: list[str | None] = [*want[(tns, both[0])][0].dense_vectors()] if multi else [None]
+                for name in names:
+                    a = np.stack([(w.dense_vectors()[name or ""] if multi else w.vectors)[i]
+                                  for w, i in (want[(tns, t)] for t in both)])
+                    b = have[name][rows] if name in have else np.zeros((len(both), 0), np.float32)
+                    ok &= _same_rows(a, b, name in self.opts["normalize_named"] if multi else norm)
                 for k, t in enumerate(both):
                     (wb, i), j = want[(tns, t)], where[t]
                     if not (ok[k] and _sparse(wb, i) == _sparse(got, j) and canonical_metadata(
@@ -297,3 +299,12 @@ def repoint(sides: Sides, to: str, alias: str | None, cutover: dict[str, Any]) -
                 f"in another instance): repoint the application back to {src}"}
     return {"how": "recorded", "message": f"rollback recorded: repoint the application (reads, and writes "
             f"not made through a JournalingWriter) back to {src}"}
+
+
+def _same_rows(a: np.ndarray, b: np.ndarray, normalize: bool) -> np.ndarray:
+    """Per row: equal to 1e-6 after normalizing (cosine-normalizing targets), else bit-exact."""
+    if a.shape != b.shape:
+        return np.zeros(len(a), bool)
+    if normalize:
+        return kernels.max_abs_diff_rows(kernels.normalize_rows(a), kernels.normalize_rows(b)) <= NORMALIZED_TOLERANCE
+    return (a.view(np.uint32) == b.view(np.uint32)).all(axis=1)

@@ -49,6 +49,8 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
     ns = batch.namespace
     dim = plan.target.dimension
     bad_rows = _vector_problems(batch, plan, caps)
+    for row, problem in _named_vector_problems(batch, plan, caps).items():
+        bad_rows.setdefault(row, problem)
     passthrough = _metadata_passthrough(plan, caps)
 
     keep_rows: list[int] = []
@@ -105,6 +107,9 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
         metadata=[metas[k] for k in live],
         sparse=sparse,
         namespace=ns if plan.namespace_policy == "keep" else "",
+        named={n: batch.named[n][rows] if rows else np.zeros((0, int(v["dimension"])), np.float32)
+               for n, v in plan.target.extra_vectors.items()},
+        vector_name=plan.target.vector_name,
     )
     return MappedBatch(out, [batch.ids[r] for r in rows], rejected, changes, ns)
 
@@ -117,7 +122,7 @@ def _within_request_limit(
     a single write request to the target."""
     if not live:
         return live
-    dense = batch.dimension * caps.wire_bytes_per_float + RECORD_OVERHEAD
+    dense = batch.floats_per_record * caps.wire_bytes_per_float + RECORD_OVERHEAD
     try:
         shared = len(orjson.dumps([metas[k] for k in live]))
     except orjson.JSONEncodeError:  # rare: find the culprits one by one
@@ -128,7 +133,8 @@ def _within_request_limit(
         return live  # even all of the batch's metadata on one record would fit: no per-record sizes
     probe = RecordBatch([target_ids[k] for k in live], batch.vectors[[keep_rows[k] for k in live]],
                         [metas[k] for k in live],
-                        None if batch.sparse is None else [batch.sparse[keep_rows[k]] for k in live])
+                        None if batch.sparse is None else [batch.sparse[keep_rows[k]] for k in live],
+                        named={n: v[[keep_rows[k] for k in live]] for n, v in batch.named.items()})
     sizes = record_sizes(probe, caps)
     if int(sizes.max()) <= caps.max_batch_bytes:
         return live
@@ -172,6 +178,27 @@ def _vector_problems(batch: RecordBatch, plan: Plan, caps: Capabilities) -> dict
     if zero_fatal:
         for i in np.flatnonzero(kernels.zero_rows(batch.vectors)):
             problems.setdefault(int(i), ("all-zero vector (no direction under this target/metric)", "vector"))
+    return problems
+
+
+def _named_vector_problems(batch: RecordBatch, plan: Plan, caps: Capabilities) -> dict[int, tuple[str, str]]:
+    """Row -> (reason, field) for the extra named vectors the target is to get."""
+    problems: dict[int, tuple[str, str]] = {}
+    n = len(batch)
+    for name, want in sorted(plan.target.extra_vectors.items()):
+        where = f"vector.{name}"
+        vectors = batch.named.get(name)
+        if vectors is None or vectors.shape[1] != int(want["dimension"]):
+            got = "missing" if vectors is None else f"dimension {vectors.shape[1]}"
+            for row in range(n):
+                problems.setdefault(row, (f"named vector '{name}' {got} (the target takes {want['dimension']})", where))
+            continue
+        for i in np.flatnonzero(kernels.nonfinite_rows(vectors)):
+            problems.setdefault(int(i), (f"named vector '{name}' has NaN or Inf components", where))
+        if caps.rejects_zero_vectors or (caps.normalizes_cosine and want["metric"] == "cosine"):
+            for i in np.flatnonzero(kernels.zero_rows(vectors)):
+                problems.setdefault(int(i), (f"named vector '{name}' is all zeros (no direction "
+                                             "under this target/metric)", where))
     return problems
 
 

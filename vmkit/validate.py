@@ -30,6 +30,8 @@ log = logging.getLogger("vmkit.validate")
 
 NORMALIZED_TOLERANCE = 1e-6  # max |a-b| per component between unit vectors
 Key = tuple[str, RecordId]
+# What a record should be, kept for the exact re-check: vector, metadata, sparse, named vectors.
+Suspect = tuple[np.ndarray, dict[str, Any], SparseVector | None, dict[str, np.ndarray]]
 Retry = Callable[..., Any]
 
 
@@ -38,11 +40,14 @@ def is_sampled(migration_id: str, seq: int, rate: float) -> bool:
     return seq == 1 or random.Random(f"{migration_id}:{seq}").random() < rate
 
 
-def _compare_opts(plan: Plan) -> dict[str, bool]:
+def _compare_opts(plan: Plan) -> dict[str, Any]:
     caps = plan.capabilities
     return {
         "normalize": caps.normalizes_cosine and plan.target.metric == "cosine",
         "numbers_as_float": not caps.metadata_big_ints,
+        # by name, the first vector too: with several vectors each is compared under its name
+        "normalize_named": frozenset(n for n, (_, metric) in plan.target.vector_spaces().items()
+                                     if caps.normalizes_cosine and metric == "cosine"),
     }
 
 
@@ -93,8 +98,18 @@ def validate_sample(
     if not rows:
         return SampleStats(len(expected), missing, None, None, None, missing, 0.0)
     opts = _compare_opts(plan)
-    exp_vec = stored_vectors(expected.vectors[rows], opts["normalize"])
-    cos = kernels.cosine_rows(exp_vec, got.vectors[[where[expected.ids[i]] for i in rows]])
+    got_rows = [where[expected.ids[i]] for i in rows]
+    if expected.named:  # several vectors, matched by name: a record is as good as its worst
+        have = got.dense_vectors()
+        cos = np.full(len(rows), np.inf)
+        for name, vectors in expected.dense_vectors().items():
+            other = have.get(name)
+            cos = np.minimum(cos, np.full(len(rows), np.nan)  # NaN: missing or wrong shape
+                             if other is None or other.shape[1] != vectors.shape[1]
+                             else kernels.cosine_rows(vectors[rows], other[got_rows]))
+    else:
+        exp_vec = stored_vectors(expected.vectors[rows], opts["normalize"])
+        cos = kernels.cosine_rows(exp_vec, got.vectors[got_rows])
     complete = np.array([
         _completeness(expected.metadata[i], got.metadata[where[expected.ids[i]]], opts["numbers_as_float"])
         for i in rows
@@ -197,7 +212,7 @@ def verify(
     target_digests = _target_digests(target, opts["numbers_as_float"], scan_size, retry)
     result.target_records = len(target_digests)
 
-    suspects: dict[Key, tuple[np.ndarray, dict[str, Any], SparseVector | None]] = {}
+    suspects: dict[Key, Suspect] = {}
     seen: set[Key] = set()
     for batch in _scan_all(source, scan_size, retry):
         mapped = map_batch(batch, plan)
@@ -213,7 +228,8 @@ def verify(
                 result.matched += 1
             else:
                 sparse = None if out.sparse is None else out.sparse[i]
-                suspects[key] = (out.vectors[i].copy(), out.metadata[i], sparse)
+                named = {n: v[i].copy() for n, v in out.dense_vectors().items()} if out.named else {}
+                suspects[key] = (out.vectors[i].copy(), out.metadata[i], sparse, named)
     result.extra = sorted((k for k in target_digests if k not in seen), key=_sort_key)
     del target_digests
     _recheck(suspects, target, opts, freshness_s, result, retry)
@@ -243,8 +259,7 @@ def _scan_all(conn: Connector, size: int, retry: Retry) -> Iterable[RecordBatch]
 
 
 def _recheck(
-    suspects: dict[Key, tuple[np.ndarray, dict[str, Any], SparseVector | None]], target: Connector,
-    opts: dict[str, bool], freshness_s: float, result: Verification, retry: Retry,
+    suspects: dict[Key, Suspect], target: Connector, opts: dict[str, Any], freshness_s: float, result: Verification, retry: Retry,
 ) -> None:
     """Exact comparison of hash mismatches; an absent id waits out eventual consistency."""
     by_ns: dict[str, list[RecordId]] = {}
@@ -256,13 +271,17 @@ def _recheck(
             got = fetch_visible(target, chunk, ns, freshness_s, retry)
             where = {rid: i for i, rid in enumerate(got.ids)}
             for rid in chunk:
-                want_vec, want_meta, want_sparse = suspects[(ns, rid)]
+                want_vec, want_meta, want_sparse, want_named = suspects[(ns, rid)]
                 if rid not in where:
                     result.missing.append((ns, rid))
                     continue
                 j = where[rid]
                 got_sparse = None if got.sparse is None else got.sparse[j]
-                why = _difference(want_vec, want_meta, got.vectors[j], got.metadata[j], opts)
+                if want_named:  # several vectors: compared by name
+                    why = _named_difference(want_named, got, j, opts) or _difference(
+                        None, want_meta, None, got.metadata[j], opts)
+                else:
+                    why = _difference(want_vec, want_meta, got.vectors[j], got.metadata[j], opts)
                 if not why and want_sparse != got_sparse:
                     why = "sparse vector differs"
                 if why:
@@ -273,20 +292,40 @@ def _recheck(
     result.mismatched.sort(key=lambda m: _sort_key(m[0]))
 
 
-def _difference(
-    want_vec: np.ndarray, want_meta: dict[str, Any], got_vec: np.ndarray, got_meta: dict[str, Any],
-    opts: dict[str, bool],
-) -> str:
+def _named_difference(want: dict[str, np.ndarray], got: RecordBatch, row: int, opts: dict[str, Any]) -> str:
+    have = got.dense_vectors()
+    for name, vec in sorted(want.items()):
+        if name not in have:
+            return f"named vector '{name}' missing"
+        why = _vector_difference(vec, have[name][row], name in opts["normalize_named"])
+        if why:
+            return f"named vector '{name}': {why}"
+    extra = sorted(set(have) - set(want))
+    return f"unexpected named vectors {extra}" if extra else ""
+
+
+def _vector_difference(want_vec: np.ndarray, got_vec: np.ndarray, normalize: bool) -> str:
     if want_vec.shape != got_vec.shape:
         return f"vector dimension {got_vec.shape[0]} != {want_vec.shape[0]}"
     a, b = want_vec[None, :], got_vec[None, :]
-    if opts["normalize"]:
+    if normalize:
         diff = float(kernels.max_abs_diff_rows(kernels.normalize_rows(a), kernels.normalize_rows(b))[0])
         if not diff <= NORMALIZED_TOLERANCE:
             return f"vector differs after normalizing (max |diff| {diff:.3g})"
     elif not np.array_equal(a.view(np.uint32), b.view(np.uint32)):
         diff = float(kernels.max_abs_diff_rows(a, b)[0])
         return f"vector differs (max |diff| {diff:.3g})"
+    return ""
+
+
+def _difference(
+    want_vec: np.ndarray | None, want_meta: dict[str, Any], got_vec: np.ndarray | None,
+    got_meta: dict[str, Any], opts: dict[str, Any],
+) -> str:
+    if want_vec is not None and got_vec is not None:
+        why = _vector_difference(want_vec, got_vec, opts["normalize"])
+        if why:
+            return why
     as_float = opts["numbers_as_float"]
     for k, v in want_meta.items():
         if k not in got_meta:

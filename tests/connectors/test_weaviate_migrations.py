@@ -145,3 +145,28 @@ def test_faulty_target_still_completes_and_dead_letters_refusals(emu: WeaviateEm
     emu.faults = Faults()
     with connect(emu.uri("Docs")) as w:
         assert w.count() == N - 1 and len(w.fetch([refused])) == 0
+
+
+def test_two_named_vectors_qdrant_to_weaviate_and_back(emu: WeaviateEmulator, tmp_path: Path) -> None:
+    """Each named vector keeps its name, dimension and metric both ways, verified in full."""
+    spec = TargetSpec("c", DIM, "cosine", vector_name="text", extra_vectors={"image": {"dimension": 6, "metric": "dot"}})
+    rng = np.random.default_rng(9)
+    image = rng.standard_normal((N, 6)).astype(np.float32)
+    src = f"qdrant://{tmp_path}/q?collection=src"
+    with connect(src) as conn:
+        conn.create(spec)
+        b = records(list(range(N)))
+        conn.upsert(RecordBatch(b.ids, b.vectors, b.metadata, named={"image": image}, vector_name="text"))
+    to_w = run(tmp_path, src, emu.uri("Docs"), "q2w")
+    assert to_w.status().verification == "passed"
+    with connect(emu.uri("Docs")) as w:
+        info = w.describe()
+        assert info.named_vectors == {"text": {"dimension": DIM, "metric": "cosine"},
+                                      "image": {"dimension": 6, "metric": "dot"}}
+        got = w.fetch([to_target_id(7, frozenset({"uuid"}))[0]]).dense_vectors()
+        assert np.array_equal(got["image"][0], image[7])
+    back = run(tmp_path, emu.uri("Docs"), f"qdrant://{tmp_path}/back?collection=docs", "w2q")
+    assert back.status().verification == "passed"
+    with connect(f"qdrant://{tmp_path}/back?collection=docs") as q:
+        got = q.fetch([7]).dense_vectors()  # the original int id comes back
+        assert set(got) == {"text", "image"} and np.array_equal(got["image"][0], image[7])

@@ -1,5 +1,6 @@
 """Issue 4 at scale: 20,000 records in two tenants, through the real CLI, SIGKILLed mid-way and
-resumed (Pinecone -> Weaviate and Weaviate -> Qdrant); per-object failures; property renames."""
+resumed (Pinecone -> Weaviate; Weaviate with two named vectors -> Qdrant); per-object failures;
+property renames."""
 
 from __future__ import annotations
 
@@ -73,22 +74,42 @@ def test_pinecone_namespaces_to_weaviate_tenants_killed_and_resumed(tmp_path, mo
             assert one.metadata[0]["_vmkit_source_id"] == "tenant-b/7"
 
 
-def test_weaviate_tenants_to_qdrant_killed_and_resumed(tmp_path, work):
+def test_weaviate_tenants_with_two_named_vectors_to_qdrant_killed_and_resumed(tmp_path, work):
     rng = np.random.default_rng(5)
+    spec = TargetSpec("Src", DIM, "dot", vector_name="text", extra_vectors={"image": {"dimension": 8, "metric": "cosine"}})
+    kept: dict[str, np.ndarray] = {}
     with WeaviateEmulator() as wv:
         source = wv.uri("Src", multi_tenancy="true")
         with connect(source) as conn:
-            conn.create(TargetSpec("Src", DIM, "dot"))
+            conn.create(spec)
             for t in TENANTS:
                 for start in range(0, PER_TENANT, 2000):
                     ids = [str(uuid.uuid4()) for _ in range(2000)]
+                    image = rng.standard_normal((2000, 8)).astype(np.float32)
+                    kept[ids[0]] = image[0]
                     conn.upsert(RecordBatch(ids, rng.standard_normal((2000, DIM)),
-                                            [{"n": start + i, "tag": t} for i in range(2000)], namespace=t))
+                                            [{"n": start + i, "tag": t} for i in range(2000)], namespace=t,
+                                            named={"image": image}, vector_name="text"))
         target = f"qdrant://{work}/dst?collection=docs"
         store = kill_then_resume(source, target, tmp_path)
         assert store.rejected_count("k") == 0
     with connect(target) as conn:
         assert conn.count() == len(TENANTS) * PER_TENANT
+        info = conn.describe()
+        assert {info.vector_name, *info.extra_vectors} == {"text", "image"}
+        found: dict[str, np.ndarray] = {}  # tenant-scoped ids became uuid5s: find them by origin
+        cursor = None
+        while True:
+            batch, cursor = conn.scan(cursor, 5000)
+            image = batch.dense_vectors()["image"]
+            found.update((m["_vmkit_source_id"], image[i]) for i, m in enumerate(batch.metadata)
+                         if m.get("_vmkit_source_id") in kept)
+            if cursor is None:
+                break
+        assert found.keys() == kept.keys()
+        for rid, want in kept.items():  # cosine: unit vectors (raw ones after a reopen)
+            got = found[rid]
+            assert np.allclose(got / np.linalg.norm(got), want / np.linalg.norm(want), atol=1e-6)
 
 
 @pytest.mark.parametrize("transient", [True, False], ids=["transient", "invalid"])

@@ -97,7 +97,7 @@ def snapshot(uri: str) -> dict[tuple[str, object], tuple[bytes, object, object]]
 
         store = _STORES.get(uri.partition("://")[2].split("?")[0].strip("/"))
         for ns, rows in ({} if store is None else store.namespaces).items():
-            for rid, (vec, meta, sp) in rows.items():
+            for rid, (vec, meta, sp, _named) in rows.items():
                 sparse = None if sp is None else (sp.indices.tobytes(), sp.values.tobytes())
                 out[(ns, rid)] = (np.asarray(vec, np.float32).tobytes(), meta, sparse)
         return out

@@ -37,6 +37,7 @@ class Capabilities:
     metrics: frozenset[str] = frozenset(METRICS)
     normalizes_cosine: bool = False  # stores unit vectors under the cosine metric
     sparse: bool = False
+    named_vectors: bool = False  # several named dense vectors per record
     namespaces: bool = False
     metadata_nested: bool = True  # objects inside metadata values
     metadata_null: bool = True
@@ -62,6 +63,15 @@ class Capabilities:
         return d
 
 
+DEFAULT_VECTOR = "default"  # the name a first vector gets where every vector needs one
+
+
+def first_vector(names: Sequence[str]) -> str:
+    """The vector a multi-vector collection presents first: ``default`` if there is one, else
+    the first name in order, so every reader picks the same one."""
+    return DEFAULT_VECTOR if DEFAULT_VECTOR in names else min(names)
+
+
 @dataclass
 class CollectionInfo:
     name: str
@@ -70,16 +80,29 @@ class CollectionInfo:
     count: int
     namespaces: dict[str, int] = field(default_factory=dict)
     sparse: bool = False
+    # With several dense vectors per record: the name of the one ``dimension`` and ``metric``
+    # describe, and the others as name -> {"dimension": d, "metric": m}.
+    vector_name: str = ""
+    extra_vectors: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class TargetSpec:
-    """What vmkit asks a target to create."""
+    """What vmkit asks a target to create. ``vector_name`` and ``extra_vectors`` are set only
+    when records carry several named dense vectors (see CollectionInfo)."""
 
     name: str
     dimension: int
     metric: str
     sparse: bool = False
+    vector_name: str = ""
+    extra_vectors: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def vector_spaces(self) -> dict[str, tuple[int, str]]:
+        """Every dense vector space by name -> (dimension, metric), the first one first."""
+        spaces = {self.vector_name: (self.dimension, self.metric)}
+        spaces.update((n, (int(v["dimension"]), str(v["metric"]))) for n, v in sorted(self.extra_vectors.items()))
+        return spaces
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -47,7 +47,7 @@ from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, Targe
 from vmkit.errors import ConfigError, InvalidData, TerminalError, TransientError
 from vmkit.records import Metadata, RecordBatch, RecordId, SparseVector
 
-_Row = tuple[np.ndarray, Metadata, SparseVector | None]
+_Row = tuple[np.ndarray, Metadata, SparseVector | None, dict[str, np.ndarray]]  # named vectors last
 
 
 @dataclass
@@ -171,6 +171,7 @@ class MemoryConnector(Connector):
             id_kinds=kinds,
             normalizes_cosine=p.get("normalize", "0") == "1",
             sparse=True,
+            named_vectors=True,
             namespaces=True,
         )
         with _STORES_LOCK:
@@ -201,12 +202,16 @@ class MemoryConnector(Connector):
     def _batch(self, ns: str, ids: list[RecordId], rows: list[_Row], dim: int) -> RecordBatch:
         vectors = np.stack([r[0] for r in rows]) if rows else np.zeros((0, dim), np.float32)
         sparse = [r[2] for r in rows]
+        spec = self._store().spec
         return RecordBatch(
             ids=list(ids),
             vectors=vectors,
             metadata=[copy.deepcopy(r[1]) for r in rows],  # deep copy
             sparse=sparse if any(s is not None for s in sparse) else None,
             namespace=ns,
+            named={n: np.stack([r[3][n] for r in rows]) if rows else np.zeros((0, int(v["dimension"])), np.float32)
+                   for n, v in spec.extra_vectors.items()},
+            vector_name=spec.vector_name,
         )
 
     # -- contract --------------------------------------------------------------------------
@@ -223,6 +228,8 @@ class MemoryConnector(Connector):
             count=sum(counts.values()),
             namespaces=counts,
             sparse=store.spec.sparse,
+            vector_name=store.spec.vector_name,
+            extra_vectors=dict(store.spec.extra_vectors),
         )
 
     def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
@@ -277,6 +284,9 @@ class MemoryConnector(Connector):
                 f"dimension {batch.dimension} does not match memory://{self.name} "
                 f"({store.spec.dimension})"
             )
+        if len(batch) and set(batch.named) != set(store.spec.extra_vectors):
+            raise TerminalError(f"named vectors {sorted(batch.named)} do not match memory://{self.name} "
+                                f"({sorted(store.spec.extra_vectors)})")
         faults = self.faults
         if faults.invalid_field:
             refused = [i for i, meta in enumerate(batch.metadata) if meta.get(faults.invalid_field)]
@@ -296,15 +306,22 @@ class MemoryConnector(Connector):
             for i in range(len(vectors)):
                 if faults.rng.random() < faults.corrupt_rate:
                     vectors[i] += np.float32(faults.rng.gauss(0, 1)) * np.abs(vectors[i]).max()
-        if self.capabilities.normalizes_cosine and store.spec.metric == "cosine":
-            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-            vectors = np.divide(vectors, norms, out=vectors, where=norms > 0)
+        named = {n: self._as_stored(v.copy(), store.spec.extra_vectors[n]["metric"]) for n, v in batch.named.items()}
+        vectors = self._as_stored(vectors, store.spec.metric)
         with store.lock:
             rows = store.namespaces.setdefault(batch.namespace, {})
             for i, rid in enumerate(batch.ids):
                 sparse = None if batch.sparse is None else batch.sparse[i]
-                rows[rid] = (vectors[i], copy.deepcopy(batch.metadata[i]), sparse)
+                rows[rid] = (vectors[i], copy.deepcopy(batch.metadata[i]), sparse,
+                             {n: v[i] for n, v in named.items()})
             store.touched(batch.namespace)
+
+    def _as_stored(self, vectors: np.ndarray, metric: str) -> np.ndarray:
+        """Unit rows under cosine when the store normalizes (as Qdrant does), else as given."""
+        if self.capabilities.normalizes_cosine and metric == "cosine":
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            vectors = np.divide(vectors, norms, out=vectors, where=norms > 0)
+        return vectors
 
     def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
         late = self.faults.maybe_fail("delete")

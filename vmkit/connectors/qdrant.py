@@ -7,8 +7,11 @@ URIs::
     qdrant://host:6333/NAME[?https=true]     server; API key from QDRANT_API_KEY
                                              (or the variable named by api_key_env=)
 
-Options: ``vector=NAME`` reads/writes a named dense vector instead of the default one;
-``sparse=NAME`` names the sparse vector (default ``sparse``).
+Options: ``vector=NAME`` reads/writes only the named dense vector NAME; without it a
+collection with several named dense vectors is read whole (``default``, else the first name, is
+RecordBatch.vectors; the others RecordBatch.named) and records with several vectors are written
+under their own names. ``sparse=NAME`` names the sparse vector (default ``sparse``). A point
+missing one of the collection's named vectors is reported as a rejected read, never dropped.
 """
 
 from __future__ import annotations
@@ -19,14 +22,21 @@ import os
 import threading
 import warnings
 from dataclasses import replace
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 from urllib.parse import urlsplit
 
 import numpy as np
 import orjson
 
 from vmkit.batching import split_batch
-from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
+from vmkit.connectors.base import (
+    DEFAULT_VECTOR,
+    Capabilities,
+    CollectionInfo,
+    Connector,
+    TargetSpec,
+    first_vector,
+)
 from vmkit.connectors.shared import SharedHandles, import_sdk
 from vmkit.errors import (
     ConfigError,
@@ -34,7 +44,7 @@ from vmkit.errors import (
     TerminalError,
     TransientError,
 )
-from vmkit.records import RecordBatch, RecordId, SparseVector
+from vmkit.records import RecordBatch, RecordId, Rejection, SparseVector
 
 log = logging.getLogger("vmkit.connectors.qdrant")
 
@@ -62,6 +72,7 @@ class QdrantConnector(Connector):
         id_kinds=frozenset({"uuid", "uint"}),
         normalizes_cosine=True,
         sparse=True,
+        named_vectors=True,
         namespaces=False,
         wire_bytes_per_float=12,  # REST sends JSON; gRPC would be 4
     )
@@ -90,6 +101,7 @@ class QdrantConnector(Connector):
         self.vector_name = self.params.get("vector", "")
         self.sparse_name = self.params.get("sparse", "sparse")
         self._client: Any = None
+        self._vectors: tuple[str, list[str]] | None = None  # (first, others) read from the schema
 
     # -- client lifecycle ------------------------------------------------------------------
     @property
@@ -143,18 +155,35 @@ class QdrantConnector(Connector):
             return None
         info = self._call(self.client.get_collection, self.collection)
         vectors = info.config.params.vectors
-        params = vectors.get(self.vector_name) if isinstance(vectors, dict) else vectors
-        if params is None:
-            raise TerminalError(f"collection {self.collection} has no vector named '{self.vector_name}'")
+        first, others = self._layout(vectors)
+        params = vectors[first] if isinstance(vectors, dict) else vectors
         sparse = info.config.params.sparse_vectors or {}
         return CollectionInfo(
             name=self.collection,
             dimension=int(params.size),
-            metric=_FROM_QDRANT[str(getattr(params.distance, "value", params.distance))],
+            metric=_metric(params),
             count=self.count(),
             namespaces={},
             sparse=self.sparse_name in sparse,
+            vector_name=first if others else "",
+            extra_vectors={n: {"dimension": int(vectors[n].size), "metric": _metric(vectors[n])} for n in others},
         )
+
+    def _layout(self, vectors: Any = None) -> tuple[str, list[str]]:
+        """(first vector name, other named vectors) of the collection; ("", []) if unnamed."""
+        if self._vectors is None or vectors is not None:
+            if vectors is None:
+                vectors = self._call(self.client.get_collection, self.collection).config.params.vectors
+            if not isinstance(vectors, dict):
+                self._vectors = ("", [])
+            elif self.vector_name:
+                if self.vector_name not in vectors:
+                    raise TerminalError(f"collection {self.collection} has no vector named '{self.vector_name}'")
+                self._vectors = (self.vector_name, [])
+            else:
+                first = first_vector(list(vectors))
+                self._vectors = (first, sorted(n for n in vectors if n != first))
+        return self._vectors
 
     def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
         offset = None if cursor is None else orjson.loads(cursor)
@@ -189,10 +218,13 @@ class QdrantConnector(Connector):
 
     def upsert(self, batch: RecordBatch) -> None:
         models = _sdk().models
+        if batch.named and self.vector_name:
+            raise TerminalError(f"records carry {len(batch.named) + 1} named vectors but the URI's "
+                                f"vector={self.vector_name} names one: drop vector= from the target URI")
         for part in split_batch(batch, self.capabilities):
             points = [
-                models.PointStruct(id=rid, vector=self._vector_struct(vec, sp, models), payload=meta)
-                for rid, vec, meta, sp in _rows(part)
+                models.PointStruct(id=rid, vector=self._vector_struct(part, i, models), payload=part.metadata[i])
+                for i, rid in enumerate(part.ids)
             ]
             self._call(self.client.upsert, self.collection, points=points, wait=True)
 
@@ -207,15 +239,24 @@ class QdrantConnector(Connector):
     def create(self, spec: TargetSpec) -> None:
         models = _sdk().models
         params = models.VectorParams(size=spec.dimension, distance=_TO_QDRANT[spec.metric])
+        config: Any = {self.vector_name: params} if self.vector_name else params
+        if spec.extra_vectors:
+            if self.vector_name:
+                raise TerminalError(f"the source has {len(spec.extra_vectors) + 1} named vectors; "
+                                    f"vector={self.vector_name} on the target URI names one: drop it")
+            config = {name or DEFAULT_VECTOR: models.VectorParams(size=d, distance=_TO_QDRANT[m])
+                      for name, (d, m) in spec.vector_spaces().items()}
         self._call(
             self.client.create_collection,
             self.collection,
-            vectors_config={self.vector_name: params} if self.vector_name else params,
+            vectors_config=config,
             sparse_vectors_config={self.sparse_name: models.SparseVectorParams()} if spec.sparse else None,
         )
+        self._vectors = None
 
     def drop(self) -> None:
         self._call(self.client.delete_collection, self.collection)
+        self._vectors = None
 
     # -- aliases (used by vmkit.sync for cutover; the embedded engine supports them too) ------
     def alias_scope(self) -> str:
@@ -242,13 +283,17 @@ class QdrantConnector(Connector):
         info = self.describe()
         return 0 if info is None else info.dimension
 
-    def _vector_struct(self, vec: np.ndarray, sp: SparseVector | None, models: Any) -> Any:
-        dense: list[float] = vec.tolist()
-        if sp is None and not self.vector_name:
+    def _vector_struct(self, batch: RecordBatch, i: int, models: Any) -> Any:
+        dense: list[float] = batch.vectors[i].tolist()
+        sp = None if batch.sparse is None else batch.sparse[i]
+        first = self.vector_name or (batch.vector_name or DEFAULT_VECTOR if batch.named else "")
+        if sp is None and not first:
             return dense
         named: dict[str, Any] = {}
         if len(dense):
-            named[self.vector_name] = dense
+            named[first] = dense
+        for name, vectors in batch.named.items():
+            named[name] = vectors[i].tolist()
         if sp is not None:
             named[self.sparse_name] = models.SparseVector(
                 indices=sp.indices.tolist(), values=sp.values.tolist()
@@ -256,30 +301,47 @@ class QdrantConnector(Connector):
         return named
 
     def _to_batch(self, points: list[Any]) -> RecordBatch:
-        dim = None
+        first, others = self._layout()
+        keep, rejected = [], []
+        for p in points:
+            vec = p.vector
+            lacking = [n for n in others if n not in vec] if isinstance(vec, dict) else []
+            if lacking:  # a batch holds every vector for every record: report, never drop
+                rejected.append(Rejection(p.id, f"point has no vector {lacking[0]!r} (the collection "
+                                          f"has {[first, *others]})", f"vector.{lacking[0]}"))
+            else:
+                keep.append(p)
         dense: list[Any] = []
         sparse: list[SparseVector | None] = []
-        for p in points:
+        named: dict[str, list[Any]] = {n: [] for n in others}
+        for p in keep:
             vec = p.vector
             if isinstance(vec, dict):
                 sp = vec.get(self.sparse_name)
                 sparse.append(None if sp is None else SparseVector.of(sp.indices, sp.values))
-                vec = vec.get(self.vector_name, [])
+                for n in others:
+                    named[n].append(vec[n])
+                vec = vec.get(first, [])
             else:
                 sparse.append(None)
             dense.append(vec)
-            dim = len(vec) if dim is None else dim
-        vectors = np.asarray(dense, dtype=np.float32) if points else np.zeros((0, 0), np.float32)
-        return RecordBatch(
-            ids=[p.id for p in points],
-            vectors=vectors.reshape(len(points), dim or 0),
-            metadata=[p.payload or {} for p in points],
+        dim = len(dense[0]) if dense else 0
+        vectors = np.asarray(dense, dtype=np.float32) if keep else np.zeros((0, 0), np.float32)
+        batch = RecordBatch(
+            ids=[p.id for p in keep],
+            vectors=vectors.reshape(len(keep), dim),
+            metadata=[p.payload or {} for p in keep],
             sparse=sparse if any(s is not None for s in sparse) else None,
+            named={n: np.asarray(v, np.float32).reshape(len(keep), -1) if keep else np.zeros((0, 0), np.float32)
+                   for n, v in named.items()},
+            vector_name=first if others else "",
         )
+        batch.rejected.extend(rejected)
+        return batch
 
 
-def _rows(batch: RecordBatch) -> Iterator[tuple[RecordId, np.ndarray, dict, SparseVector | None]]:
-    return batch.rows()
+def _metric(params: Any) -> str:
+    return _FROM_QDRANT[str(getattr(params.distance, "value", params.distance))]
 
 
 def _classify(exc: Exception, secret: str = "") -> Exception:

@@ -5,7 +5,9 @@
 - ``grpc_port=P`` (default 50051), ``grpc_host=H`` (default HOST), ``secure=true`` (TLS on both)
 - ``api_key_env=NAME``   environment variable holding the API key (default WEAVIATE_API_KEY)
 - ``tenant=T``           read/write only tenant T, presented as one partition (namespace "")
-- ``vector=NAME``        the named vector carried in RecordBatch.vectors (default: "default")
+- ``vector=NAME``        read/write only the named vector NAME; without it every named vector
+                         is carried (``default``, else the first name, in RecordBatch.vectors,
+                         the others in RecordBatch.named) and created under its own name
 - ``consistency=ALL``    ONE | QUORUM | ALL for every read and write (validation read-backs)
 - ``multi_tenancy=true`` namespaces are tenants (capabilities.namespaces); create() makes a
                          multi-tenant collection (so does ``tenant=``)
@@ -36,7 +38,14 @@ import orjson
 
 from vmkit.batching import split_batch
 from vmkit.connectors import weaviate_naming as naming
-from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
+from vmkit.connectors.base import (
+    DEFAULT_VECTOR,
+    Capabilities,
+    CollectionInfo,
+    Connector,
+    TargetSpec,
+    first_vector,
+)
 from vmkit.errors import ConfigError, InvalidData, MissingDependency, TerminalError, TransientError
 from vmkit.records import RecordBatch, RecordId, Rejection
 
@@ -76,6 +85,7 @@ class WeaviateConnector(Connector):
         metrics=frozenset(TO_DISTANCE),
         normalizes_cosine=False,  # Weaviate returns vectors exactly as written
         sparse=False,
+        named_vectors=True,
         namespaces=True,  # tenants
         metadata_nested=True,
         metadata_null=False,  # a null property is indistinguishable from a missing one
@@ -224,7 +234,7 @@ class WeaviateConnector(Connector):
                 raise TerminalError(f"{self.collection} has no vector named {self.vector_name!r} "
                                     f"(it has {sorted(spaces)})")
             return self.vector_name
-        return "default" if "default" in spaces else min(spaces)
+        return first_vector(list(spaces))
 
     def _tenant_names(self, multi_tenant: bool) -> list[str]:
         if not multi_tenant:
@@ -248,7 +258,7 @@ class WeaviateConnector(Connector):
             return None
         self._facts = None  # describe always reads the schema afresh
         facts = self._schema()
-        spaces, selected = facts["spaces"], facts["vector"]
+        spaces, selected, others = facts["spaces"], facts["vector"], facts["others"]
         counts = {t: self._count(t) for t in self._tenant_names(facts["mt"])}
         dims: dict[str, int] = {}
         for t in (t for t, n in counts.items() if n):  # the API has no dimension: sample one
@@ -263,6 +273,9 @@ class WeaviateConnector(Connector):
             metric=FROM_DISTANCE.get(spaces[selected], spaces[selected]), count=sum(counts.values()),
             namespaces=counts if facts["mt"] and not self.tenant else {}, sparse=False,
             vector=selected, multi_tenant=facts["mt"], properties=dict(facts["props"]),
+            vector_name=selected if others else "",
+            extra_vectors={n: {"dimension": dims.get(n, 0), "metric": FROM_DISTANCE.get(spaces[n], spaces[n])}
+                           for n in others},
             named_vectors={n: {"dimension": dims.get(n, 0), "metric": FROM_DISTANCE.get(d, d)}
                            for n, d in spaces.items()})
 
@@ -275,7 +288,7 @@ class WeaviateConnector(Connector):
         pos: dict[str, Any] = orjson.loads(cursor)["pos"] if cursor else {}
         facts = self._schema()
         tenants = self._tenant_names(facts["mt"])  # re-listed: tenants added meanwhile are read too
-        include = True if len(facts["spaces"]) == 1 else [facts["vector"]]
+        include = self._include(facts)
         for t in tenants:
             if pos.get(t) is True:
                 continue
@@ -290,25 +303,37 @@ class WeaviateConnector(Connector):
                 continue
             left = [x for x in tenants if pos.get(x) is not True]
             nxt = orjson.dumps({"pos": pos}).decode() if left else None
-            return self._to_batch(res.objects, facts["vector"], t), nxt
+            return self._to_batch(res.objects, facts, t), nxt
         return RecordBatch.empty(self._dim or 0), None
 
-    def _to_batch(self, objects: list[Any], vector: str, tenant: str) -> RecordBatch:
+    @staticmethod
+    def _include(facts: dict[str, Any]) -> bool | list[str]:
+        return True if len(facts["spaces"]) == 1 or facts["others"] else [facts["vector"]]
+
+    def _to_batch(self, objects: list[Any], facts: dict[str, Any], tenant: str) -> RecordBatch:
+        vector, others = facts["vector"], facts["others"]
         if self._dim is None:
             self._dim = next((len(o.vector[vector]) for o in objects if vector in o.vector), 0)
+        dims = {n: next((len(o.vector[n]) for o in objects if n in o.vector), 0) for n in others}
         ns = "" if self.tenant else tenant  # a pinned tenant is the whole collection to vmkit
         ids, rows, metas, rejected = [], [], [], []
+        named: dict[str, list[Any]] = {n: [] for n in others}
         for o in objects:
-            rid, vec = str(o.uuid), o.vector.get(vector)
-            if vec is None or (vec and isinstance(vec[0], list)) or len(vec) != self._dim:
-                why = "no vector" if vec is None else f"vector of length {len(vec)}, expected {self._dim}"
-                rejected.append(Rejection(rid, f"{why} in '{vector}'", "vector", ns))
+            rid = str(o.uuid)
+            why = next((f"{_vector_problem(o.vector.get(n), d)} in '{n}'"
+                        for n, d in ((vector, self._dim), *dims.items()) if _vector_problem(o.vector.get(n), d)), "")
+            if why:  # a batch holds every vector of every record: report it, never drop it
+                rejected.append(Rejection(rid, why, "vector", ns))
                 continue
             ids.append(rid)
-            rows.append(vec)
+            rows.append(o.vector[vector])
+            for n in others:
+                named[n].append(o.vector[n])
             metas.append(naming.from_weaviate(o.properties))
         vectors = np.asarray(rows, np.float32) if rows else np.zeros((0, self._dim), np.float32)
-        batch = RecordBatch(ids=list(ids), vectors=vectors, metadata=metas, namespace=ns)
+        batch = RecordBatch(ids=list(ids), vectors=vectors, metadata=metas, namespace=ns,
+                            named={n: np.asarray(v, np.float32).reshape(len(ids), dims[n]) for n, v in named.items()},
+                            vector_name=vector if others else "")
         batch.rejected.extend(rejected)
         return batch
 
@@ -326,10 +351,10 @@ class WeaviateConnector(Connector):
             with self._errors("fetch"):
                 res = self._coll(tenant).query.fetch_objects(
                     filters=Filter.by_id().contains_any(chunk), limit=len(chunk),
-                    include_vector=True if len(facts["spaces"]) == 1 else [facts["vector"]])
+                    include_vector=self._include(facts))
             found.update((str(o.uuid), o) for o in res.objects)
         ordered = [found[u] for u in dict.fromkeys(wanted) if u in found]
-        return self._to_batch(ordered, facts["vector"], namespace)
+        return self._to_batch(ordered, facts, namespace)
 
     def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
         from weaviate.classes.query import Filter
@@ -354,14 +379,24 @@ class WeaviateConnector(Connector):
             raise TerminalError(f"Weaviate has no {spec.metric!r} metric (has {sorted(TO_DISTANCE)})")
         if self._exists():
             raise TerminalError(f"weaviate collection {self.collection} already exists")
-        distance = VectorDistances(TO_DISTANCE[spec.metric])
-        index = (Configure.VectorIndex.flat(distance_metric=distance) if self.index == "flat"
-                 else Configure.VectorIndex.hnsw(distance_metric=distance))
+        if spec.extra_vectors and self.vector_name:
+            raise TerminalError(f"the source has {len(spec.extra_vectors) + 1} named vectors; "
+                                f"vector={self.vector_name} on the target URI names one: drop it")
+        spaces = ({name or DEFAULT_VECTOR: metric for name, (_, metric) in spec.vector_spaces().items()}
+                  if spec.extra_vectors else {self.vector_name or DEFAULT_VECTOR: spec.metric})
+        if any(m not in TO_DISTANCE for m in spaces.values()):
+            raise TerminalError(f"Weaviate has no {sorted(set(spaces.values()) - set(TO_DISTANCE))} metric")
+
+        def index(metric: str) -> Any:
+            distance = VectorDistances(TO_DISTANCE[metric])
+            return (Configure.VectorIndex.flat(distance_metric=distance) if self.index == "flat"
+                    else Configure.VectorIndex.hnsw(distance_metric=distance))
+
         with self._errors("create"):
             self._conn().collections.create(
                 self.collection,
-                vector_config=Configure.Vectors.self_provided(
-                    name=self.vector_name or "default", vector_index_config=index),
+                vector_config=[Configure.Vectors.self_provided(name=name, vector_index_config=index(metric))
+                               for name, metric in spaces.items()],
                 multi_tenancy_config=Configure.multi_tenancy(enabled=True, auto_tenant_creation=True)
                 if self.multi_tenancy or self.tenant else None)
         self._facts, self._dim = None, spec.dimension
@@ -399,8 +434,10 @@ class WeaviateConnector(Connector):
         if self._facts is None:
             cfg = self._config()
             spaces = self._spaces(cfg)
+            first = self._selected(spaces)
             self._facts = {"mt": bool(cfg.multi_tenancy_config.enabled), "named": bool(cfg.vector_config),
-                           "spaces": spaces, "vector": self._selected(spaces),
+                           "spaces": spaces, "vector": first,
+                           "others": [] if self.vector_name else sorted(n for n in spaces if n != first),
                            "props": {p.name: p.data_type.value for p in cfg.properties}}
         return self._facts
 
@@ -448,7 +485,7 @@ class WeaviateConnector(Connector):
                 if name not in self._schema()["props"]:
                     raise
                 props = self._schema()["props"]
-            props[name] = props.get(name, spec["t"])
+            props[name] = props.get(name) or str(spec["t"])
 
     def upsert(self, batch: RecordBatch) -> None:
         if not len(batch):
@@ -469,6 +506,16 @@ class WeaviateConnector(Connector):
         from weaviate.classes.data import DataObject
 
         facts = self._schema()
+        if part.named and self.vector_name:
+            raise TerminalError(f"records carry {len(part.named) + 1} named vectors but the URI's "
+                                f"vector={self.vector_name} names one: drop vector= from the target URI")
+        first = self.vector_name or ((part.vector_name or DEFAULT_VECTOR) if part.named else facts["vector"])
+
+        def vectors(i: int) -> Any:
+            if not facts["named"]:
+                return part.vectors[i].tolist()
+            return {first: part.vectors[i].tolist(), **{n: v[i].tolist() for n, v in part.named.items()}}
+
         pending = list(range(len(part)))
         terminal: dict[str, str] = {}
         transient: dict[str, str] = {}
@@ -477,8 +524,7 @@ class WeaviateConnector(Connector):
                 uuid=_as_uuid(part.ids[i]),
                 properties={k: naming.to_weaviate(v, facts["props"].get(k))
                             for k, v in part.metadata[i].items() if v is not None},
-                vector={self.vector_name or "default": part.vectors[i].tolist()} if facts["named"]
-                else part.vectors[i].tolist()) for i in pending]
+                vector=vectors(i)) for i in pending]
             failed = self._insert_many(objs, tenant)
             transient = {}
             for j, reason in failed.items():
@@ -510,6 +556,14 @@ class WeaviateConnector(Connector):
                 reasons = str(exc).split("errors: ", 1)[-1].strip().replace("\n", " | ")
                 return {j: reasons for j in range(len(objs))}
         return {j: err.message for j, err in res.errors.items()}
+
+
+def _vector_problem(vec: Any, dim: int | None) -> str:
+    if vec is None:
+        return "no vector"
+    if vec and isinstance(vec[0], list):
+        return "a multi-vector (ColBERT-style) value"
+    return f"vector of length {len(vec)}, expected {dim}" if len(vec) != dim else ""
 
 
 def _as_uuid(value: Any) -> str | None:
