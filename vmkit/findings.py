@@ -9,12 +9,25 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import orjson
+
 from vmkit.connectors.base import Capabilities
 from vmkit.ids import ID_KIND_KEY, ORIGINAL_ID_KEY
 from vmkit.records import RecordId, Rejection
 from vmkit.schema import Schema
 
 EXAMPLES = 3
+
+
+def example(rid: Any) -> Any:
+    """A record id as a plan example. The plan is stored as JSON, and a source may hand over
+    ids no JSON encoder takes (ints past 64 bits, odd types: the ones rejected), so those are
+    kept as their repr."""
+    try:
+        orjson.dumps(rid)
+    except orjson.JSONEncodeError:
+        return repr(rid)
+    return rid
 
 
 def schema_findings(schema: Schema, caps: Capabilities, nested_policy: str,
@@ -26,7 +39,7 @@ def schema_findings(schema: Schema, caps: Capabilities, nested_policy: str,
     def add(field: str, message: str, policy: str, count: int, examples: list[RecordId],
             severity: str = "warning") -> None:
         out.append({"field": field, "message": f"{message} ({count} of {n} sampled)", "policy": policy,
-                    "severity": severity, "count": count, "examples": list(examples[:EXAMPLES])})
+                    "severity": severity, "count": count, "examples": [example(e) for e in examples[:EXAMPLES]]})
 
     for kind, count in sorted(schema.id_kinds.items()):
         if kind in caps.id_kinds or (kind == "uuid" and "string" in caps.id_kinds):
@@ -73,7 +86,7 @@ def rejection_findings(rejections: list[Rejection], sampled: int) -> list[dict[s
         groups[(r.field or "record", r.reason.split(" (")[0])].append(r.record_id)
     return [{"field": field, "message": f"{reason} ({len(ids)} of {sampled} sampled)",
              "policy": "rejected into the dead-letter table", "severity": "warning",
-             "count": len(ids), "examples": ids[:EXAMPLES]}
+             "count": len(ids), "examples": [example(e) for e in ids[:EXAMPLES]]}
             for (field, reason), ids in sorted(groups.items())]
 
 

@@ -206,11 +206,6 @@ def test_unencodable_metadata_is_dead_lettered_not_fatal(meta, kind, shm_dir):
     assert st.records_read == 2 == st.records_written + st.records_rejected
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "BUG: an int id past 2**64 in the sampled records crashes Migration.create: the plan keeps "
-    "it as a finding example and Plan.to_json (plan.py:77, orjson) cannot encode it. The "
-    "transform alone rejects it correctly ('outside 0..2**64-1'). Fix: keep finding examples "
-    "as repr/str"))
 def test_int_id_past_2_64_is_rejected(shm_dir):
     m, st, view = single(one("uint overflow", 2**64), "mem", shm_dir)
     assert st.records_rejected == 1 and not view
