@@ -21,6 +21,10 @@ from vmkit.plan import Plan
 from vmkit.records import Metadata, RecordBatch, RecordId, Rejection
 
 _FLOAT_EXACT = 2**53
+_F32_MAX = float(np.finfo(np.float32).max)
+# A row whose norm reaches this squares past float32: a normalizing target divides by an
+# infinite norm and stores zeros.
+_NORM_LIMIT = float(np.sqrt(_F32_MAX))
 
 
 @dataclass
@@ -168,11 +172,23 @@ def _vector_problems(batch: RecordBatch, plan: Plan, caps: Capabilities) -> dict
         return problems
     for i in np.flatnonzero(kernels.nonfinite_rows(batch.vectors)):
         problems[int(i)] = ("vector has NaN or Inf components", "vector")
-    zero_fatal = caps.rejects_zero_vectors or (caps.normalizes_cosine and plan.target.metric == "cosine")
-    if zero_fatal:
+    normalizes = caps.normalizes_cosine and plan.target.metric == "cosine"
+    if caps.rejects_zero_vectors or normalizes:
         for i in np.flatnonzero(kernels.zero_rows(batch.vectors)):
             problems.setdefault(int(i), ("all-zero vector (no direction under this target/metric)", "vector"))
+    if normalizes:
+        for i in _overflowing_norm_rows(batch.vectors):
+            problems.setdefault(i, ("vector norm overflows float32 (the target would store zeros "
+                                    "under cosine)", "vector"))
     return problems
+
+
+def _overflowing_norm_rows(vectors: np.ndarray) -> list[int]:
+    """Rows whose sum of squares is past float32's range. A cheap screen on the largest
+    component first, so the exact float64 sum runs only for suspects."""
+    peak = np.maximum(vectors.max(axis=1), -vectors.min(axis=1)).astype(np.float64)
+    suspects = np.flatnonzero(peak * np.sqrt(vectors.shape[1]) >= _NORM_LIMIT)
+    return [int(i) for i in suspects if not np.square(vectors[i], dtype=np.float64).sum() <= _F32_MAX]
 
 
 def _metadata_passthrough(plan: Plan, caps: Capabilities) -> bool:

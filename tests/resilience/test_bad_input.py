@@ -250,14 +250,6 @@ def test_int_and_string_twins_stay_two_records_on_a_string_only_target(shm_dir):
     assert st.state == "completed" and st.verification == "passed", str(st)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: a vector whose float32 norm overflows (components past ~1.8e19) cannot be stored "
-    "under cosine on a normalizing target: the memory target (like Qdrant, which stores "
-    "zeros for it) writes it as all zeros; vmkit does not reject it up front (transform.py "
-    "_vector_problems checks only NaN/Inf and zero rows), so either the migration can never "
-    "complete (verification mismatch) or, past 3.4e38 where vmkit's own normalize_rows "
-    "overflows too, the destroyed vector passes verification. Fix: reject rows whose norm is "
-    "not finite in float32 when the target normalizes, like zero vectors"))
 @pytest.mark.parametrize("kind,big", [("qlike", 1e20), ("qlike", 3.0e38), ("qdrant", 1e20)])
 def test_vector_with_overflowing_norm_is_rejected_on_normalizing_targets(kind, big, shm_dir):
     m, st, view = single(one("huge", "v-huge", v=(big, big, 1, 1)), kind, shm_dir)

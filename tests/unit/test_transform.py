@@ -196,6 +196,21 @@ def test_zero_vectors_are_kept_where_the_target_can_store_them():
     assert rejection_for(out, "z").field == "vector"
 
 
+def test_vectors_whose_norm_overflows_float32_are_rejected_only_where_normalized():
+    """sqrt(float32 max) is about 1.84e19: a norm past it squares to Inf in float32, and a
+    normalizing target stores zeros. 9e18 in each of 4 components is a norm of 1.8e19."""
+    batch = RecordBatch(["under", "over", "max"], vec([9e18, 9e18, 9e18, 9e18], [1e19, 1e19, 1e19, 1e19],
+                                                       [3.4e38, 0, 0, 0]), [{}, {}, {}])
+    out = map_batch(batch, build_plan())  # normalizes cosine
+    balanced(batch, out)
+    assert out.source_ids == ["under"]
+    for rid in ("over", "max"):
+        r = rejection_for(out, rid)
+        assert r.field == "vector" and "norm overflows float32" in r.reason, r
+    plain = map_batch(batch, build_plan("memory://dst"))  # stores vectors as given
+    assert plain.source_ids == ["under", "over", "max"] and not plain.rejected
+
+
 def test_wrong_dimension_rejects_every_row():
     p = build_plan()
     batch = RecordBatch([1, 2, 3], np.ones((3, DIM + 1), np.float32), [{}, {}, {}])
