@@ -6,6 +6,7 @@ read = written + rejected holds for every batch. The input batch is never mutate
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,6 +55,7 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
     dim = plan.target.dimension
     bad_rows = _vector_problems(batch, plan, caps)
     passthrough = _metadata_passthrough(plan, caps)
+    walk = _values_need_walk(batch.metadata)
 
     keep_rows: list[int] = []
     target_ids: list[RecordId] = []
@@ -63,8 +65,11 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
         try:
             if i in bad_rows:
                 raise _Reject(*bad_rows[i])
+            meta = batch.metadata[i]
+            if walk:
+                meta = _json_values(meta, "metadata")
+            meta = dict(meta) if passthrough else _map_metadata(meta, plan, caps, changes)
             # A record that came back from an earlier vmkit migration gets its own id back.
-            meta = dict(batch.metadata[i]) if passthrough else _map_metadata(batch.metadata[i], plan, caps, changes)
             original, meta = restore_source_id(rid, meta, caps.id_kinds)
             scope = ns if plan.namespace_policy == "field" else ""
             tid, extra = to_target_id(original, caps.id_kinds, scope)
@@ -189,6 +194,30 @@ def _overflowing_norm_rows(vectors: np.ndarray) -> list[int]:
     peak = np.maximum(vectors.max(axis=1), -vectors.min(axis=1)).astype(np.float64)
     suspects = np.flatnonzero(peak * np.sqrt(vectors.shape[1]) >= _NORM_LIMIT)
     return [int(i) for i in suspects if not np.square(vectors[i], dtype=np.float64).sum() <= _F32_MAX]
+
+
+def _values_need_walk(metadata: list[Metadata]) -> bool:
+    """Whether any value may be NaN/Inf: one orjson pass over the batch screens for it, since
+    orjson prints them as null."""
+    try:
+        return b"null" in orjson.dumps(metadata)
+    except TypeError:  # orjson.JSONEncodeError; unencodable values are rejected later
+        return True
+
+
+def _json_values(value: Any, path: str) -> Any:
+    """``value`` as it is, or _Reject for a NaN/Inf number at any depth: JSON cannot carry
+    them and canonical hashing would see them as null."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Reject(f"non-finite metadata number ({value}; JSON has no NaN or Inf)", path)
+        return value
+    if isinstance(value, dict):
+        return {k: _json_values(v, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_json_values(v, f"{path}[{j}]") for j, v in enumerate(value)]
+        return tuple(items) if isinstance(value, tuple) else items
+    return value
 
 
 def _metadata_passthrough(plan: Plan, caps: Capabilities) -> bool:

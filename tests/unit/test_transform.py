@@ -434,3 +434,20 @@ def _ints_past_2_53(obj) -> list[int]:
     if isinstance(obj, list):
         return [i for v in obj for i in _ints_past_2_53(v)]
     return [obj] if isinstance(obj, int) and not isinstance(obj, bool) and abs(obj) > 2**53 else []
+
+
+# -- values JSON cannot carry as given -------------------------------------------------------
+
+
+@pytest.mark.parametrize("meta,field", [
+    ({"x": float("nan")}, "metadata.x"), ({"x": float("-inf")}, "metadata.x"),
+    ({"o": {"l": [1.5, float("inf")]}}, "metadata.o.l[1]")], ids=["nan", "-inf", "nested"])
+def test_nonfinite_metadata_numbers_are_rejected_naming_the_field(meta, field):
+    """Canonical hashing writes NaN/Inf as null, so no target could be verified to hold them."""
+    p = build_plan("memory://dst")
+    batch = RecordBatch(["bad", "ok"], vec([1, 2, 3, 4], [4, 3, 2, 1]), [meta, {"x": 1.5, "n": None}])
+    out = map_batch(batch, p)
+    balanced(batch, out)
+    r = rejection_for(out, "bad")
+    assert r.field == field and "non-finite metadata number" in r.reason, r
+    assert out.batch.metadata == [{"x": 1.5, "n": None}]
