@@ -70,6 +70,11 @@ def schema_findings(schema: Schema, caps: Capabilities, nested_policy: str,
         elif mixed and caps.metadata_uniform_lists:
             add(field, f"{', '.join(sorted(mixed))}; the target's lists hold one type",
                 "stored as a JSON string", sum(mixed.values()), sum((stats.examples[k] for k in mixed), []))
+        if stats.dates:
+            policy = ("kept as objects; verification hashes their ISO-8601 text" if caps.metadata_objects
+                      else "stored as ISO-8601 text")
+            where = "the target keeps Python objects" if caps.metadata_objects else "the target stores JSON"
+            add(field, f"dates or times; {where}", policy, stats.dates, stats.examples.get("dates", []))
         if types.get("bigint") and not caps.metadata_big_ints:
             add(field, "integers beyond 2^53; the target stores numbers as float64",
                 "stored as a decimal string (exact)", types["bigint"], stats.examples.get("bigint", []))

@@ -6,6 +6,7 @@ read = written + rejected holds for every batch. The input batch is never mutate
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from vmkit.plan import Plan
 from vmkit.records import Metadata, RecordBatch, RecordId, Rejection
 
 _FLOAT_EXACT = 2**53
+_DATES = (datetime.date, datetime.time)  # datetime.datetime is a date
 _F32_MAX = float(np.finfo(np.float32).max)
 # A row whose norm reaches this squares past float32: a normalizing target divides by an
 # infinite norm and stores zeros.
@@ -55,7 +57,7 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
     dim = plan.target.dimension
     bad_rows = _vector_problems(batch, plan, caps)
     passthrough = _metadata_passthrough(plan, caps)
-    walk = _values_need_walk(batch.metadata)
+    walk = _values_need_walk(batch.metadata, caps)
 
     keep_rows: list[int] = []
     target_ids: list[RecordId] = []
@@ -67,7 +69,7 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
                 raise _Reject(*bad_rows[i])
             meta = batch.metadata[i]
             if walk:
-                meta = _json_values(meta, "metadata")
+                meta = _json_values(meta, "metadata", not caps.metadata_objects, changes)
             meta = dict(meta) if passthrough else _map_metadata(meta, plan, caps, changes)
             # A record that came back from an earlier vmkit migration gets its own id back.
             original, meta = restore_source_id(rid, meta, caps.id_kinds)
@@ -196,26 +198,31 @@ def _overflowing_norm_rows(vectors: np.ndarray) -> list[int]:
     return [int(i) for i in suspects if not np.square(vectors[i], dtype=np.float64).sum() <= _F32_MAX]
 
 
-def _values_need_walk(metadata: list[Metadata]) -> bool:
-    """Whether any value may be NaN/Inf: one orjson pass over the batch screens for it, since
-    orjson prints them as null."""
+def _values_need_walk(metadata: list[Metadata], caps: Capabilities) -> bool:
+    """Whether any value may be NaN/Inf or (for a JSON target) a date or time. One orjson pass
+    over the batch screens for both: NaN/Inf print as null, and dates raise with PASSTHROUGH."""
+    option = 0 if caps.metadata_objects else orjson.OPT_PASSTHROUGH_DATETIME
     try:
-        return b"null" in orjson.dumps(metadata)
+        return b"null" in orjson.dumps(metadata, option=option)
     except TypeError:  # orjson.JSONEncodeError; unencodable values are rejected later
         return True
 
 
-def _json_values(value: Any, path: str) -> Any:
-    """``value`` as it is, or _Reject for a NaN/Inf number at any depth: JSON cannot carry
+def _json_values(value: Any, path: str, dates: bool, changes: dict[str, int]) -> Any:
+    """``value`` with dates and times as ISO-8601 text (when ``dates``), at any depth: what
+    is written is then what verification hashes. NaN/Inf are rejected: JSON cannot carry
     them and canonical hashing would see them as null."""
     if isinstance(value, float):
         if not math.isfinite(value):
             raise _Reject(f"non-finite metadata number ({value}; JSON has no NaN or Inf)", path)
         return value
+    if dates and isinstance(value, _DATES):
+        changes["date -> ISO-8601 text"] = changes.get("date -> ISO-8601 text", 0) + 1
+        return value.isoformat()
     if isinstance(value, dict):
-        return {k: _json_values(v, f"{path}.{k}") for k, v in value.items()}
+        return {k: _json_values(v, f"{path}.{k}", dates, changes) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        items = [_json_values(v, f"{path}[{j}]") for j, v in enumerate(value)]
+        items = [_json_values(v, f"{path}[{j}]", dates, changes) for j, v in enumerate(value)]
         return tuple(items) if isinstance(value, tuple) else items
     return value
 

@@ -268,14 +268,7 @@ def test_datetimes_in_metadata_on_a_target_that_keeps_objects(shm_dir):
     assert view[("", "d-1")][1] == DATES
 
 
-@pytest.mark.parametrize("kind", ["json", pytest.param("qdrant", marks=pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason=(
-        "BUG: a tz-aware datetime can never be verified on Qdrant: vmkit hashes it as orjson "
-        "writes it ('...+00:00') but qdrant-client stores pydantic's text ('...Z'), so full "
-        "verification reports a mismatch forever and the migration cannot complete (e.g. a "
-        "Weaviate source with date properties into Qdrant). Fix: convert datetimes to one "
-        "ISO-8601 text in map_batch, with a plan warning, so what is written is what is "
-        "hashed")))])
+@pytest.mark.parametrize("kind", ["json", "qdrant"])
 def test_datetimes_in_metadata_arrive_as_iso_strings(kind, shm_dir):
     """A source can hand vmkit datetime objects (Weaviate's date properties do). JSON targets
     store ISO-8601 text; the text parses back to the same instant, and verification (which
@@ -289,10 +282,6 @@ def test_datetimes_in_metadata_arrive_as_iso_strings(kind, shm_dir):
     assert datetime.datetime.fromisoformat(got["nested"]["when"][0]) == WHEN
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "GAP: a datetime value becomes a string with no plan warning (findings.schema_findings has "
-    "no rule for the 'datetime' kind that schema.value_kind reports); the design asks for a "
-    "plan warning with a policy, never a silent type change"))
 def test_datetimes_are_announced_by_the_plan(shm_dir):
     from vmkit.plan import plan
 

@@ -172,6 +172,7 @@ class MemoryConnector(Connector):
             normalizes_cosine=p.get("normalize", "0") == "1",
             sparse=True,
             namespaces=True,
+            metadata_objects=True,  # rows hold deep copies of the dicts written
         )
         with _STORES_LOCK:
             if self.name not in _FAULTS:
