@@ -31,7 +31,7 @@ def example(rid: Any) -> Any:
 
 
 def schema_findings(schema: Schema, caps: Capabilities, nested_policy: str,
-                    renames: dict[str, str]) -> list[dict[str, Any]]:
+                    renames: dict[str, str], uint_ids: str = "decimal") -> list[dict[str, Any]]:
     """Type-level findings from the field statistics (no records needed)."""
     out: list[dict[str, Any]] = []
     n = schema.sampled
@@ -44,9 +44,13 @@ def schema_findings(schema: Schema, caps: Capabilities, nested_policy: str,
     for kind, count in sorted(schema.id_kinds.items()):
         if kind in caps.id_kinds or (kind == "uuid" and "string" in caps.id_kinds):
             continue
-        policy = (f"as string, kind kept in '{ID_KIND_KEY}'" if kind == "uint" and "string" in caps.id_kinds
-                  else f"uuid5 of the id, original kept in '{ORIGINAL_ID_KEY}'")
-        add("id", f"target does not accept {kind} ids", policy, count, schema.id_examples.get(kind, []))
+        message = f"target does not accept {kind} ids"
+        policy = f"uuid5 of the id, original kept in '{ORIGINAL_ID_KEY}'"
+        if kind == "uint" and "string" in caps.id_kinds and uint_ids == "decimal":
+            policy = f"as string, kind kept in '{ID_KIND_KEY}'"
+        elif kind == "uint" and "string" in caps.id_kinds:
+            message += "; as decimal text they could collide with the source's string ids"
+        add("id", message, policy, count, schema.id_examples.get(kind, []))
     if schema.duplicate_ids:
         add("id", "duplicate ids in the sample", "last write wins", schema.duplicate_ids, [])
     for name, stats in schema.fields.items():

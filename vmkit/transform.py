@@ -74,7 +74,7 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
             # A record that came back from an earlier vmkit migration gets its own id back.
             original, meta = restore_source_id(rid, meta, caps.id_kinds)
             scope = ns if plan.namespace_policy == "field" else ""
-            tid, extra = to_target_id(original, caps.id_kinds, scope)
+            tid, extra = to_target_id(original, caps.id_kinds, scope, plan.uint_ids)
             meta.update(extra)
             if ns and plan.namespace_policy == "field":
                 if plan.namespace_field in meta:

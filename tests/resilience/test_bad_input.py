@@ -233,12 +233,6 @@ def test_ids_differing_only_in_case_stay_two_records(kind, shm_dir):
     assert {k[1] for k in view} == {upper, lower}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "BUG: int id 7 and string id '7' collide on a string-only target: ids.to_target_id maps "
-    "the int to '7' (marked _vmkit_id_kind: uint) and the string to '7' as well, so one "
-    "overwrites the other and verification fails forever. Fix: when a target takes strings "
-    "only, derive int ids into a form no string id can take (e.g. uuid5 of 'i:7', original kept) "
-    "or refuse the plan when both kinds are present"))
 def test_int_and_string_twins_stay_two_records_on_a_string_only_target(shm_dir):
     case_list = [one("int", 7, {"k": "int"}), one("str", "7", {"k": "str"}, v=(4, 3, 2, 1))]
     m, st = migrate(case_list, "strs", shm_dir / "state.db", "strs://dst")
