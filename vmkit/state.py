@@ -31,6 +31,9 @@ SCHEMA_VERSION = 1
 STATES = ("not_started", "in_progress", "completed", "rolled_back")
 _NEXT = {"not_started": {"in_progress"}, "in_progress": {"completed", "rolled_back"}}
 LEASE_TTL_S = 120.0  # a runner on another host is presumed dead after this long silent
+# Lease tokens held by runners in this process. A lease naming this pid with another token was
+# written by an earlier runner here (e.g. inside a state backup restored since): it is dead.
+_HELD: set[str] = set()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -328,7 +331,7 @@ class StateStore:
             if row is None:
                 raise UnknownMigration(mid)
             owner, opid, ohost, oat = row
-            if owner and _holder_alive(opid, ohost, oat, now):
+            if owner and _holder_alive(owner, opid, ohost, oat, now):
                 raise LeaseHeld(
                     f"migration '{mid}' is already being run by pid {opid} on {ohost}; "
                     f"stop it with `vmkit migrate stop --id {mid}` or wait for it to finish"
@@ -337,9 +340,11 @@ class StateStore:
                 self._event(db, mid, "lease taken over", f"from dead pid {opid} on {ohost}")
             db.execute("UPDATE migrations SET lease_owner=?, lease_pid=?, lease_host=?, lease_at=? WHERE id=?",
                        (token, pid, host, now, mid))
+            _HELD.add(token)
         return token
 
     def release_lease(self, mid: str, token: str) -> None:
+        _HELD.discard(token)  # first: a failed release still leaves no live holder here
         with self._tx() as db:
             db.execute("UPDATE migrations SET lease_owner=NULL, lease_pid=NULL, lease_host=NULL"
                        " WHERE id=? AND lease_owner=?", (mid, token))
@@ -350,10 +355,10 @@ def _must_update(cursor: sqlite3.Cursor, mid: str) -> None:
         raise UnknownMigration(mid)
 
 
-def _holder_alive(pid: int | None, host: str | None, at: float | None, now: float) -> bool:
+def _holder_alive(token: str, pid: int | None, host: str | None, at: float | None, now: float) -> bool:
     if host == socket.gethostname() and pid:
         if pid == os.getpid():
-            return True  # this very process (e.g. a notebook thread) still holds it
+            return token in _HELD  # a runner here (e.g. a notebook thread) still holds it
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

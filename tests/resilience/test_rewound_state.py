@@ -43,7 +43,7 @@ from typer.testing import CliRunner
 from vmkit import Migration, TargetSpec, connect
 from vmkit.cli import app
 from vmkit.connectors.memory import faults_for
-from vmkit.errors import LeaseHeld, StateCorrupt, UnknownMigration
+from vmkit.errors import StateCorrupt, UnknownMigration
 from vmkit.records import RecordBatch
 from vmkit.state import StateStore
 
@@ -139,14 +139,6 @@ def test_resume_from_an_older_copy_ends_equal(work, at, method):
     back.store.close()
 
 
-@pytest.mark.xfail(strict=True, raises=LeaseHeld, reason=(
-    "BUG: a state copy taken while this process was running the migration carries this "
-    "process's lease; once restored, the same process can never resume it: "
-    "state._holder_alive treats any lease with pid == os.getpid() as alive ('a notebook "
-    "thread still holds it') although no runner here holds that token (LeaseHeld 'already "
-    "being run by pid <self>'). Hits a notebook kernel that restores an online backup. Fix: "
-    "keep the tokens this process holds in a set and treat its own pid with an unknown token "
-    "as dead"))
 def test_online_backup_restored_in_the_same_process(work):
     src = source_with_rejects()
     db, copy = work / "state.db", work / "copy.db"

@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import signal
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -465,6 +466,20 @@ def test_same_process_reacquire_after_release(store):
     t2 = store.acquire_lease(mid)
     assert t2 != t1
     assert store.get(mid).lease_owner == t2 and store.get(mid).lease_pid == os.getpid()
+
+
+def test_own_pid_with_a_token_no_runner_here_holds_is_taken_over(store):
+    """What a state backup restored in the process that made it looks like: the lease names
+    this pid, but the runner that held it has released it (its token is unknown here)."""
+    mid = new_migration(store, state="in_progress")
+    old = store.acquire_lease(mid)
+    store.release_lease(mid, old)
+    store.query("UPDATE migrations SET lease_owner=?, lease_pid=?, lease_host=?, lease_at=? WHERE id=?",
+                old, os.getpid(), socket.gethostname(), time.time(), mid)  # as the backup holds it
+    new = store.acquire_lease(mid)
+    assert new != old and store.get(mid).lease_owner == new
+    events = store.query("SELECT detail FROM events WHERE migration_id=? AND event='lease taken over'", mid)
+    assert events == [(f"from dead pid {os.getpid()} on {socket.gethostname()}",)]
 
 
 def test_release_with_a_foreign_token_does_not_release(store):
