@@ -10,9 +10,11 @@ Default location: ``./.vmkit/state.db`` relative to the working directory, or ``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
@@ -115,7 +117,11 @@ class StateStore:
         self._lock = threading.RLock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            _create_store_file(self.path)
+        elif self.path.stat().st_size == 0:  # vmkit never leaves one: see _create_store_file
+            raise StateCorrupt(f"{self.path} is empty (0 bytes), so it holds no migrations: truncated, "
+                               "or copied without its content? Restore a backup (with its -wal file); "
+                               "delete it only to start a new state store")
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA busy_timeout = 30000")
@@ -348,6 +354,28 @@ class StateStore:
         with self._tx() as db:
             db.execute("UPDATE migrations SET lease_owner=NULL, lease_pid=NULL, lease_host=NULL"
                        " WHERE id=? AND lease_owner=?", (mid, token))
+
+
+def _create_store_file(path: Path) -> None:
+    """A new store, built beside ``path`` and hard-linked into place: a store vmkit is still
+    creating is never seen empty (so an empty file is always a damaged one), and a store
+    another process made meanwhile is kept, not replaced."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)  # mode 0600
+    os.close(fd)
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")  # kept in the file header
+            db.executescript(_SCHEMA)
+            db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        finally:
+            db.close()  # the last connection checkpoints the WAL into the file
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        for leftover in (tmp, f"{tmp}-wal", f"{tmp}-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
 
 
 def _must_update(cursor: sqlite3.Cursor, mid: str) -> None:
