@@ -177,7 +177,7 @@ def single(case: Case, kind: str, shm_dir: Path):
     return m, st, target_view(target, kind) if st.records_written else {}
 
 
-# -- cases that fail today: each on its own, so the corpus above stays green ---------------------
+# -- cases tested one at a time, beside the corpus ----------------------------------------------
 
 
 
