@@ -101,6 +101,27 @@ def _continuing(store: Any, migration_id: Optional[str], source: str, target: st
     return migration_id
 
 
+def _refuse_nonempty_target(store: Any, migration_id: Optional[str], target: str) -> None:
+    """A new migration into a target that already holds records is most often a lost or
+    rewound state file: starting afresh would re-copy everything and forget that vmkit
+    created the target (so rollback would no longer drop it). Exit 2 with one line."""
+    from vmkit.connectors import connect
+
+    def count() -> int:
+        with connect(target) as dst:
+            info = dst.describe()
+        return info.count if info is not None else 0
+
+    held = _run(count)
+    if held:
+        who = f"migration '{migration_id}'" if migration_id else "this new migration"
+        typer.secho(f"error: the target already holds {held} records and {who} is not in the state "
+                    f"store {store.path} (lost or restored from an old copy?); pass --state with "
+                    f"the store that ran it, or --into-nonempty-target to copy into it anyway",
+                    err=True, fg="red")
+        raise typer.Exit(2)
+
+
 @migrate_app.command("start")
 def migrate_start(
     source: str = typer.Option(..., "--source", help="Source URI, e.g. qdrant:///data/a?collection=docs"),
@@ -113,9 +134,12 @@ def migrate_start(
     max_batches: Optional[int] = typer.Option(None, "--max-batches", help="Stop after N batches."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     plan_file: Optional[Path] = typer.Option(None, "--plan", help="A plan from `vmkit plan --out`."),
+    into_nonempty: bool = typer.Option(False, "--into-nonempty-target",
+                                       help="Start a new migration even if the target holds records."),
     state: Optional[Path] = StateOpt,
 ) -> None:
-    """Plan and run a migration. Starting an existing id continues it (a finished one is left as is)."""
+    """Plan and run a migration. Starting an existing id continues it (a finished one is left as
+    is); a new one into a target that already holds records is refused unless asked for."""
     from vmkit.runner import Migration
 
     store = _store(state)
@@ -123,6 +147,8 @@ def migrate_start(
     if existing:
         migration = Migration.open(existing, store)
     else:
+        if not into_nonempty:
+            _refuse_nonempty_target(store, migration_id, target)
         migration = _run(lambda: Migration.create(
             source, target, migration_id=migration_id, state=store, plan=_load_plan(plan_file),
             batch_size=batch_size,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import orjson
+
 from vmkit.connectors.base import Capabilities
 from vmkit.ids import ID_KIND_KEY, ORIGINAL_ID_KEY
 from vmkit.records import RecordId, Rejection
@@ -17,8 +19,19 @@ from vmkit.schema import Schema
 EXAMPLES = 3
 
 
+def example(rid: Any) -> Any:
+    """A record id as a plan example. The plan is stored as JSON, and a source may hand over
+    ids no JSON encoder takes (ints past 64 bits, odd types: the ones rejected), so those are
+    kept as their repr."""
+    try:
+        orjson.dumps(rid)
+    except orjson.JSONEncodeError:
+        return repr(rid)
+    return rid
+
+
 def schema_findings(schema: Schema, caps: Capabilities, nested_policy: str,
-                    renames: dict[str, str]) -> list[dict[str, Any]]:
+                    renames: dict[str, str], uint_ids: str = "decimal") -> list[dict[str, Any]]:
     """Type-level findings from the field statistics (no records needed)."""
     out: list[dict[str, Any]] = []
     n = schema.sampled
@@ -26,14 +39,18 @@ def schema_findings(schema: Schema, caps: Capabilities, nested_policy: str,
     def add(field: str, message: str, policy: str, count: int, examples: list[RecordId],
             severity: str = "warning") -> None:
         out.append({"field": field, "message": f"{message} ({count} of {n} sampled)", "policy": policy,
-                    "severity": severity, "count": count, "examples": list(examples[:EXAMPLES])})
+                    "severity": severity, "count": count, "examples": [example(e) for e in examples[:EXAMPLES]]})
 
     for kind, count in sorted(schema.id_kinds.items()):
         if kind in caps.id_kinds or (kind == "uuid" and "string" in caps.id_kinds):
             continue
-        policy = (f"as string, kind kept in '{ID_KIND_KEY}'" if kind == "uint" and "string" in caps.id_kinds
-                  else f"uuid5 of the id, original kept in '{ORIGINAL_ID_KEY}'")
-        add("id", f"target does not accept {kind} ids", policy, count, schema.id_examples.get(kind, []))
+        message = f"target does not accept {kind} ids"
+        policy = f"uuid5 of the id, original kept in '{ORIGINAL_ID_KEY}'"
+        if kind == "uint" and "string" in caps.id_kinds and uint_ids == "decimal":
+            policy = f"as string, kind kept in '{ID_KIND_KEY}'"
+        elif kind == "uint" and "string" in caps.id_kinds:
+            message += "; as decimal text they could collide with the source's string ids"
+        add("id", message, policy, count, schema.id_examples.get(kind, []))
     if schema.duplicate_ids:
         add("id", "duplicate ids in the sample", "last write wins", schema.duplicate_ids, [])
     for name, stats in schema.fields.items():
@@ -57,6 +74,11 @@ def schema_findings(schema: Schema, caps: Capabilities, nested_policy: str,
         elif mixed and caps.metadata_uniform_lists:
             add(field, f"{', '.join(sorted(mixed))}; the target's lists hold one type",
                 "stored as a JSON string", sum(mixed.values()), sum((stats.examples[k] for k in mixed), []))
+        if stats.dates:
+            policy = ("kept as objects; verification hashes their ISO-8601 text" if caps.metadata_objects
+                      else "stored as ISO-8601 text")
+            where = "the target keeps Python objects" if caps.metadata_objects else "the target stores JSON"
+            add(field, f"dates or times; {where}", policy, stats.dates, stats.examples.get("dates", []))
         if types.get("bigint") and not caps.metadata_big_ints:
             add(field, "integers beyond 2^53; the target stores numbers as float64",
                 "stored as a decimal string (exact)", types["bigint"], stats.examples.get("bigint", []))
@@ -73,7 +95,7 @@ def rejection_findings(rejections: list[Rejection], sampled: int) -> list[dict[s
         groups[(r.field or "record", r.reason.split(" (")[0])].append(r.record_id)
     return [{"field": field, "message": f"{reason} ({len(ids)} of {sampled} sampled)",
              "policy": "rejected into the dead-letter table", "severity": "warning",
-             "count": len(ids), "examples": ids[:EXAMPLES]}
+             "count": len(ids), "examples": [example(e) for e in ids[:EXAMPLES]]}
             for (field, reason), ids in sorted(groups.items())]
 
 

@@ -2,14 +2,21 @@
 
 Pinecone ids are strings, Qdrant takes unsigned 64-bit ints or UUIDs, Weaviate UUIDs only.
 An id the target cannot take becomes ``uuid5(VMKIT_NAMESPACE, "s:" + id)`` (``"i:" + str(id)``
-for ints, so 7 and "7" stay apart; ``str(id)`` for string-only targets), and the original is kept in metadata so a re-run maps it to the same
-target id (idempotent) and the way back restores it.
+for ints, so 7 and "7" stay apart), and the original is kept in metadata so a re-run maps it
+to the same target id (idempotent) and the way back restores it.
+
+An int id on a target that takes strings but not ints (Pinecone) travels as its decimal text,
+int 7 as "7" marked ``_vmkit_id_kind: "uint"``: the id users expect to see there, and the way
+back into Qdrant restores the int. A string id "7" would take the same text, so when the plan
+finds the source holding both int and string ids it chooses ``uint_ids="uuid5"``: ints then
+become ``uuid5("i:7")`` with the original kept, and string ids stay as they are. A string id
+is never rewritten for this: on Pinecone-to-Pinecone copies "7" must stay "7".
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Iterable
 
 from vmkit.records import RecordId
 
@@ -42,14 +49,22 @@ def id_kind(rid: Any) -> str:
     return "string"
 
 
+def ints_collide_with_strings(source_kinds: Iterable[str], accepted: frozenset[str]) -> bool:
+    """True when int ids written as decimal text could meet string ids with the same digits:
+    the source holds both kinds and the target takes strings but not ints."""
+    kinds = set(source_kinds)
+    return {"uint", "string"} <= kinds and "uint" not in accepted and "string" in accepted
+
+
 def to_target_id(
-    rid: RecordId, accepted: frozenset[str], scope: str = ""
+    rid: RecordId, accepted: frozenset[str], scope: str = "", uint_ids: str = "decimal"
 ) -> tuple[RecordId, dict[str, Any]]:
     """The id to write and the metadata that keeps the original, for a target accepting
     ``accepted`` kinds. Pure and deterministic.
 
     ``scope`` is a source namespace folded into a target without namespaces: the same id may
-    live in several namespaces, so the target id is derived from both.
+    live in several namespaces, so the target id is derived from both. ``uint_ids`` is how an
+    int travels to a target taking strings but not ints: "decimal" text or "uuid5".
     """
     kind = id_kind(rid)
     if scope:
@@ -59,8 +74,10 @@ def to_target_id(
         return key, _original(rid)
     if kind in accepted or (kind == "uuid" and "string" in accepted):
         return rid, {}
-    if kind == "uint" and "string" in accepted:
+    if kind == "uint" and "string" in accepted and uint_ids == "decimal":
         return str(rid), {ID_KIND_KEY: "uint"}
+    if kind == "uint" and "string" in accepted:  # uuid5 text: a string the target takes
+        return str(uuid.uuid5(VMKIT_NAMESPACE, _key(rid))), _original(rid)
     if "uuid" in accepted:
         return str(uuid.uuid5(VMKIT_NAMESPACE, _key(rid))), _original(rid)
     raise BadId(f"id kind '{kind}' is not accepted by the target ({', '.join(sorted(accepted))})")

@@ -17,6 +17,7 @@ import orjson
 
 from vmkit.connectors.base import Capabilities, Connector, TargetSpec
 from vmkit.errors import PlanError
+from vmkit.ids import ints_collide_with_strings
 from vmkit.naming import plan_renames
 
 if TYPE_CHECKING:
@@ -51,6 +52,9 @@ class Plan:
     namespace_policy: str = "keep"  # keep | field | drop
     namespace_field: str = "namespace"
     nested_policy: str = "json"
+    # How int ids travel to a target taking strings but not ints (see vmkit.ids): "decimal"
+    # text, or "uuid5" when the source also holds string ids the decimals could collide with.
+    uint_ids: str = "decimal"
     renames: dict[str, str] = field(default_factory=dict)
     drop_fields: list[str] = field(default_factory=list)
     create_target: bool = True
@@ -90,6 +94,9 @@ class Plan:
         d = asdict(self)
         for volatile in ("warnings", "source_count", "source_namespaces", "create_target", "estimates"):
             d.pop(volatile)
+        # Left out at its default, so plans stored before the field existed keep their hash.
+        if d["uint_ids"] == "decimal":
+            d.pop("uint_ids")
         return hashlib.sha256(orjson.dumps(d, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
     def __str__(self) -> str:
@@ -166,20 +173,22 @@ def plan(
             warnings.append(PlanWarning("namespace", "namespaces dropped: equal ids in two namespaces "
                                         "overwrite each other", "last write wins"))
 
+    uint_ids = "uuid5" if schema and ints_collide_with_strings(schema.id_kinds, caps.id_kinds) else "decimal"
     names = list(schema.fields) if schema else []
     field_map = plan_renames(names, caps.field_name_pattern, caps.reserved_fields)
     field_map.update(renames or {})
     the_plan = Plan(
         source_uri=source.uri, target_uri=target.uri, target=spec, caps=caps.to_dict(),
         batch_size=batch_size, namespace_policy=ns_policy, namespace_field=namespace_field,
-        nested_policy=nested_policy, renames=field_map, drop_fields=list(drop_fields or []),
+        nested_policy=nested_policy, uint_ids=uint_ids, renames=field_map, drop_fields=list(drop_fields or []),
         create_target=existing is None, source_count=info.count,
         source_namespaces=dict(info.namespaces), warnings=warnings,
     )
     if schema is not None:
         from vmkit.findings import schema_findings
 
-        the_plan.warnings += [PlanWarning(**f) for f in schema_findings(schema, caps, nested_policy, field_map)]
+        found = schema_findings(schema, caps, nested_policy, field_map, uint_ids)
+        the_plan.warnings += [PlanWarning(**f) for f in found]
         the_plan.estimates = _estimates(the_plan, schema, caps)
         if schema.sample_batches:
             from vmkit.dryrun import check_batches

@@ -6,6 +6,7 @@ The planner turns this into warnings and policies; a data scientist reads it fir
 
 from __future__ import annotations
 
+import datetime
 import html
 import time
 from collections import Counter
@@ -45,6 +46,17 @@ def value_kind(value: Any) -> str:
     return type(value).__name__
 
 
+def has_date(value: Any) -> bool:
+    """A date, datetime or time at any depth (JSON targets get them as ISO-8601 text)."""
+    if isinstance(value, (datetime.date, datetime.time)):
+        return True
+    if isinstance(value, dict):
+        return any(has_date(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(has_date(v) for v in value)
+    return False
+
+
 def depth(value: Any) -> int:
     if isinstance(value, dict):
         return 1 + max((depth(v) for v in value.values()), default=0)
@@ -61,6 +73,7 @@ class FieldStats:
     max_depth: int = 0
     max_bytes: int = 0
     examples: dict[str, list[RecordId]] = field(default_factory=dict)  # kind -> record ids
+    dates: int = 0  # values holding a date or time at any depth (examples under "dates")
 
     @property
     def nulls(self) -> int:
@@ -74,6 +87,11 @@ class FieldStats:
         if len(ex) < EXAMPLES:
             ex.append(rid)
         self.max_depth = max(self.max_depth, depth(value))
+        if has_date(value):
+            self.dates += 1
+            dated = self.examples.setdefault("dates", [])
+            if len(dated) < EXAMPLES:
+                dated.append(rid)
         if isinstance(value, (str, dict, list)):
             self.max_bytes = max(self.max_bytes, json_size(value))
 

@@ -10,9 +10,11 @@ Default location: ``./.vmkit/state.db`` relative to the working directory, or ``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
@@ -31,6 +33,9 @@ SCHEMA_VERSION = 1
 STATES = ("not_started", "in_progress", "completed", "rolled_back")
 _NEXT = {"not_started": {"in_progress"}, "in_progress": {"completed", "rolled_back"}}
 LEASE_TTL_S = 120.0  # a runner on another host is presumed dead after this long silent
+# Lease tokens held by runners in this process. A lease naming this pid with another token was
+# written by an earlier runner here (e.g. inside a state backup restored since): it is dead.
+_HELD: set[str] = set()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -112,7 +117,11 @@ class StateStore:
         self._lock = threading.RLock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            _create_store_file(self.path)
+        elif self.path.stat().st_size == 0:  # vmkit never leaves one: see _create_store_file
+            raise StateCorrupt(f"{self.path} is empty (0 bytes), so it holds no migrations: truncated, "
+                               "or copied without its content? Restore a backup (with its -wal file); "
+                               "delete it only to start a new state store")
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             self._db.execute("PRAGMA busy_timeout = 30000")
@@ -328,7 +337,7 @@ class StateStore:
             if row is None:
                 raise UnknownMigration(mid)
             owner, opid, ohost, oat = row
-            if owner and _holder_alive(opid, ohost, oat, now):
+            if owner and _holder_alive(owner, opid, ohost, oat, now):
                 raise LeaseHeld(
                     f"migration '{mid}' is already being run by pid {opid} on {ohost}; "
                     f"stop it with `vmkit migrate stop --id {mid}` or wait for it to finish"
@@ -337,12 +346,36 @@ class StateStore:
                 self._event(db, mid, "lease taken over", f"from dead pid {opid} on {ohost}")
             db.execute("UPDATE migrations SET lease_owner=?, lease_pid=?, lease_host=?, lease_at=? WHERE id=?",
                        (token, pid, host, now, mid))
+            _HELD.add(token)
         return token
 
     def release_lease(self, mid: str, token: str) -> None:
+        _HELD.discard(token)  # first: a failed release still leaves no live holder here
         with self._tx() as db:
             db.execute("UPDATE migrations SET lease_owner=NULL, lease_pid=NULL, lease_host=NULL"
                        " WHERE id=? AND lease_owner=?", (mid, token))
+
+
+def _create_store_file(path: Path) -> None:
+    """A new store, built beside ``path`` and hard-linked into place: a store vmkit is still
+    creating is never seen empty (so an empty file is always a damaged one), and a store
+    another process made meanwhile is kept, not replaced."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)  # mode 0600
+    os.close(fd)
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")  # kept in the file header
+            db.executescript(_SCHEMA)
+            db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        finally:
+            db.close()  # the last connection checkpoints the WAL into the file
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        for leftover in (tmp, f"{tmp}-wal", f"{tmp}-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
 
 
 def _must_update(cursor: sqlite3.Cursor, mid: str) -> None:
@@ -350,10 +383,10 @@ def _must_update(cursor: sqlite3.Cursor, mid: str) -> None:
         raise UnknownMigration(mid)
 
 
-def _holder_alive(pid: int | None, host: str | None, at: float | None, now: float) -> bool:
+def _holder_alive(token: str, pid: int | None, host: str | None, at: float | None, now: float) -> bool:
     if host == socket.gethostname() and pid:
         if pid == os.getpid():
-            return True  # this very process (e.g. a notebook thread) still holds it
+            return token in _HELD  # a runner here (e.g. a notebook thread) still holds it
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

@@ -98,7 +98,8 @@ def _f(x: Any) -> str:
 def read_status(store: StateStore, mid: str) -> Status:
     rec = store.get(mid)
     running = None
-    if rec.lease_owner and _holder_alive(rec.lease_pid, rec.lease_host, rec.lease_at, time.time()):
+    if rec.lease_owner and _holder_alive(rec.lease_owner, rec.lease_pid, rec.lease_host, rec.lease_at,
+                                         time.time()):
         running = f"pid {rec.lease_pid} on {rec.lease_host}"
     v = store.query(
         "SELECT count(*), coalesce(sum(n),0), sum(mean_cos*n)/nullif(sum(n),0), min(min_cos),"

@@ -88,7 +88,7 @@ class Sides:
         ns, rid = key
         try:
             tid, _ = to_target_id(rid, self.plan.capabilities.id_kinds,
-                                  ns if self.plan.namespace_policy == "field" else "")
+                                  ns if self.plan.namespace_policy == "field" else "", self.plan.uint_ids)
         except BadId:
             return None
         return (ns if self.plan.namespace_policy == "keep" else "", tid)

@@ -6,6 +6,8 @@ read = written + rejected holds for every batch. The input batch is never mutate
 
 from __future__ import annotations
 
+import datetime
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,11 @@ from vmkit.plan import Plan
 from vmkit.records import Metadata, RecordBatch, RecordId, Rejection
 
 _FLOAT_EXACT = 2**53
+_DATES = (datetime.date, datetime.time)  # datetime.datetime is a date
+_F32_MAX = float(np.finfo(np.float32).max)
+# A row whose norm reaches this squares past float32: a normalizing target divides by an
+# infinite norm and stores zeros.
+_NORM_LIMIT = float(np.sqrt(_F32_MAX))
 
 
 @dataclass
@@ -52,6 +59,7 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
     for row, problem in _named_vector_problems(batch, plan, caps).items():
         bad_rows.setdefault(row, problem)
     passthrough = _metadata_passthrough(plan, caps)
+    walk = _values_need_walk(batch.metadata, caps)
 
     keep_rows: list[int] = []
     target_ids: list[RecordId] = []
@@ -61,11 +69,14 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
         try:
             if i in bad_rows:
                 raise _Reject(*bad_rows[i])
+            meta = batch.metadata[i]
+            if walk:
+                meta = _json_values(meta, "metadata", not caps.metadata_objects, changes)
+            meta = dict(meta) if passthrough else _map_metadata(meta, plan, caps, changes)
             # A record that came back from an earlier vmkit migration gets its own id back.
-            meta = dict(batch.metadata[i]) if passthrough else _map_metadata(batch.metadata[i], plan, caps, changes)
             original, meta = restore_source_id(rid, meta, caps.id_kinds)
             scope = ns if plan.namespace_policy == "field" else ""
-            tid, extra = to_target_id(original, caps.id_kinds, scope)
+            tid, extra = to_target_id(original, caps.id_kinds, scope, plan.uint_ids)
             meta.update(extra)
             if ns and plan.namespace_policy == "field":
                 if plan.namespace_field in meta:
@@ -174,10 +185,14 @@ def _vector_problems(batch: RecordBatch, plan: Plan, caps: Capabilities) -> dict
         return problems
     for i in np.flatnonzero(kernels.nonfinite_rows(batch.vectors)):
         problems[int(i)] = ("vector has NaN or Inf components", "vector")
-    zero_fatal = caps.rejects_zero_vectors or (caps.normalizes_cosine and plan.target.metric == "cosine")
-    if zero_fatal:
+    normalizes = caps.normalizes_cosine and plan.target.metric == "cosine"
+    if caps.rejects_zero_vectors or normalizes:
         for i in np.flatnonzero(kernels.zero_rows(batch.vectors)):
             problems.setdefault(int(i), ("all-zero vector (no direction under this target/metric)", "vector"))
+    if normalizes:
+        for row in _overflowing_norm_rows(batch.vectors):
+            problems.setdefault(row, ("vector norm overflows float32 (the target would store zeros "
+                                    "under cosine)", "vector"))
     return problems
 
 
@@ -199,7 +214,47 @@ def _named_vector_problems(batch: RecordBatch, plan: Plan, caps: Capabilities) -
             for i in np.flatnonzero(kernels.zero_rows(vectors)):
                 problems.setdefault(int(i), (f"named vector '{name}' is all zeros (no direction "
                                              "under this target/metric)", where))
+        if caps.normalizes_cosine and want["metric"] == "cosine":
+            for row in _overflowing_norm_rows(vectors):
+                problems.setdefault(row, (f"named vector '{name}' norm overflows float32", where))
     return problems
+
+
+def _overflowing_norm_rows(vectors: np.ndarray) -> list[int]:
+    """Rows whose sum of squares is past float32's range. A cheap screen on the largest
+    component first, so the exact float64 sum runs only for suspects."""
+    peak = np.maximum(vectors.max(axis=1), -vectors.min(axis=1)).astype(np.float64)
+    suspects = np.flatnonzero(peak * np.sqrt(vectors.shape[1]) >= _NORM_LIMIT)
+    return [int(i) for i in suspects if not np.square(vectors[i], dtype=np.float64).sum() <= _F32_MAX]
+
+
+def _values_need_walk(metadata: list[Metadata], caps: Capabilities) -> bool:
+    """Whether any value may be NaN/Inf or (for a JSON target) a date or time. One orjson pass
+    over the batch screens for both: NaN/Inf print as null, and dates raise with PASSTHROUGH."""
+    option = 0 if caps.metadata_objects else orjson.OPT_PASSTHROUGH_DATETIME
+    try:
+        return b"null" in orjson.dumps(metadata, option=option)
+    except TypeError:  # orjson.JSONEncodeError; unencodable values are rejected later
+        return True
+
+
+def _json_values(value: Any, path: str, dates: bool, changes: dict[str, int]) -> Any:
+    """``value`` with dates and times as ISO-8601 text (when ``dates``), at any depth: what
+    is written is then what verification hashes. NaN/Inf are rejected: JSON cannot carry
+    them and canonical hashing would see them as null."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _Reject(f"non-finite metadata number ({value}; JSON has no NaN or Inf)", path)
+        return value
+    if dates and isinstance(value, _DATES):
+        changes["date -> ISO-8601 text"] = changes.get("date -> ISO-8601 text", 0) + 1
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _json_values(v, f"{path}.{k}", dates, changes) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_json_values(v, f"{path}[{j}]", dates, changes) for j, v in enumerate(value)]
+        return tuple(items) if isinstance(value, tuple) else items
+    return value
 
 
 def _metadata_passthrough(plan: Plan, caps: Capabilities) -> bool:

@@ -42,6 +42,10 @@ class JsonTarget(MemoryConnector):
 
     scheme = "json"
 
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
+        self.capabilities = replace(self.capabilities, metadata_objects=False)
+
     def upsert(self, batch: RecordBatch) -> None:
         batch = batch.take(range(len(batch)))
         batch.metadata = [orjson.loads(orjson.dumps(m)) for m in batch.metadata]

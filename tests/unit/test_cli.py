@@ -191,6 +191,22 @@ def test_start_same_id_other_uris_is_refused(migrated):
     assert snapshot(migrated["state"], "m1") == before
 
 
+def test_start_of_an_unknown_id_into_a_filled_target_is_refused(migrated):
+    """The state file that ran m1 is lost (or an old copy): starting m1 again in a fresh store
+    would re-copy all 600 records and forget that vmkit created the target."""
+    lost = migrated["root"] / "lost.db"
+    line = one_error_line(cli(lost, *migrated["start"]))
+    assert "already holds 600 records" in line and "'m1'" in line and "--into-nonempty-target" in line
+    store = StateStore(lost)
+    try:
+        assert store.migrations() == []  # nothing registered
+    finally:
+        store.close()
+    out = cli(lost, *migrated["start"], "--into-nonempty-target", "--max-batches", "1")
+    assert out.returncode == 0, out.stderr  # asked for: a new copy into the same target
+    assert snapshot(lost, "m1")["batches"] == 1 and target_count(migrated["dst"]) == 600
+
+
 def test_validate_full_passes(migrated):
     out = cli(migrated["state"], "validate", "--id", "m1", "--full")
     assert out.returncode == 0, out.stderr

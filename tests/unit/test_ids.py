@@ -13,6 +13,7 @@ from vmkit.ids import (
     VMKIT_NAMESPACE,
     BadId,
     id_kind,
+    ints_collide_with_strings,
     restore_source_id,
     to_target_id,
 )
@@ -247,3 +248,34 @@ def test_upper_case_uuid_into_string_target_is_reversible():
 
 def test_int_and_string_with_same_digits_map_to_distinct_targets():
     assert to_target_id(7, SETS["uuid"])[0] != to_target_id("7", SETS["uuid"])[0]
+
+
+# -- int and string twins on a target that takes strings but not ints -------------------------
+
+def test_twins_stay_apart_when_ints_travel_as_uuid5():
+    """The plan picks uint_ids="uuid5" when the source holds both kinds: the string "7" keeps
+    its own id (Pinecone-to-Pinecone copies must not rewrite strings), the int does not take it."""
+    as_int, meta = to_target_id(7, SETS["string"], uint_ids="uuid5")
+    as_str, none = to_target_id("7", SETS["string"], uint_ids="uuid5")
+    assert (as_int, meta) == (u5(7), {ORIGINAL_ID_KEY: "7", ID_KIND_KEY: "uint"})
+    assert (as_str, none) == ("7", {})
+    # the way back restores each kind where the new target takes it, and keeps the uuid5
+    # (with the original in metadata) where it does not
+    assert restore_source_id(as_int, meta, SETS["uuid+uint"]) == (7, {})
+    assert restore_source_id(as_int, meta, ALL) == (7, {})
+    assert restore_source_id(as_int, meta, SETS["string"]) == (as_int, meta)
+    assert restore_source_id(as_str, {}, ALL) == ("7", {})
+
+
+@pytest.mark.parametrize("accepted", ["all", "uuid+uint", "uint", "uint+string", "uuid"])
+def test_uint_ids_policy_only_matters_where_ints_would_be_decimal_text(accepted):
+    assert to_target_id(7, SETS[accepted], uint_ids="uuid5") == to_target_id(7, SETS[accepted])
+
+
+@pytest.mark.parametrize("kinds,accepted,collide", [
+    (("uint", "string"), "string", True), (("uint", "string", "uuid"), "uuid+string", True),
+    (("uint", "uuid"), "string", False),  # Qdrant's kinds: a uuid is never a decimal
+    (("string",), "string", False), (("uint",), "string", False),
+    (("uint", "string"), "all", False), (("uint", "string"), "uuid", False)])
+def test_ints_collide_with_strings(kinds, accepted, collide):
+    assert ints_collide_with_strings(kinds, SETS[accepted]) is collide

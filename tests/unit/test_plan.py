@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import orjson
 import pytest
 
 from vmkit import TargetSpec, connect
@@ -90,6 +91,32 @@ def test_hash_follows_data_changes_only():
     counted.source_count = 12345
     counted.create_target = False
     assert counted.hash == base
+
+
+def test_plans_stored_before_uint_ids_existed_keep_their_hash():
+    p = full_plan()
+    assert p.uint_ids == "decimal"
+    old = orjson.loads(p.to_json())
+    del old["uint_ids"]
+    assert Plan.from_json(orjson.dumps(old).decode()).hash == p.hash
+    p.uint_ids = "uuid5"
+    assert p.hash != Plan.from_json(orjson.dumps(old).decode()).hash
+
+
+@pytest.mark.parametrize("ids,target,policy", [
+    ([7, "7", "doc"], "memory://dst?ids=string", "uuid5"),
+    ([7, "0f8fad5b-d9cb-469f-a165-70867728950e"], "memory://dst?ids=string", "decimal"),
+    ([7, "7"], "memory://dst?ids=uint,string", "decimal"),
+    ([7, "7"], "memory://dst?ids=uuid", "decimal")], ids=["twins", "qdrant-kinds", "takes-ints", "uuid-only"])
+def test_ints_travel_as_uuid5_only_where_they_could_meet_string_ids(ids, target, policy):
+    src = connect("memory://mixed")
+    src.create(TargetSpec("mixed", 4, "cosine"))
+    src.upsert(RecordBatch(ids, np.ones((len(ids), 4)), [{} for _ in ids]))
+    p = make_plan(src, connect(target))
+    assert p.uint_ids == policy
+    notes = [w for w in p.warnings if w.field == "id" and "uint" in w.message]
+    if policy == "uuid5":
+        assert len(notes) == 1 and "collide" in notes[0].message and "uuid5" in notes[0].policy
 
 
 def test_str_names_target_and_warnings():

@@ -8,11 +8,13 @@ import itertools
 import json
 import os
 import signal
+import socket
 import sqlite3
 import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -380,6 +382,51 @@ def test_unrelated_db_without_vmkit_meta_is_refused(tmp_path, setup):
     assert _tables(path) == before  # vmkit added nothing to someone else's database
 
 
+def test_an_empty_file_is_refused_not_taken_for_a_new_store(tmp_path):
+    """vmkit builds a new store beside its path and links it into place, so it never leaves
+    an empty file: one is a truncated store, and starting afresh in it would re-copy from zero."""
+    path = tmp_path / "state.db"
+    path.write_bytes(b"")
+    with pytest.raises(StateCorrupt, match="empty"):
+        StateStore(path)
+    assert path.stat().st_size == 0 and sorted(os.listdir(tmp_path)) == ["state.db"]
+
+
+def test_a_new_store_leaves_nothing_beside_it(tmp_path):
+    s = StateStore(tmp_path / "state.db")
+    s.close()
+    assert [n for n in os.listdir(tmp_path) if not n.startswith("state.db")] == []
+    again = StateStore(tmp_path / "state.db")  # an existing store is opened, not replaced
+    assert again.migrations() == []
+    again.close()
+
+
+def test_stores_created_at_once_on_one_path_are_one_store(tmp_path):
+    """Racing creators never see each other's half-made file (nor an empty one)."""
+    path, n = tmp_path / "state.db", 8
+    ready = threading.Barrier(n)
+    made: list[StateStore] = []
+    errors: list[BaseException] = []
+
+    def make(i: int) -> None:
+        ready.wait()
+        try:
+            made.append(StateStore(path))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=make, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and len(made) == n
+    made[0].create("m", "memory://a", "memory://b", {})
+    assert all(s.exists("m") for s in made)
+    for s in made:
+        s.close()
+
+
 def _tables(path) -> set[str]:
     db = sqlite3.connect(path)
     try:
@@ -465,6 +512,20 @@ def test_same_process_reacquire_after_release(store):
     t2 = store.acquire_lease(mid)
     assert t2 != t1
     assert store.get(mid).lease_owner == t2 and store.get(mid).lease_pid == os.getpid()
+
+
+def test_own_pid_with_a_token_no_runner_here_holds_is_taken_over(store):
+    """What a state backup restored in the process that made it looks like: the lease names
+    this pid, but the runner that held it has released it (its token is unknown here)."""
+    mid = new_migration(store, state="in_progress")
+    old = store.acquire_lease(mid)
+    store.release_lease(mid, old)
+    store.query("UPDATE migrations SET lease_owner=?, lease_pid=?, lease_host=?, lease_at=? WHERE id=?",
+                old, os.getpid(), socket.gethostname(), time.time(), mid)  # as the backup holds it
+    new = store.acquire_lease(mid)
+    assert new != old and store.get(mid).lease_owner == new
+    events = store.query("SELECT detail FROM events WHERE migration_id=? AND event='lease taken over'", mid)
+    assert events == [(f"from dead pid {os.getpid()} on {socket.gethostname()}",)]
 
 
 def test_release_with_a_foreign_token_does_not_release(store):

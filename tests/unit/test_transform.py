@@ -4,6 +4,7 @@ id, field and reason, so that read = written + rejected (reliability.md, "Rules 
 from __future__ import annotations
 
 import copy
+import datetime
 import uuid
 
 import numpy as np
@@ -194,6 +195,21 @@ def test_zero_vectors_are_kept_where_the_target_can_store_them():
     p.caps["rejects_zero_vectors"] = True
     out = map_batch(batch, p)
     assert rejection_for(out, "z").field == "vector"
+
+
+def test_vectors_whose_norm_overflows_float32_are_rejected_only_where_normalized():
+    """sqrt(float32 max) is about 1.84e19: a norm past it squares to Inf in float32, and a
+    normalizing target stores zeros. 9e18 in each of 4 components is a norm of 1.8e19."""
+    batch = RecordBatch(["under", "over", "max"], vec([9e18, 9e18, 9e18, 9e18], [1e19, 1e19, 1e19, 1e19],
+                                                       [3.4e38, 0, 0, 0]), [{}, {}, {}])
+    out = map_batch(batch, build_plan())  # normalizes cosine
+    balanced(batch, out)
+    assert out.source_ids == ["under"]
+    for rid in ("over", "max"):
+        r = rejection_for(out, rid)
+        assert r.field == "vector" and "norm overflows float32" in r.reason, r
+    plain = map_batch(batch, build_plan("memory://dst"))  # stores vectors as given
+    assert plain.source_ids == ["under", "over", "max"] and not plain.rejected
 
 
 def test_wrong_dimension_rejects_every_row():
@@ -419,3 +435,54 @@ def _ints_past_2_53(obj) -> list[int]:
     if isinstance(obj, list):
         return [i for v in obj for i in _ints_past_2_53(v)]
     return [obj] if isinstance(obj, int) and not isinstance(obj, bool) and abs(obj) > 2**53 else []
+
+
+# -- values JSON cannot carry as given -------------------------------------------------------
+
+WHEN = datetime.datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=datetime.timezone.utc)
+
+
+@pytest.mark.parametrize("objects", [True, False], ids=["keeps-objects", "json"])
+@pytest.mark.parametrize("meta,field", [
+    ({"x": float("nan")}, "metadata.x"), ({"x": float("-inf")}, "metadata.x"),
+    ({"o": {"l": [1.5, float("inf")]}}, "metadata.o.l[1]")], ids=["nan", "-inf", "nested"])
+def test_nonfinite_metadata_numbers_are_rejected_naming_the_field(meta, field, objects):
+    """Canonical hashing writes NaN/Inf as null, so no target could be verified to hold them."""
+    p = build_plan("memory://dst")
+    p.caps["metadata_objects"] = objects
+    batch = RecordBatch(["bad", "ok"], vec([1, 2, 3, 4], [4, 3, 2, 1]), [meta, {"x": 1.5, "n": None}])
+    out = map_batch(batch, p)
+    balanced(batch, out)
+    r = rejection_for(out, "bad")
+    assert r.field == field and "non-finite metadata number" in r.reason, r
+    assert out.batch.metadata == [{"x": 1.5, "n": None}]
+
+
+def test_dates_become_iso_text_on_json_targets_at_any_depth():
+    p = build_plan("memory://dst")
+    p.caps["metadata_objects"] = False
+    meta = {"at": WHEN, "day": WHEN.date(), "t": WHEN.time(), "deep": {"l": [WHEN, 1]}, "s": "x"}
+    before = copy.deepcopy(meta)
+    out = one(meta, p)
+    assert not out.rejected and meta == before  # the input is left alone
+    assert out.batch.metadata == [{"at": "2024-02-29T23:59:58.123456+00:00", "day": "2024-02-29",
+                                   "t": "23:59:58.123456", "deep": {"l": ["2024-02-29T23:59:58.123456+00:00", 1]},
+                                   "s": "x"}]
+    assert out.changes == {"date -> ISO-8601 text": 4}
+    p.caps["metadata_objects"] = True
+    kept = one(meta, p)
+    assert kept.batch.metadata == [meta] and not kept.changes
+    assert kept.batch.metadata[0]["deep"]["l"][0] is WHEN
+
+
+def test_the_plan_announces_dates_with_the_policy_the_target_implies():
+    src = connect("memory://dated")
+    src.create(TargetSpec("dated", DIM, "cosine"))
+    src.upsert(RecordBatch(["a", "b"], vec([1, 2, 3, 4], [4, 3, 2, 1]), [{"at": WHEN}, {"o": {"l": [WHEN]}}]))
+    p = make_plan(src, connect("qdrant:///:memory:?collection=dated"))
+    dated = {w.field: w for w in p.warnings if "dates" in w.message}
+    assert set(dated) == {"metadata.at", "metadata.o"}
+    assert dated["metadata.at"].policy == "stored as ISO-8601 text" and dated["metadata.at"].examples == ["a"]
+    kept = make_plan(src, connect("memory://dst"))
+    assert [w.policy for w in kept.warnings if w.field == "metadata.at"] == [
+        "kept as objects; verification hashes their ISO-8601 text"]

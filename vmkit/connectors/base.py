@@ -44,6 +44,9 @@ class Capabilities:
     metadata_mixed_lists: bool = True  # lists of anything (False: lists of strings only)
     metadata_uniform_lists: bool = False  # each list must hold one type, no nulls (Weaviate)
     metadata_big_ints: bool = True  # ints past 2**53 stored exactly (False: as float64)
+    # Values kept as the Python objects given (an in-process store). False: stored as JSON,
+    # so dates and times travel as ISO-8601 text and NaN/Inf cannot travel at all.
+    metadata_objects: bool = False
     max_metadata_bytes: int | None = None
     field_name_pattern: str | None = None  # regex every metadata key must match
     reserved_fields: frozenset[str] = frozenset()

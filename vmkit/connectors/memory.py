@@ -173,6 +173,7 @@ class MemoryConnector(Connector):
             sparse=True,
             named_vectors=True,
             namespaces=True,
+            metadata_objects=True,  # rows hold deep copies of the dicts written
         )
         with _STORES_LOCK:
             if self.name not in _FAULTS:
