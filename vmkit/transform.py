@@ -10,7 +10,7 @@ import datetime
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import orjson
@@ -18,7 +18,7 @@ import orjson
 from vmkit import kernels
 from vmkit.batching import RECORD_OVERHEAD, record_sizes
 from vmkit.connectors.base import Capabilities
-from vmkit.ids import BadId, restore_source_id, to_target_id
+from vmkit.ids import ID_KIND_KEY, ORIGINAL_ID_KEY, UINT_MAX, BadId, restore_source_id, to_target_id
 from vmkit.plan import Plan
 from vmkit.records import Metadata, RecordBatch, RecordId, Rejection
 
@@ -65,7 +65,14 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
     target_ids: list[RecordId] = []
     metas: list[Metadata] = []
     position: dict[RecordId, int] = {}
-    for i, rid in enumerate(batch.ids):
+    ids = batch.ids
+    if passthrough and not walk and _ids_pass_through(batch, plan, caps):
+        keep_rows = [i for i in range(len(ids)) if i not in bad_rows] if bad_rows else list(range(len(ids)))
+        target_ids = [ids[i] for i in keep_rows]
+        metas = [dict(batch.metadata[i]) for i in keep_rows]
+        rejected += [Rejection(ids[i], *bad_rows[i], ns) for i in sorted(bad_rows)]
+        ids = []  # every record handled: the per-record loop below has nothing to do
+    for i, rid in enumerate(ids):
         try:
             if i in bad_rows:
                 raise _Reject(*bad_rows[i])
@@ -123,6 +130,27 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
         vector_name=plan.target.vector_name,
     )
     return MappedBatch(out, [batch.ids[r] for r in rows], rejected, changes, ns)
+
+
+def _ids_pass_through(batch: RecordBatch, plan: Plan, caps: Capabilities) -> bool:
+    """True when every id goes to the target unchanged and no record carries an id kept by an
+    earlier migration: the per-record id mapping can be skipped (the hot path for large
+    uniform copies, and for full verification, which maps every source record again)."""
+    ids = batch.ids
+    if not ids or (batch.namespace and plan.namespace_policy == "field"):
+        return False
+    if caps.max_id_length is not None or caps.max_metadata_bytes is not None:
+        return False
+    kinds = caps.id_kinds
+    if all(type(i) is int for i in ids):  # bool is not int here
+        ints = cast(list[int], ids)
+        ok = "uint" in kinds and 0 <= min(ints) and max(ints) <= UINT_MAX
+    elif all(type(i) is str and i for i in ids):
+        ok = "string" in kinds  # a string target takes UUID text too
+    else:
+        return False
+    return (ok and len(set(ids)) == len(ids)
+            and not any(ORIGINAL_ID_KEY in m or ID_KIND_KEY in m for m in batch.metadata))
 
 
 def _within_request_limit(

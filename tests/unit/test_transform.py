@@ -486,3 +486,43 @@ def test_the_plan_announces_dates_with_the_policy_the_target_implies():
     kept = make_plan(src, connect("memory://dst"))
     assert [w.policy for w in kept.warnings if w.field == "metadata.at"] == [
         "kept as objects; verification hashes their ISO-8601 text"]
+
+
+# -- the pass-through fast path gives what the per-record path gives ------------------------------
+
+FAST_CASES = {
+    "ints": ([3, 1, 2**64 - 1, 0], "memory://dst?ids=uuid,uint"),
+    "strings": (["a", "b c", "0f8fad5b-d9cb-469f-a165-70867728950e", "7"], "memory://dst?ids=string"),
+    "ints on a string target": ([1, 2, 3, 4], "memory://dst?ids=string"),
+    "strings on a uuid target": (["a", "b", "c", "d"], "memory://dst?ids=uuid,uint"),
+    "duplicates": (["a", "b", "a", "c"], "memory://dst"),
+    "empty id": (["a", "", "b", "c"], "memory://dst"),
+    "mixed kinds": ([1, "1", 2, "x"], "memory://dst"),
+    "kept original": (["a", "b", "c", "d"], "memory://dst"),
+}
+
+
+@pytest.mark.parametrize("case", list(FAST_CASES))
+@pytest.mark.parametrize("namespace", ["", "ns"])
+def test_fast_path_matches_the_per_record_path(case, namespace, monkeypatch):
+    import vmkit.transform as transform
+
+    ids, target = FAST_CASES[case]
+    metas = [{"i": i, "tags": ["x"]} for i in range(4)]
+    if case == "kept original":
+        metas[2] = {ORIGINAL_ID_KEY: "7", ID_KIND_KEY: "uint"}
+    vectors = vec([1, 0, 0, 0], [0, 0, 0, 0], [np.inf, 1, 1, 1], [1, 2, 3, 4])  # two bad rows
+    batch = RecordBatch(ids, vectors, metas, namespace=namespace)
+    p = build_plan(target)
+    assert transform._ids_pass_through(batch, p, p.capabilities) == (case in ("ints", "strings"))
+    fast = map_batch(batch, p)
+    monkeypatch.setattr(transform, "_ids_pass_through", lambda *a: False)
+    slow = map_batch(batch, p)
+    assert fast.batch.ids == slow.batch.ids and fast.source_ids == slow.source_ids
+    assert [type(i) for i in fast.batch.ids] == [type(i) for i in slow.batch.ids]
+    assert fast.batch.metadata == slow.batch.metadata and fast.batch.namespace == slow.batch.namespace
+    assert np.array_equal(fast.batch.vectors, slow.batch.vectors)
+    assert sorted(map(str, fast.rejected)) == sorted(map(str, slow.rejected))
+    balanced(batch, fast)
+    fast.batch.metadata and fast.batch.metadata[0].update(x=1)
+    assert "x" not in batch.metadata[0] and "x" not in metas[0]  # the input is never shared
