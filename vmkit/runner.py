@@ -18,6 +18,7 @@ from typing import Any, Callable
 from vmkit import crashpoints
 from vmkit.connectors import connect
 from vmkit.connectors.base import Connector
+from vmkit.connectors.routed import open_target
 from vmkit.errors import (
     AutoRolledBack,
     IllegalTransition,
@@ -78,8 +79,8 @@ class Migration:
             # Planning only reads, so a transient failure re-plans from the start.
             the_plan = plan or call_with_retry(
                 make_plan, src, dst, batch_size=opts.batch_size, nested_policy=opts.nested_policy,
-                namespace_policy=opts.namespace_policy, attempts=opts.retry_attempts,
-                initial_s=opts.retry_initial_s, cap_s=opts.retry_cap_s)
+                namespace_policy=opts.namespace_policy, namespace_collection=opts.namespace_collection,
+                attempts=opts.retry_attempts, initial_s=opts.retry_initial_s, cap_s=opts.retry_cap_s)
         if (the_plan.source_uri, the_plan.target_uri) != (source, target):
             raise PlanChanged("the plan was made for other URIs")
         if the_plan.errors:
@@ -115,7 +116,7 @@ class Migration:
         if self._source is None:
             self._source = connect(rec.source_uri)
         if self._target is None:
-            self._target = connect(rec.target_uri)
+            self._target = open_target(rec.target_uri, self.plan)
         return self._source, self._target
 
     def close(self) -> None:

@@ -49,6 +49,9 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
     ns = batch.namespace
     dim = plan.target.dimension
     bad_rows = _vector_problems(batch, plan, caps)
+    if plan.namespace_policy == "collections" and ns not in plan.namespace_collections:
+        bad_rows = {i: (f"namespace {ns!r} has no collection in the plan (it appeared after "
+                        "planning: re-plan to include it)", "namespace") for i in range(len(batch))}
     passthrough = _metadata_passthrough(plan, caps)
 
     keep_rows: list[int] = []
@@ -104,7 +107,7 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
         vectors=vectors,
         metadata=[metas[k] for k in live],
         sparse=sparse,
-        namespace=ns if plan.namespace_policy == "keep" else "",
+        namespace=ns if plan.namespace_policy in ("keep", "collections") else "",
     )
     return MappedBatch(out, [batch.ids[r] for r in rows], rejected, changes, ns)
 
