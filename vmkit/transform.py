@@ -74,6 +74,9 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
                                   f"({plan.namespace_field!r}; choose another namespace_field)",
                                   f"metadata.{plan.namespace_field}")
                 meta[plan.namespace_field] = ns
+            if caps.id_ascii_only and not str(tid).isascii():
+                raise _Reject("id has non-ASCII characters; the target takes ASCII ids only "
+                              f"({_first_non_ascii(str(tid))})", "id")
             if caps.max_id_length and len(str(tid)) > caps.max_id_length:
                 raise _Reject(f"id over the target's {caps.max_id_length}-character limit ({len(str(tid))} characters)", "id")
             if caps.max_metadata_bytes is not None:
@@ -144,6 +147,11 @@ def _within_request_limit(
         else:
             kept.append(k)
     return kept
+
+
+def _first_non_ascii(rid: str) -> str:
+    pos = next(i for i, c in enumerate(rid) if not c.isascii())
+    return f"{rid[pos]!r} at position {pos}"
 
 
 def _encodable(meta: Metadata, rid: RecordId, ns: str, rejected: list[Rejection]) -> bool:

@@ -34,6 +34,7 @@ class Capabilities:
     max_batch_bytes: int = 32 * 1024 * 1024
     id_kinds: frozenset[str] = frozenset({"uuid", "uint", "string"})  # what the target accepts
     max_id_length: int | None = None
+    id_ascii_only: bool = False  # string ids must be ASCII (Pinecone refuses others with a 400)
     metrics: frozenset[str] = frozenset(METRICS)
     normalizes_cosine: bool = False  # stores unit vectors under the cosine metric
     sparse: bool = False

@@ -65,6 +65,7 @@ CAPABILITIES = Capabilities(
     max_batch_bytes=2_000_000,
     id_kinds=frozenset({"string", "uuid"}),
     max_id_length=512,
+    id_ascii_only=True,
     metrics=frozenset({"cosine", "euclidean", "dot"}),
     sparse=True,
     namespaces=True,
