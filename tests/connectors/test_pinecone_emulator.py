@@ -14,7 +14,7 @@ from emulators.pinecone_emulator import EMU_KEY, PineconeEmulator
 pytest_plugins = ["emulators.pinecone_fixtures"]  # the emu and sdk_sleeps fixtures
 
 pinecone = pytest.importorskip("pinecone")
-from pinecone.errors.exceptions import (
+from pinecone.errors.exceptions import (  # noqa: E402 - after the importorskip
     ApiError,
     ConflictError,
     NotFoundError,
