@@ -23,6 +23,14 @@ app.add_typer(migrate_app, name="migrate")
 StateOpt = typer.Option(None, "--state", envvar="VMKIT_STATE",
                         help="State file (default ./.vmkit/state.db).")
 IdOpt = typer.Option(..., "--id", help="Migration id.")
+NamespacesOpt = typer.Option(
+    "auto", "--namespaces",
+    help="Where source namespaces go: auto (kept where the target has namespaces, else field), "
+         "field (payload field 'namespace'), collections (one collection each), keep or drop.")
+NsCollectionOpt = typer.Option(
+    "{collection}_{namespace}", "--namespace-collection",
+    help="With --namespaces collections: the collection name per namespace (the default "
+         "namespace keeps the target's collection).")
 
 
 @app.callback()
@@ -136,6 +144,8 @@ def migrate_start(
     plan_file: Optional[Path] = typer.Option(None, "--plan", help="A plan from `vmkit plan --out`."),
     into_nonempty: bool = typer.Option(False, "--into-nonempty-target",
                                        help="Start a new migration even if the target holds records."),
+    namespaces: str = NamespacesOpt,
+    namespace_collection: str = NsCollectionOpt,
     state: Optional[Path] = StateOpt,
 ) -> None:
     """Plan and run a migration. Starting an existing id continues it (a finished one is left as
@@ -151,8 +161,8 @@ def migrate_start(
             _refuse_nonempty_target(store, migration_id, target)
         migration = _run(lambda: Migration.create(
             source, target, migration_id=migration_id, state=store, plan=_load_plan(plan_file),
-            batch_size=batch_size,
-            sample_rate=sample_rate, min_similarity=min_similarity, verify=verify))
+            batch_size=batch_size, sample_rate=sample_rate, min_similarity=min_similarity, verify=verify,
+            namespace_policy=namespaces, namespace_collection=namespace_collection))
         typer.echo(str(migration.plan))
     _drive(migration, max_batches, progress)
 
@@ -262,6 +272,8 @@ def plan_cmd(
     sample: int = typer.Option(2000, "--sample", min=0, help="Records profiled and dry-run."),
     full: bool = typer.Option(False, "--full", help="Dry-run every source record."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the plan as JSON (for migrate start --plan)."),
+    namespaces: str = NamespacesOpt,
+    namespace_collection: str = NsCollectionOpt,
 ) -> None:
     """Print what a migration would do and the records it would reject, writing nothing.
     Exit 1 if the plan has errors."""
@@ -271,7 +283,8 @@ def plan_cmd(
 
     def build() -> Any:
         with connect(source) as src, connect(target) as dst:
-            return make_plan(src, dst, batch_size=batch_size, nested_policy=nested_policy, sample=sample)
+            return make_plan(src, dst, batch_size=batch_size, nested_policy=nested_policy, sample=sample,
+                             namespace_policy=namespaces, namespace_collection=namespace_collection)
 
     the_plan = _run(build)
     typer.echo(str(the_plan))

@@ -53,3 +53,37 @@ def plan_renames(names: Iterable[str], pattern: str | None, reserved: frozenset[
 
 def reverse(renames: dict[str, str]) -> dict[str, str]:
     return {new: old for old, new in renames.items()}
+
+
+def collection_names(namespaces: Iterable[str], base: str, template: str, forbidden: str,
+                     max_length: int | None) -> dict[str, str]:
+    """Source namespace -> target collection: the default namespace "" keeps ``base``, every
+    other one is ``template`` filled in, with forbidden and control characters replaced by '_'.
+    Clashes get suffixes in sorted order of the namespaces, so the map is deterministic."""
+
+    def clean(name: str) -> str:
+        name = "".join("_" if c in forbidden or ord(c) < 32 or ord(c) == 127 else c for c in name)
+        return "_" + name if name in ("", ".", "..") else name
+
+    def fit(name: str, suffix: str = "") -> str:
+        if max_length is not None and len(name) + len(suffix) > max_length:
+            name = name[: max_length - len(suffix)]
+        return name + suffix
+
+    ordered = sorted(set(namespaces))  # "" first: the default namespace keeps the base name
+    raw = {ns: base if ns == "" else template.format(collection=base, namespace=ns) for ns in ordered}
+    wanted = {ns: fit(clean(name)) for ns, name in raw.items()}
+    out: dict[str, str] = {}
+    for ns in ordered:  # names valid as they are keep themselves, first in sorted order wins
+        if wanted[ns] == raw[ns] and raw[ns] not in out.values():
+            out[ns] = raw[ns]
+    taken = set(out.values())
+    for ns in ordered:
+        if ns in out:
+            continue
+        candidate, k = wanted[ns], 2
+        while candidate in taken:
+            candidate, k = fit(wanted[ns], f"_{k}"), k + 1
+        taken.add(candidate)
+        out[ns] = candidate
+    return {ns: out[ns] for ns in ordered}

@@ -23,7 +23,8 @@ class MigrationOptions:
     prefetch: int = 2  # batches read and mapped ahead of the writer
     write_workers: int = 4  # parallel write requests within one batch (targets that allow it)
     nested_policy: str = "json"
-    namespace_policy: str = "auto"
+    namespace_policy: str = "auto"  # auto | keep | field | collections | drop (vmkit.plan)
+    namespace_collection: str = "{collection}_{namespace}"  # collection name per namespace ("collections")
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from vmkit.schema import Schema
 
 NESTED_POLICIES = ("json", "flatten", "drop")
-NAMESPACE_POLICIES = ("auto", "keep", "field", "drop")
+NAMESPACE_POLICIES = ("auto", "keep", "field", "collections", "drop")
 
 
 @dataclass
@@ -49,8 +49,9 @@ class Plan:
     target: TargetSpec
     caps: dict[str, Any]  # snapshot of the target's Capabilities the rules read
     batch_size: int = 1000
-    namespace_policy: str = "keep"  # keep | field | drop
+    namespace_policy: str = "keep"  # keep | field | collections | drop
     namespace_field: str = "namespace"
+    namespace_collections: dict[str, str] = field(default_factory=dict)  # ns -> collection ("collections")
     nested_policy: str = "json"
     # How int ids travel to a target taking strings but not ints (see vmkit.ids): "decimal"
     # text, or "uuid5" when the source also holds string ids the decimals could collide with.
@@ -94,9 +95,11 @@ class Plan:
         d = asdict(self)
         for volatile in ("warnings", "source_count", "source_namespaces", "create_target", "estimates"):
             d.pop(volatile)
-        # Left out at its default, so plans stored before the field existed keep their hash.
+        # Left out at their defaults, so plans stored before the fields existed keep their hash.
         if d["uint_ids"] == "decimal":
             d.pop("uint_ids")
+        if not d["namespace_collections"]:
+            del d["namespace_collections"]
         return hashlib.sha256(orjson.dumps(d, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
     def __str__(self) -> str:
@@ -113,8 +116,10 @@ class Plan:
             lines.append(f"  estimates: ~{e['bytes'] / 1e6:.1f} MB on the wire in ~{int(e['write_requests'])} "
                          f"write requests; reading ~{e['read_seconds']} s at the sampled rate")
         if any(self.source_namespaces):
-            where = f"field '{self.namespace_field}'" if self.namespace_policy == "field" else self.namespace_policy
+            where = {"field": f"field '{self.namespace_field}'",
+                     "collections": "one collection each"}.get(self.namespace_policy, self.namespace_policy)
             lines.append(f"  namespaces: {len(self.source_namespaces)} -> {where}")
+        lines += [f"    namespace {ns!r} -> collection {name!r}" for ns, name in self.namespace_collections.items()]
         if self.renames:
             lines.append("  renames: " + ", ".join(f"{a}->{b}" for a, b in sorted(self.renames.items())))
         lines += [f"  {w}" for w in self.warnings]
@@ -130,13 +135,15 @@ def plan(
     nested_policy: str = "json",
     namespace_policy: str = "auto",
     namespace_field: str = "namespace",
+    namespace_collection: str = "{collection}_{namespace}",
     renames: dict[str, str] | None = None,
     drop_fields: list[str] | None = None,
     sample: int = 1000,
 ) -> Plan:
     """Decide the target spec, id policy and field map for copying ``source`` into ``target``,
     and explain every change before anything is written. Without a ``schema`` a sample of
-    ``sample`` records is profiled (0 skips it)."""
+    ``sample`` records is profiled (0 skips it). ``namespace_policy="collections"`` puts each
+    source namespace in a collection of its own, named by ``namespace_collection``."""
     from vmkit.schema import infer_schema
 
     info = source.describe()
@@ -172,6 +179,14 @@ def plan(
         elif ns_policy == "drop":
             warnings.append(PlanWarning("namespace", "namespaces dropped: equal ids in two namespaces "
                                         "overwrite each other", "last write wins"))
+    ns_map: dict[str, str] = {}
+    create_target = existing is None
+    if ns_policy == "collections":
+        from vmkit.ns_collections import collection_findings, collection_map
+
+        ns_map = collection_map(info, str(name), namespace_collection, caps)
+        found, create_target = collection_findings(ns_map, namespace_collection, target, info)
+        warnings += [PlanWarning(**f) for f in found]
 
     uint_ids = "uuid5" if schema and ints_collide_with_strings(schema.id_kinds, caps.id_kinds) else "decimal"
     names = list(schema.fields) if schema else []
@@ -180,8 +195,9 @@ def plan(
     the_plan = Plan(
         source_uri=source.uri, target_uri=target.uri, target=spec, caps=caps.to_dict(),
         batch_size=batch_size, namespace_policy=ns_policy, namespace_field=namespace_field,
+        namespace_collections=ns_map,
         nested_policy=nested_policy, uint_ids=uint_ids, renames=field_map, drop_fields=list(drop_fields or []),
-        create_target=existing is None, source_count=info.count,
+        create_target=create_target, source_count=info.count,
         source_namespaces=dict(info.namespaces), warnings=warnings,
     )
     if schema is not None:

@@ -22,6 +22,7 @@ import pandas as pd
 from vmkit import kernels
 from vmkit.connectors import connect
 from vmkit.connectors.base import Connector
+from vmkit.connectors.routed import open_target
 from vmkit.fingerprint import canonical_metadata, stored_vectors
 from vmkit.plan import Plan
 from vmkit.retry import call_with_retry
@@ -143,7 +144,7 @@ def report(migration: Migration, sample: int = 500) -> Report:
     if sample <= 0:
         return Report.from_store(migration.store, migration.id)
     rec = migration.store.get(migration.id)
-    with connect(rec.source_uri) as source, connect(rec.target_uri) as target:
+    with connect(rec.source_uri) as source, open_target(rec.target_uri, migration.plan) as target:
         return Report.from_store(migration.store, migration.id, sample=sample,
                                  connectors=(source, target))
 

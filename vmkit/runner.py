@@ -18,6 +18,7 @@ from typing import Any, Callable
 from vmkit import crashpoints
 from vmkit.connectors import connect
 from vmkit.connectors.base import Connector
+from vmkit.connectors.routed import open_target
 from vmkit.errors import (
     AutoRolledBack,
     IllegalTransition,
@@ -75,9 +76,11 @@ class Migration:
         store = state if isinstance(state, StateStore) else StateStore(state)
         mid = migration_id or f"mig-{uuid.uuid4().hex[:8]}"
         with connect(source) as src, connect(target) as dst:  # validates URIs before storing them
-            the_plan = plan or make_plan(src, dst, batch_size=opts.batch_size,
-                                         nested_policy=opts.nested_policy,
-                                         namespace_policy=opts.namespace_policy)
+            # Planning only reads, so a transient failure re-plans from the start.
+            the_plan = plan or call_with_retry(
+                make_plan, src, dst, batch_size=opts.batch_size, nested_policy=opts.nested_policy,
+                namespace_policy=opts.namespace_policy, namespace_collection=opts.namespace_collection,
+                attempts=opts.retry_attempts, initial_s=opts.retry_initial_s, cap_s=opts.retry_cap_s)
         if (the_plan.source_uri, the_plan.target_uri) != (source, target):
             raise PlanChanged("the plan was made for other URIs")
         if the_plan.errors:
@@ -113,7 +116,7 @@ class Migration:
         if self._source is None:
             self._source = connect(rec.source_uri)
         if self._target is None:
-            self._target = connect(rec.target_uri)
+            self._target = open_target(rec.target_uri, self.plan)
         return self._source, self._target
 
     def close(self) -> None:
@@ -142,8 +145,8 @@ class Migration:
             crashpoints.hit("during_rollback")
             if drop_target and rec.created_target:
                 _, target = self._open_connectors()
-                if target.describe() is not None:
-                    target.drop()
+                if self._retry(target.describe) is not None:
+                    self._retry(target.drop)
                     self.store.event(self.id, "target dropped", rec.target_uri)
             elif drop_target:
                 log.warning("target %s was not created by vmkit: left in place", rec.target_uri)
@@ -211,10 +214,15 @@ class Migration:
         return stored
 
     def _prepare_target(self, target: Connector, plan: Plan) -> None:
-        if target.describe() is None:
-            self.store.set_flag(self.id, "created_target", True)  # intent first: rollback may drop it
-            target.create(plan.target)
-            log.info("created target %s (dim %d, %s)", plan.target.name, plan.target.dimension, plan.target.metric)
+        def ensure() -> None:
+            # Retried as a whole: a create whose acknowledgement was lost is seen by describe().
+            if target.describe() is None:
+                self.store.set_flag(self.id, "created_target", True)  # intent first: rollback may drop it
+                target.create(plan.target)
+                log.info("created target %s (dim %d, %s)", plan.target.name, plan.target.dimension,
+                         plan.target.metric)
+
+        self._retry(ensure)
 
     def _loop(self, source: Connector, target: Connector, plan: Plan, lease: str,
               max_batches: int | None, on_batch: Callable[[Progress], None] | None) -> bool:

@@ -39,6 +39,8 @@ class Sync:
     def create(cls, source: str, target: str, *, migration_id: str | None = None, state: Any = None,
                mode: str = "journal", plan: Plan | None = None, **options: Any) -> "Sync":
         from vmkit.runner import Migration  # (runner imports nothing of sync)
+        if "collections" in (options.get("namespace_policy"), plan and plan.namespace_policy):
+            _no_collections(migration_id or "(new)")  # refused before anything is stored
         return cls.enable(Migration.create(source, target, migration_id=migration_id, state=state,
                                            plan=plan, **options), mode)
 
@@ -47,6 +49,8 @@ class Sync:
         """A not-started Migration becomes a sync: "journal" (JournalingWriter) or "passes"."""
         if (state := migration.store.get(migration.id).state) != "not_started" or mode not in ("journal", "passes"):
             raise IllegalTransition(migration.id, state, f"a {mode!r} sync (mode journal or passes, not started)")
+        if migration.plan.namespace_policy == "collections":
+            _no_collections(migration.id)
         jr.create_row(migration.store, migration.id, mode)
         migration.store.event(migration.id, "sync enabled", mode)
         return cls(migration.store, migration.id)
@@ -297,3 +301,9 @@ class Sync:
             self.catch_up()
             self.verify()
         return self.cutover(alias=alias)
+
+
+def _no_collections(mid: str) -> None:
+    """Sync's keys, journal replay and alias cutover assume one target collection."""
+    raise PlanError(f"migration '{mid}': sync does not support namespace_policy='collections' yet; "
+                    "use 'field' (the default) or `vmkit migrate`")

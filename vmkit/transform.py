@@ -58,6 +58,9 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
     bad_rows = _vector_problems(batch, plan, caps)
     for row, problem in _named_vector_problems(batch, plan, caps).items():
         bad_rows.setdefault(row, problem)
+    if plan.namespace_policy == "collections" and ns not in plan.namespace_collections:
+        bad_rows = {i: (f"namespace {ns!r} has no collection in the plan (it appeared after "
+                        "planning: re-plan to include it)", "namespace") for i in range(len(batch))}
     passthrough = _metadata_passthrough(plan, caps)
     walk = _values_need_walk(batch.metadata, caps)
 
@@ -91,6 +94,9 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
                                   f"({plan.namespace_field!r}; choose another namespace_field)",
                                   f"metadata.{plan.namespace_field}")
                 meta[plan.namespace_field] = ns
+            if caps.id_ascii_only and not str(tid).isascii():
+                raise _Reject("id has non-ASCII characters; the target takes ASCII ids only "
+                              f"({_first_non_ascii(str(tid))})", "id")
             if caps.max_id_length and len(str(tid)) > caps.max_id_length:
                 raise _Reject(f"id over the target's {caps.max_id_length}-character limit ({len(str(tid))} characters)", "id")
             if caps.max_metadata_bytes is not None:
@@ -124,7 +130,7 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
         vectors=vectors,
         metadata=[metas[k] for k in live],
         sparse=sparse,
-        namespace=ns if plan.namespace_policy == "keep" else "",
+        namespace=ns if plan.namespace_policy in ("keep", "collections") else "",
         named={n: batch.named[n][rows] if rows else np.zeros((0, int(v["dimension"])), np.float32)
                for n, v in plan.target.extra_vectors.items()},
         vector_name=plan.target.vector_name,
@@ -139,7 +145,7 @@ def _ids_pass_through(batch: RecordBatch, plan: Plan, caps: Capabilities) -> boo
     ids = batch.ids
     if not ids or (batch.namespace and plan.namespace_policy == "field"):
         return False
-    if caps.max_id_length is not None or caps.max_metadata_bytes is not None:
+    if caps.max_id_length is not None or caps.max_metadata_bytes is not None or caps.id_ascii_only:
         return False
     kinds = caps.id_kinds
     if all(type(i) is int for i in ids):  # bool is not int here
@@ -186,6 +192,11 @@ def _within_request_limit(
         else:
             kept.append(k)
     return kept
+
+
+def _first_non_ascii(rid: str) -> str:
+    pos = next(i for i, c in enumerate(rid) if not c.isascii())
+    return f"{rid[pos]!r} at position {pos}"
 
 
 def _encodable(meta: Metadata, rid: RecordId, ns: str, rejected: list[Rejection]) -> bool:

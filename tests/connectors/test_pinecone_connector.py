@@ -11,8 +11,6 @@ import orjson
 import pytest
 from emulators.pinecone_emulator import EMU_KEY, PineconeEmulator
 
-pytest_plugins = ["emulators.pinecone_fixtures"]  # the emu and sdk_sleeps fixtures
-
 from vmkit.connectors import connect
 from vmkit.connectors.base import TargetSpec
 from vmkit.errors import (
@@ -25,6 +23,7 @@ from vmkit.errors import (
 )
 from vmkit.records import RecordBatch, SparseVector
 
+pytest_plugins = ["emulators.pinecone_fixtures"]  # the emu and sdk_sleeps fixtures
 pytest.importorskip("pinecone")
 
 DIM = 8

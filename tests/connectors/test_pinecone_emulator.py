@@ -14,7 +14,7 @@ from emulators.pinecone_emulator import EMU_KEY, PineconeEmulator
 pytest_plugins = ["emulators.pinecone_fixtures"]  # the emu and sdk_sleeps fixtures
 
 pinecone = pytest.importorskip("pinecone")
-from pinecone.errors.exceptions import (
+from pinecone.errors.exceptions import (  # noqa: E402 - after the importorskip
     ApiError,
     ConflictError,
     NotFoundError,
@@ -133,6 +133,19 @@ def test_upsert_rejects_what_the_service_rejects(emu: PineconeEmulator, vector: 
         idx.upsert(vectors=[vector, {"id": "fine", "values": [1.0, 0, 0, 0]}])
     assert err.value.status_code == 400 and needle in err.value.message
     assert idx.describe_index_stats().total_vector_count == 0  # all or nothing
+
+
+def test_non_ascii_ids_are_refused_by_sdk_and_server(emu: PineconeEmulator) -> None:
+    idx = _index(emu)
+    with pytest.raises(PineconeValueError, match="ASCII"):  # the SDK checks before sending ...
+        idx.upsert(vectors=[("café", [1.0, 0, 0, 0])])
+    r = _raw(emu, "idx", "POST", "/vectors/upsert",  # ... and the service answers 400
+             json={"vectors": [{"id": "ok", "values": [1, 0, 0, 0]},
+                               {"id": "café", "values": [1, 0, 0, 0]}]})
+    assert r.status_code == 400 and "ID must be ASCII, but got 'café'" in r.text
+    assert idx.describe_index_stats().total_vector_count == 0  # all or nothing
+    assert _raw(emu, "idx", "POST", "/vectors/upsert",  # every ASCII character is an id character
+                json={"vectors": [{"id": "a b\t~", "values": [1, 0, 0, 0]}]}).status_code == 200
 
 
 def test_metadata_rules_server_side(emu: PineconeEmulator) -> None:

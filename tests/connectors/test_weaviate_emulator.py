@@ -12,12 +12,12 @@ import pytest
 
 weaviate = pytest.importorskip("weaviate")
 
-from emulators.weaviate_emulator import Faults, WeaviateEmulator
-from weaviate.classes.config import Configure, DataType, Property, VectorDistances
-from weaviate.classes.data import DataObject
-from weaviate.classes.query import Filter
-from weaviate.classes.tenants import Tenant, TenantActivityStatus
-from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateQueryError
+from emulators.weaviate_emulator import Faults, WeaviateEmulator  # noqa: E402 - after the importorskip
+from weaviate.classes.config import Configure, DataType, Property, VectorDistances  # noqa: E402 - after the importorskip
+from weaviate.classes.data import DataObject  # noqa: E402 - after the importorskip
+from weaviate.classes.query import Filter  # noqa: E402 - after the importorskip
+from weaviate.classes.tenants import Tenant, TenantActivityStatus  # noqa: E402 - after the importorskip
+from weaviate.exceptions import UnexpectedStatusCodeError, WeaviateQueryError  # noqa: E402 - after the importorskip
 
 UTC = dt.UTC
 

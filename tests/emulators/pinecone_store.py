@@ -4,7 +4,7 @@ No HTTP here (pinecone_emulator.py serves it). Every rule answers the way the 20
 does, as an ``ApiFailure(status, message)``. Facts checked against the pinecone 10.2 SDK source
 and Pinecone's published limits:
 
-- upsert: at most 1000 records (400) and 2 MB of body (413); ids 1-512 characters; dense
+- upsert: at most 1000 records (400) and 2 MB of body (413); ids 1-512 ASCII characters; dense
   values exactly the index dimension with at least one non-zero; sparse at most 1000
   non-zeros; metadata values string, number, bool or list of strings, at most 40 KB. Null
   metadata values are stripped, not refused (the SDK documents the server's
@@ -226,6 +226,8 @@ class IndexState:
         rid = v.get("id") if isinstance(v, dict) else None
         if not isinstance(rid, str) or not 1 <= len(rid) <= MAX_ID_LEN:
             raise bad(f"Vector ID must be a string of 1-{MAX_ID_LEN} characters")
+        if not rid.isascii():
+            raise bad(f"ID must be ASCII, but got '{rid}'")
         values = v.get("values") or []
         if not isinstance(values, list) or any(
             isinstance(x, bool) or not isinstance(x, (int, float)) for x in values

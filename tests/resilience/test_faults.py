@@ -166,6 +166,24 @@ def test_transient_read_failures_are_retried_like_writes(tmp_path, source, retry
     assert_ends_equal(st, source)
 
 
+def test_transient_failures_while_planning_and_creating_the_target_are_retried(
+        tmp_path, source, retry_sleeps):
+    """The target's describe() while planning and while preparing it, and a create whose
+    acknowledgement was lost (the collection exists, the call failed), are retried: one run
+    completes, the collection is created once and is known to be vmkit's."""
+    f = faults_for("dst")
+    f.inject(TransientError("HTTP 503 Service Unavailable"), times=2, op="describe")
+    m = migration(tmp_path, "memory://dst")
+    assert f.calls["describe"] == 3 and len(retry_sleeps) == 2
+    f.inject(TransientError("HTTP 503 Service Unavailable"), op="describe")
+    f.inject(TransientError("connection reset by peer"), op="create", after_effect=True)
+    st = m.run()
+    assert f.calls["create"] == 1 and len(retry_sleeps) == 4
+    assert m.store.get("m").created_target
+    assert st.errors.get("transient") == 2  # the two during the run (planning has no row yet)
+    assert_ends_equal(st, source)
+
+
 # -- hangs, resets, per-object failures -------------------------------------------------------
 
 def test_hangs_past_the_client_timeout_are_retried(tmp_path, source, retry_sleeps):

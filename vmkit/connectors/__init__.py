@@ -47,12 +47,18 @@ def connector_class(scheme: str) -> type[Connector]:
 
 
 def connect(uri: str) -> Connector:
-    """Open the collection a URI names, e.g. ``qdrant:///data/q?collection=docs``."""
+    """Open the collection a URI names, e.g. ``qdrant:///data/q?collection=docs``.
+    ``?namespaces=collections`` reads collection C and every ``C_NS`` as namespaces ("", NS)."""
     scheme, sep, _ = uri.partition("://")
     if not sep or not scheme:
         # The URI itself is not echoed: it may carry a credential by mistake.
         raise ConfigError("not a connector URI: expected scheme://... (e.g. qdrant:///dir?collection=c)")
-    return connector_class(scheme)(uri)
+    conn = connector_class(scheme)(uri)
+    if conn.params.get("namespaces") == "collections":  # read sibling collections as namespaces
+        from vmkit.connectors.routed import NamespaceCollections
+
+        return NamespaceCollections(conn, None)
+    return conn
 
 
 __all__ = ["Capabilities", "CollectionInfo", "Connector", "TargetSpec", "connect", "registry"]

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Iterator, Sequence
 from urllib.parse import parse_qs, urlsplit
 
-from vmkit.errors import SecretInURI
+from vmkit.errors import ConfigError, SecretInURI
 from vmkit.records import RecordBatch, RecordId
 
 # Canonical metric names used everywhere inside vmkit; connectors translate at their edge.
@@ -34,11 +34,17 @@ class Capabilities:
     max_batch_bytes: int = 32 * 1024 * 1024
     id_kinds: frozenset[str] = frozenset({"uuid", "uint", "string"})  # what the target accepts
     max_id_length: int | None = None
+    id_ascii_only: bool = False  # string ids must be ASCII (Pinecone refuses others with a 400)
     metrics: frozenset[str] = frozenset(METRICS)
     normalizes_cosine: bool = False  # stores unit vectors under the cosine metric
     sparse: bool = False
     named_vectors: bool = False  # several named dense vectors per record
     namespaces: bool = False
+    # Other collections of the same database are reachable (``Connector.sibling``), so source
+    # namespaces can become one collection each; their names avoid these characters and length.
+    collections: bool = False
+    collection_name_forbidden: str = ""
+    max_collection_name: int | None = None
     metadata_nested: bool = True  # objects inside metadata values
     metadata_null: bool = True
     metadata_mixed_lists: bool = True  # lists of anything (False: lists of strings only)
@@ -196,6 +202,15 @@ class Connector(abc.ABC):
             yield from batch_digests(batch, normalize=normalize, numbers_as_float=numbers_as_float)
             if cursor is None:
                 return
+
+    def sibling(self, collection: str) -> "Connector":
+        """A connector on another collection of the same database, with the same options
+        (connectors whose capabilities say ``collections``)."""
+        raise ConfigError(f"{self.scheme}:// cannot address other collections")
+
+    def list_collections(self) -> list[str]:
+        """Names of every collection in the same database (connectors with ``collections``)."""
+        raise ConfigError(f"{self.scheme}:// cannot list collections")
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and file locks."""

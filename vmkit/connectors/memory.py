@@ -8,7 +8,8 @@ Query options (all optional):
 - ``max_records=N``        per-write record limit; ``max_bytes=N`` per-write byte limit
 - ``fail_rate=P``          probability that a call raises TransientError before doing anything
 - ``terminal_rate=P``      probability of a TerminalError instead
-- ``fail_ops=upsert,scan`` which calls faults apply to (default: upsert)
+- ``fail_ops=upsert,scan`` which calls faults apply to (default: upsert; also fetch, delete,
+                           describe, create)
 - ``latency_ms=N``         sleep before each call
 - ``seed=N``               fault RNG seed
 - ``invalid_field=F``      refuse (InvalidData) any write holding a record whose metadata has F
@@ -217,6 +218,7 @@ class MemoryConnector(Connector):
 
     # -- contract --------------------------------------------------------------------------
     def describe(self) -> CollectionInfo | None:
+        _raise(self.faults.maybe_fail("describe"))
         store = _STORES.get(self.name)
         if store is None:
             return None
@@ -339,10 +341,12 @@ class MemoryConnector(Connector):
         return 0 if info is None else info.count
 
     def create(self, spec: TargetSpec) -> None:
+        late = self.faults.maybe_fail("create")
         with _STORES_LOCK:
             if self.name in _STORES:
                 raise TerminalError(f"memory://{self.name} already exists")
             _STORES[self.name] = _Store(spec)
+        _raise(late)
 
     def drop(self) -> None:
         with _STORES_LOCK:

@@ -65,6 +65,7 @@ CAPABILITIES = Capabilities(
     max_batch_bytes=2_000_000,
     id_kinds=frozenset({"string", "uuid"}),
     max_id_length=512,
+    id_ascii_only=True,
     metrics=frozenset({"cosine", "euclidean", "dot"}),
     sparse=True,
     namespaces=True,
@@ -299,9 +300,9 @@ class PineconeConnector(Connector):
         page is listed (list pages are sequential by nature; fetches need not wait)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(4, thread_name_prefix="vmkit-pinecone-fetch")
-        futures = []
+        pool, futures = self._pool, []
         ids, token = self._list_ids(ns, token, limit,
-                                    on_page=lambda page: futures.append(self._pool.submit(self.fetch, page, ns)))
+                                    on_page=lambda page: futures.append(pool.submit(self.fetch, page, ns)))
         if not ids:
             return None, token
         batch = RecordBatch.concat([f.result() for f in futures])

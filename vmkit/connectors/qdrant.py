@@ -23,7 +23,7 @@ import threading
 import warnings
 from dataclasses import replace
 from typing import Any, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import numpy as np
 import orjson
@@ -74,6 +74,9 @@ class QdrantConnector(Connector):
         sparse=True,
         named_vectors=True,
         namespaces=False,
+        collections=True,
+        collection_name_forbidden='<>:"/\\|?*',  # and control characters; at most 255
+        max_collection_name=255,
         wire_bytes_per_float=12,  # REST sends JSON; gRPC would be 4
     )
 
@@ -257,6 +260,20 @@ class QdrantConnector(Connector):
     def drop(self) -> None:
         self._call(self.client.delete_collection, self.collection)
         self._vectors = None
+
+    def sibling(self, collection: str) -> "QdrantConnector":
+        """The collection ``collection`` in the same place (the embedded engine's handle is
+        shared), named in the query so that no path quoting is involved."""
+        parts = urlsplit(self.uri)
+        params = {k: v for k, v in self.params.items() if k != "namespaces"}  # a plain collection
+        query = urlencode({**params, "collection": collection})
+        path = "" if parts.netloc else parts.path
+        return type(self)(f"{parts.scheme}://{parts.netloc}{path}?{query}")
+
+    def list_collections(self) -> list[str]:
+        if not self._key_env and self.location != ":memory:" and not os.path.isdir(self.location):
+            return []  # as in describe(): opening the embedded client would create the directory
+        return sorted(c.name for c in self._call(self.client.get_collections).collections)
 
     # -- aliases (used by vmkit.sync for cutover; the embedded engine supports them too) ------
     def alias_scope(self) -> str:
