@@ -106,6 +106,18 @@ def test_scan_resumes_from_any_persisted_cursor(src: dict) -> None:
         assert rest == full[done:]
 
 
+def test_one_connector_scans_any_cursor_order(src: dict) -> None:
+    """The next batch is listed ahead: a retried cursor, a restart and a jump back on the same
+    connector still read exactly the records after the cursor they give."""
+    full, cursors = _scan_all("pinecone://src", 37)
+    start = {None: 0, **{c: done for c, done in cursors[:-1]}}
+    conn = connect("pinecone://src")
+    for cursor in [None, cursors[0][0], cursors[0][0], None, cursors[4][0], cursors[1][0], cursors[2][0]]:
+        batch, _ = conn.scan(cursor, 37)
+        assert len(batch) and [(batch.namespace, r) for r in batch.ids] == full[start[cursor]:start[cursor] + len(batch)]
+    conn.close()
+
+
 def test_scan_one_namespace_and_the_default_one(src: dict) -> None:
     seen, _ = _scan_all("pinecone://src?namespace=beta", 40)
     assert seen == [("beta", rid) for rid in sorted(src["beta"])]

@@ -25,7 +25,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, BinaryIO
@@ -52,6 +52,7 @@ _TO_PINECONE = {"cosine": "cosine", "euclidean": "euclidean", "dot": "dotproduct
 _FROM_PINECONE = {v: k for k, v in _TO_PINECONE.items()}
 _DEFAULT_NS = "__default__"  # how 2026-07 stats name the default namespace ("" on the wire)
 _LIST_PAGE = 100  # list ids per page (SDK and service maximum)
+_Listed = tuple[list[str], "str | None", list["Future[RecordBatch]"]]  # ids, next token, fetches
 _FETCH_IDS = 1000  # ids per fetch / delete request
 # fetch is a GET with every id in the query string; proxies cap request lines at 8-64 KB, so a
 # request also stays under this many encoded bytes (1000 UUIDs fit in about 3 requests)
@@ -116,6 +117,8 @@ class PineconeConnector(Connector):
             raise ConfigError("ready_timeout must be a number of seconds") from None
         self._lock = threading.RLock()
         self._pool: ThreadPoolExecutor | None = None  # fetches overlapping list pages
+        self._lister: ThreadPoolExecutor | None = None  # lists the next batch ahead
+        self._ahead: tuple[tuple[str, str, int], Future[_Listed]] | None = None
         self._pc: Any = None
         self._index: Any = None
         self._model_cache: Any = None
@@ -297,17 +300,32 @@ class PineconeConnector(Connector):
     def _list_and_fetch(self, ns: str, token: str | None, limit: int
                         ) -> tuple[RecordBatch | None, str | None]:
         """List up to ``limit`` ids and fetch them, each page's fetch running while the next
-        page is listed (list pages are sequential by nature; fetches need not wait)."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(4, thread_name_prefix="vmkit-pinecone-fetch")
-        pool, futures = self._pool, []
-        ids, token = self._list_ids(ns, token, limit,
-                                    on_page=lambda page: futures.append(pool.submit(self.fetch, page, ns)))
+        page is listed (list pages are sequential by nature; fetches need not wait). The next
+        batch is listed ahead while this one's last fetches finish, so listing never pauses."""
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(4, thread_name_prefix="vmkit-pinecone-fetch")
+                self._lister = ThreadPoolExecutor(1, thread_name_prefix="vmkit-pinecone-list")
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == (ns, token or "", limit):
+            ids, token, futures = ahead[1].result()  # a failed listing raises here, as inline would
+        else:
+            ids, token, futures = self._list_submitting(ns, token, limit)
+        if token and self._lister is not None:
+            self._ahead = ((ns, token, limit), self._lister.submit(self._list_submitting, ns, token, limit))
         if not ids:
             return None, token
         batch = RecordBatch.concat([f.result() for f in futures])
         batch.namespace = ns
         return batch, token
+
+    def _list_submitting(self, ns: str, token: str | None, limit: int) -> _Listed:
+        """List a batch's ids, submitting each page's fetch as soon as the page arrives."""
+        assert self._pool is not None
+        pool, futures = self._pool, list[Future[RecordBatch]]()
+        ids, token = self._list_ids(ns, token, limit,
+                                    on_page=lambda page: futures.append(pool.submit(self.fetch, page, ns)))
+        return ids, token, futures
 
     def _list_ids(self, ns: str, token: str | None, limit: int,
                   on_page: Callable[[list[str]], None] | None = None) -> tuple[list[str], str | None]:
@@ -539,9 +557,13 @@ class PineconeConnector(Connector):
 
     def close(self) -> None:
         with self._lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True)
-                self._pool = None
+            lister, pool = self._lister, self._pool
+            self._lister, self._pool, self._ahead = None, None, None
+        # Outside the lock: a listing ahead may be waiting for it (in _data) to finish.
+        for executor in (lister, pool):  # the lister first: it may still submit fetches
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
             for client in (self._index, self._pc):
                 if client is not None:
                     client.close()
