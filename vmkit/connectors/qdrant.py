@@ -224,12 +224,18 @@ class QdrantConnector(Connector):
         if batch.named and self.vector_name:
             raise TerminalError(f"records carry {len(batch.named) + 1} named vectors but the URI's "
                                 f"vector={self.vector_name} names one: drop vector= from the target URI")
+        # The embedded engine validates every point itself and writes synchronously: build the
+        # points unvalidated and use upload_points, which inspects one point for local
+        # inference where upsert inspects them all. A server gets validated points, upsert.
+        embedded = not self._key_env
+        make = models.PointStruct.model_construct if embedded else models.PointStruct
         for part in split_batch(batch, self.capabilities):
-            points = [
-                models.PointStruct(id=rid, vector=self._vector_struct(part, i, models), payload=part.metadata[i])
-                for i, rid in enumerate(part.ids)
-            ]
-            self._call(self.client.upsert, self.collection, points=points, wait=True)
+            points = [make(id=rid, vector=self._vector_struct(part, i, models), payload=part.metadata[i])
+                      for i, rid in enumerate(part.ids)]
+            if embedded:
+                self._call(self.client.upload_points, self.collection, points=points, wait=True)
+            else:
+                self._call(self.client.upsert, self.collection, points=points, wait=True)
 
     def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
         models = _sdk().models
