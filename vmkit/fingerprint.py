@@ -38,33 +38,52 @@ def _floats(value: Any) -> Any:
     return value
 
 
-def stored_vectors(vectors: np.ndarray, normalize: bool) -> np.ndarray:
-    """Vectors as a cosine-normalizing target stores them (unit rows), else unchanged."""
-    return kernels.normalize_rows(vectors) if normalize else vectors
+def stored_vectors(vectors: np.ndarray, normalize: bool, keep_unit_rows: bool = False) -> np.ndarray:
+    """Vectors as a cosine-normalizing target stores them (unit rows), else unchanged.
+
+    ``keep_unit_rows`` is for vectors read back from such a target: rows already of unit
+    length are what it stored and stay as they are (normalizing again could move the last
+    bit); other rows are raw vectors it handed back (the embedded Qdrant engine does after a
+    reopen) and are normalized the way the source side is."""
+    if not normalize:
+        return vectors
+    if not keep_unit_rows:
+        return kernels.normalize_rows(vectors)
+    norms = np.sqrt(np.square(vectors, dtype=np.float64).sum(axis=1))
+    raw = np.flatnonzero(np.abs(norms - 1.0) > _UNIT_TOLERANCE)
+    if not len(raw):
+        return vectors
+    out = vectors.copy()
+    out[raw] = kernels.normalize_rows(vectors[raw])
+    return out
 
 
-def _row_bytes(vectors: np.ndarray, normalize: bool) -> tuple[memoryview, int]:
+_UNIT_TOLERANCE = 1e-5  # |norm - 1| of a float32 unit vector is ~1e-7; raw vectors are far off
+
+
+def _row_bytes(vectors: np.ndarray, normalize: bool, keep_unit_rows: bool = False) -> tuple[memoryview, int]:
     """The stored rows as one byte buffer (zero-copy when possible) and the width of a row."""
-    stored = np.ascontiguousarray(stored_vectors(vectors, normalize), dtype="<f4")
+    stored = np.ascontiguousarray(stored_vectors(vectors, normalize, keep_unit_rows), dtype="<f4")
     return stored.reshape(-1).view(np.uint8).data, stored.shape[1] * 4  # fine for empty/0-d rows
 
 
 def batch_digests(
     batch: RecordBatch, *, normalize: bool = False, numbers_as_float: bool = False,
-    normalize_named: frozenset[str] = frozenset(),
+    normalize_named: frozenset[str] = frozenset(), keep_unit_rows: bool = False,
 ) -> Iterator[tuple[tuple[str, RecordId], Digest]]:
     """((namespace, id), digest) for every record of the batch.
 
     Hot path of full verification: rows are zero-copy slices of the vector buffer and each
     record is hashed in one call over (namespace, row, named rows, sparse, canonical metadata).
-    ``normalize_named`` lists the named vectors a cosine-normalizing target stores as unit rows.
+    ``normalize`` applies to a single-vector batch; with several vectors, ``normalize_named``
+    lists those (by name) a cosine-normalizing target stores as unit rows. ``keep_unit_rows``
+    hashes vectors read back from the target (see ``stored_vectors``).
     """
     rows, width, named = memoryview(b""), 0, []
     if not batch.named:
-        rows, width = _row_bytes(batch.vectors, normalize)
+        rows, width = _row_bytes(batch.vectors, normalize, keep_unit_rows)
     else:  # several vectors: each hashed under its name, whichever one is first
-        named = [(b"\x03" + name.encode() + b"\x00",
-                  *_row_bytes(vecs, normalize if name == batch.vector_name else name in normalize_named))
+        named = [(b"\x03" + name.encode() + b"\x00", *_row_bytes(vecs, name in normalize_named, keep_unit_rows))
                  for name, vecs in sorted(batch.dense_vectors().items())]
     prefix = batch.namespace.encode() + b"\x00"
     digest = xxhash.xxh3_128_digest

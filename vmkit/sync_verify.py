@@ -183,7 +183,7 @@ class Sides:
                 return
 
     def target_digests(self) -> Iterator[tuple[Key, bytes]]:
-        return self.target.digests(numbers_as_float=self.opts["numbers_as_float"])
+        return self.target.digests(**self.opts, keep_unit_rows=True)  # see validate.verify
 
     def really_differ(self, want: dict[Key, tuple[RecordBatch, int]]) -> set[Key]:
         """Exact re-check of digest mismatches, vectorized: vectors to 1e-6 after normalizing

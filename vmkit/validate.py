@@ -208,8 +208,10 @@ def verify(
     started = time.monotonic()
     opts = _compare_opts(plan)
     result = Verification()
-    # What the target holds, as the target stores it (no normalizing on this side).
-    target_digests = _target_digests(target, opts["numbers_as_float"], scan_size, retry)
+    # Under cosine on a normalizing target a target may hand back what it stored (unit rows)
+    # or, like the embedded Qdrant engine after a reopen, the raw vectors it was given: the
+    # raw ones are normalized as the source side is, so equal records hash alike.
+    target_digests = _target_digests(target, {**opts, "keep_unit_rows": True}, scan_size, retry)
     result.target_records = len(target_digests)
 
     suspects: dict[Key, Suspect] = {}
@@ -238,13 +240,13 @@ def verify(
     return result
 
 
-def _target_digests(target: Connector, as_float: bool, size: int, retry: Retry) -> dict[Key, bytes]:
-    """What the target holds, as it stores it (nothing normalized on this side)."""
+def _target_digests(target: Connector, opts: dict[str, Any], size: int, retry: Retry) -> dict[Key, bytes]:
+    """What the target holds, hashed as the source side is (see ``_compare_opts``)."""
     if type(target).digests is not Connector.digests:  # the target keeps digests itself
-        return retry(lambda: dict(target.digests(numbers_as_float=as_float)))
+        return retry(lambda: dict(target.digests(**opts)))
     out: dict[Key, bytes] = {}
     for batch in _scan_all(target, size, retry):
-        out.update(batch_digests(batch, numbers_as_float=as_float))
+        out.update(batch_digests(batch, **opts))
     return out
 
 

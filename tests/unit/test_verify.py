@@ -91,3 +91,30 @@ def test_cosine_target_compares_after_normalizing(tmp_path):
     _rewrite(dst, 4, CORRUPTIONS["sign flip"])
     assert [k for k, _ in m.verify().mismatched] == [("", 4)]
     m.close()
+
+
+def test_cosine_copy_verifies_by_hash_alone_after_a_reopen(tmp_path, monkeypatch):
+    """The embedded Qdrant engine keeps the raw vectors on disk and hands them back after a
+    reopen (unit vectors only until then): they are normalized as the source side is, so equal
+    records match by hash, with none left for the slow exact re-check (all 400 before)."""
+    import vmkit.validate as validate
+    from vmkit.datasets import fill
+
+    src = f"qdrant://{tmp_path}/src?collection=docs"
+    dst = f"qdrant://{tmp_path}/dst?collection=docs"
+    fill(src, 400, 16, metric="cosine")
+    m = Migration.create(src, dst, migration_id="n", state=tmp_path / "s.db", verify=False)
+    m.run()
+    m.close()
+    rechecked: list[int] = []
+    real = validate._recheck
+    monkeypatch.setattr(validate, "_recheck", lambda suspects, *a: (rechecked.append(len(suspects)), real(suspects, *a))[1])
+    reopened = Migration.open("n", tmp_path / "s.db")  # a new connector: the engine reloads from disk
+    result = reopened.verify()
+    assert result.passed and result.matched == 400 and rechecked == [0], (str(result), rechecked)
+    with connect(dst) as conn:  # a changed direction is still a mismatch
+        rec, _ = conn.scan(None, 1)
+        rec.vectors[0, 0] = -rec.vectors[0, 0] + 1
+        conn.upsert(rec)
+    assert [k for k, _ in reopened.verify().mismatched] == [("", rec.ids[0])]
+    reopened.close()

@@ -190,16 +190,16 @@ class Connector(abc.ABC):
             by_batch.setdefault(id(batch), (batch, []))[1].append(row)
         return [b.take(rows) for b, rows in by_batch.values()]
 
-    def digests(self, normalize: bool = False, numbers_as_float: bool = False
-                ) -> Iterator[tuple[tuple[str, RecordId], bytes]]:
+    def digests(self, **hash_opts: Any) -> Iterator[tuple[tuple[str, RecordId], bytes]]:
         """((namespace, id), content digest) for every record: what full verification
-        compares. Targets that keep fingerprints themselves override it."""
+        compares (``hash_opts`` as for ``fingerprint.batch_digests``). Targets that keep
+        fingerprints themselves override it."""
         from vmkit.fingerprint import batch_digests
 
         cursor = None
         while True:
             batch, cursor = self.scan(cursor, 1000)
-            yield from batch_digests(batch, normalize=normalize, numbers_as_float=numbers_as_float)
+            yield from batch_digests(batch, **hash_opts)
             if cursor is None:
                 return
 

@@ -8,7 +8,7 @@ instead of the records. It cannot return records (fetch and scan refuse).
 from __future__ import annotations
 
 import threading
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
 from vmkit.errors import TerminalError
@@ -43,9 +43,8 @@ class SinkConnector(Connector):
         with _LOCK:
             self._store().update(digests)
 
-    def digests(self, normalize: bool = False, numbers_as_float: bool = False
-                ) -> Iterator[tuple[tuple[str, RecordId], Digest]]:
-        if normalize or numbers_as_float:
+    def digests(self, **hash_opts: Any) -> Iterator[tuple[tuple[str, RecordId], Digest]]:
+        if any(hash_opts.get(k) for k in ("normalize", "numbers_as_float", "normalize_named")):
             raise TerminalError("sink:// keeps raw-record fingerprints only")
         return iter(list(self._store().items()))
 
