@@ -36,8 +36,6 @@ from __future__ import annotations
 import copy
 import random
 import threading
-import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -45,7 +43,8 @@ import numpy as np
 import orjson
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
-from vmkit.errors import ConfigError, InvalidData, TerminalError, TransientError
+from vmkit.connectors.faults import Faults, raise_due
+from vmkit.errors import ConfigError, InvalidData, TerminalError
 from vmkit.records import Metadata, RecordBatch, RecordId, SparseVector
 
 _Row = tuple[np.ndarray, Metadata, SparseVector | None, dict[str, np.ndarray]]  # named vectors last
@@ -88,71 +87,6 @@ def reset_memory_stores() -> None:
     with _STORES_LOCK:
         _STORES.clear()
         _FAULTS.clear()
-
-
-@dataclass
-class Faults:
-    fail_rate: float = 0.0
-    terminal_rate: float = 0.0
-    latency_s: float = 0.0
-    ops: frozenset[str] = frozenset({"upsert"})
-    rng: random.Random = field(default_factory=random.Random)
-    invalid_field: str = ""
-    corrupt_rate: float = 0.0
-    injected: int = 0
-    calls: dict[str, int] = field(default_factory=dict)
-    retry_after: float | None = None
-    hang_rate: float = 0.0
-    hang_s: float = 0.0
-    reset_rate: float = 0.0
-    invalid_partial: bool = False
-    sleeps: list[float] = field(default_factory=list)  # hangs served (seconds)
-    _script: deque = field(default_factory=deque, repr=False)
-
-    def inject(self, exc: BaseException, times: int = 1, op: str | None = None,
-               after_effect: bool = False) -> None:
-        """Raise ``exc`` on the next ``times`` calls (of ``op``, if given), before the call
-        does anything, or after its effect with ``after_effect`` (a lost acknowledgement)."""
-        for _ in range(times):
-            self._script.append((exc, op, after_effect))
-
-    def clear(self) -> None:
-        """No more faults (counters are kept)."""
-        self.fail_rate = self.terminal_rate = self.hang_rate = self.reset_rate = 0.0
-        self.corrupt_rate, self.invalid_field, self.retry_after = 0.0, "", None
-        self._script.clear()
-
-    def maybe_fail(self, op: str) -> BaseException | None:
-        """Raise the fault due before ``op`` runs, or return the one due after its effect."""
-        self.calls[op] = self.calls.get(op, 0) + 1
-        if self.latency_s:
-            time.sleep(self.latency_s)
-        for i, (exc, only, after) in enumerate(self._script):
-            if only is None or only == op:
-                del self._script[i]
-                self.injected += 1
-                if after:
-                    return exc
-                raise exc
-        if op not in self.ops:
-            return None
-        roll = self.rng.random()
-        if roll < self.terminal_rate:
-            self.injected += 1
-            raise TerminalError(f"injected terminal failure in {op}")
-        edge = self.terminal_rate + self.fail_rate
-        if roll < edge:
-            self.injected += 1
-            raise TransientError(f"injected transient failure in {op}", retry_after=self.retry_after)
-        if roll < edge + self.hang_rate:
-            self.injected += 1
-            self.sleeps.append(self.hang_s)
-            time.sleep(self.hang_s)
-            raise TransientError(f"injected: {op} timed out after {self.hang_s * 1000:.0f} ms")
-        if roll < edge + self.hang_rate + self.reset_rate:
-            self.injected += 1
-            return TransientError(f"injected: connection reset by peer during {op} (effect applied)")
-        return None
 
 
 class MemoryConnector(Connector):
@@ -218,7 +152,7 @@ class MemoryConnector(Connector):
 
     # -- contract --------------------------------------------------------------------------
     def describe(self) -> CollectionInfo | None:
-        _raise(self.faults.maybe_fail("describe"))
+        raise_due(self.faults.maybe_fail("describe"))
         store = _STORES.get(self.name)
         if store is None:
             return None
@@ -237,7 +171,7 @@ class MemoryConnector(Connector):
 
     def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
         """Namespaces in name order, ids in ``_id_key`` order; cursor = [namespace, last id]."""
-        _raise(self.faults.maybe_fail("scan"))
+        raise_due(self.faults.maybe_fail("scan"))
         store = self._store()
         with store.lock:
             spaces = sorted(ns for ns, rows in store.namespaces.items() if rows)
@@ -272,7 +206,7 @@ class MemoryConnector(Connector):
         return [self.fetch(ids, ns) for ns, ids in out.items()]
 
     def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
-        _raise(self.faults.maybe_fail("fetch"))
+        raise_due(self.faults.maybe_fail("fetch"))
         store = self._store()
         with store.lock:
             rows = store.namespaces.get(namespace, {})
@@ -299,7 +233,7 @@ class MemoryConnector(Connector):
                 raise InvalidData(f"record {batch.ids[refused[0]]!r}: field "
                                   f"{faults.invalid_field!r} is not allowed")
         self._apply(batch)
-        _raise(late)
+        raise_due(late)
 
     def _apply(self, batch: RecordBatch) -> None:
         store = self._store()
@@ -334,7 +268,7 @@ class MemoryConnector(Connector):
             for rid in ids:
                 rows.pop(rid, None)
             store.touched(namespace)
-        _raise(late)
+        raise_due(late)
 
     def count(self) -> int:
         info = self.describe()
@@ -346,16 +280,11 @@ class MemoryConnector(Connector):
             if self.name in _STORES:
                 raise TerminalError(f"memory://{self.name} already exists")
             _STORES[self.name] = _Store(spec)
-        _raise(late)
+        raise_due(late)
 
     def drop(self) -> None:
         with _STORES_LOCK:
             _STORES.pop(self.name, None)
-
-
-def _raise(exc: BaseException | None) -> None:
-    if exc is not None:
-        raise exc
 
 
 def _bisect_after(ids: list[RecordId], key: tuple[int, int, str]) -> int:
