@@ -16,7 +16,6 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import xxhash
 
-from vmkit import kernels
 from vmkit.batching import split_batch
 from vmkit.connectors.base import Connector
 from vmkit.fingerprint import batch_digests, canonical_metadata
@@ -24,7 +23,7 @@ from vmkit.ids import BadId, to_target_id
 from vmkit.plan import Plan
 from vmkit.records import RecordBatch, RecordId
 from vmkit.transform import map_batch
-from vmkit.validate import NORMALIZED_TOLERANCE, _compare_opts
+from vmkit.validate import _compare_opts, same_vectors
 
 Key = tuple[str, RecordId]  # (namespace, id)
 BUCKETS = 256
@@ -208,7 +207,7 @@ class Sides:
                     a = np.stack([(w.dense_vectors()[name or ""] if multi else w.vectors)[i]
                                   for w, i in (want[(tns, t)] for t in both)])
                     b = have[name][rows] if name in have else np.zeros((len(both), 0), np.float32)
-                    ok &= _same_rows(a, b, name in self.opts["normalize_named"] if multi else norm)
+                    ok &= same_vectors(a, b, name in self.opts["normalize_named"] if multi else norm)
                 for k, t in enumerate(both):
                     (wb, i), j = want[(tns, t)], where[t]
                     if not (ok[k] and _sparse(wb, i) == _sparse(got, j) and canonical_metadata(
@@ -299,12 +298,3 @@ def repoint(sides: Sides, to: str, alias: str | None, cutover: dict[str, Any]) -
                 f"in another instance): repoint the application back to {src}"}
     return {"how": "recorded", "message": f"rollback recorded: repoint the application (reads, and writes "
             f"not made through a JournalingWriter) back to {src}"}
-
-
-def _same_rows(a: np.ndarray, b: np.ndarray, normalize: bool) -> np.ndarray:
-    """Per row: equal to 1e-6 after normalizing (cosine-normalizing targets), else bit-exact."""
-    if a.shape != b.shape:
-        return np.zeros(len(a), bool)
-    if normalize:
-        return kernels.max_abs_diff_rows(kernels.normalize_rows(a), kernels.normalize_rows(b)) <= NORMALIZED_TOLERANCE
-    return (a.view(np.uint32) == b.view(np.uint32)).all(axis=1)

@@ -320,10 +320,10 @@ class WeaviateConnector(Connector):
         named: dict[str, list[Any]] = {n: [] for n in others}
         for o in objects:
             rid = str(o.uuid)
-            why = next((f"{_vector_problem(o.vector.get(n), d)} in '{n}'"
-                        for n, d in ((vector, self._dim), *dims.items()) if _vector_problem(o.vector.get(n), d)), "")
-            if why:  # a batch holds every vector of every record: report it, never drop it
-                rejected.append(Rejection(rid, why, "vector", ns))
+            problems = (f"{why} in '{n}'" for n, d in ((vector, self._dim), *dims.items())
+                        if (why := _vector_problem(o.vector.get(n), d)))
+            if problem := next(problems, ""):  # a batch holds every vector of every record: report it
+                rejected.append(Rejection(rid, problem, "vector", ns))
                 continue
             ids.append(rid)
             rows.append(o.vector[vector])
