@@ -23,6 +23,7 @@ from emulators.weaviate_emulator import WeaviateEmulator
 
 from vmkit.connectors import connect
 from vmkit.connectors import weaviate_naming as naming
+from vmkit.connectors import weaviate_types as wtypes
 from vmkit.connectors.base import Capabilities, TargetSpec
 from vmkit.connectors.weaviate import WeaviateConnector
 from vmkit.errors import ConfigError, MissingDependency, SecretInURI, TerminalError, TransientError
@@ -452,10 +453,10 @@ def test_renames_are_valid_unique_and_reversible(keys: list[str]) -> None:
 
 
 def test_value_problems_and_specs() -> None:
-    assert naming.value_problem([1, 2.5]) is None and naming.value_problem({"a": [1, "x"]})
-    assert "null" in str(naming.value_problem([1, None]))
-    assert "list of lists" in str(naming.value_problem([[1], [2]]))
-    specs = naming.infer_specs([{"a": 1, "o": {"x": 1}}, {"a": 2.5, "o": {"y": "s"}, "e": []}, {"n": None}])
+    assert wtypes.value_problem([1, 2.5]) is None and wtypes.value_problem({"a": [1, "x"]})
+    assert "null" in str(wtypes.value_problem([1, None]))
+    assert "list of lists" in str(wtypes.value_problem([[1], [2]]))
+    specs = wtypes.infer_specs([{"a": 1, "o": {"x": 1}}, {"a": 2.5, "o": {"y": "s"}, "e": []}, {"n": None}])
     assert specs == {"a": {"t": "number"}, "o": {"t": "object", "n": {"x": {"t": "int"}, "y": {"t": "text"}}},
                      "e": {"t": "text[]"}}
 

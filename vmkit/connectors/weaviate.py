@@ -38,6 +38,7 @@ import orjson
 
 from vmkit.batching import split_batch
 from vmkit.connectors import weaviate_naming as naming
+from vmkit.connectors import weaviate_types as wtypes
 from vmkit.connectors.base import (
     DEFAULT_VECTOR,
     Capabilities,
@@ -329,7 +330,7 @@ class WeaviateConnector(Connector):
             rows.append(o.vector[vector])
             for n in others:
                 named[n].append(o.vector[n])
-            metas.append(naming.from_weaviate(o.properties))
+            metas.append(wtypes.from_weaviate(o.properties))
         vectors = np.asarray(rows, np.float32) if rows else np.zeros((0, self._dim), np.float32)
         batch = RecordBatch(ids=list(ids), vectors=vectors, metadata=metas, namespace=ns,
                             named={n: np.asarray(v, np.float32).reshape(len(ids), dims[n]) for n, v in named.items()},
@@ -468,14 +469,14 @@ class WeaviateConnector(Connector):
                 other = stored.get(k.lower(), k)
                 if why is None and other != k:
                     why = f"collides with property '{other}' (names are case-insensitive)"
-                why = why or next(iter(naming.nested_problems(v, k)), None) or naming.value_problem(v)
+                why = why or next(iter(naming.nested_problems(v, k)), None) or wtypes.value_problem(v)
                 if why:
                     problems.append(f"{k!r} in record {rid}: {why}")
             stored.update({k.lower(): k for k in meta})
         if problems:
             raise InvalidData(f"metadata keys Weaviate cannot store as-is ({len(problems)}): "
                                 + "; ".join(problems[:10]) + " (the plan must rename them)")
-        specs = naming.infer_specs(metas)
+        specs = wtypes.infer_specs(metas)
         for name, spec in sorted((k, s) for k, s in specs.items() if k not in props):
             try:
                 with self._errors("add property"):
@@ -522,7 +523,7 @@ class WeaviateConnector(Connector):
         for attempt in range(self.object_retries + 1):
             objs = [DataObject(
                 uuid=_as_uuid(part.ids[i]),
-                properties={k: naming.to_weaviate(v, facts["props"].get(k))
+                properties={k: wtypes.to_weaviate(v, facts["props"].get(k))
                             for k, v in part.metadata[i].items() if v is not None},
                 vector=vectors(i)) for i in pending]
             failed = self._insert_many(objs, tenant)
