@@ -37,6 +37,7 @@ from vmkit.connectors.base import (
     TargetSpec,
     first_vector,
 )
+from vmkit.connectors.qdrant_commit import one_commit
 from vmkit.connectors.shared import SharedHandles, import_sdk
 from vmkit.errors import (
     ConfigError,
@@ -232,15 +233,24 @@ class QdrantConnector(Connector):
         for part in split_batch(batch, self.capabilities):
             points = [make(id=rid, vector=self._vector_struct(part, i, models), payload=part.metadata[i])
                       for i, rid in enumerate(part.ids)]
-            if embedded:
-                self._call(self.client.upload_points, self.collection, points=points, wait=True)
-            else:
-                self._call(self.client.upsert, self.collection, points=points, wait=True)
+            self._write(self.client.upload_points if embedded else self.client.upsert, points=points)
 
     def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
         models = _sdk().models
-        selector = models.PointIdsList(points=list(ids))
-        self._call(self.client.delete, self.collection, points_selector=selector, wait=True)
+        self._write(self.client.delete, points_selector=models.PointIdsList(points=list(ids)))
+
+    def _write(self, fn: Any, **kwargs: Any) -> None:
+        """A write to this collection, acknowledged when durable. On the embedded engine its
+        points share one SQLite commit instead of one each (see qdrant_commit)."""
+        if self._key_env:
+            self._call(fn, self.collection, wait=True, **kwargs)
+            return
+
+        def in_one_commit() -> None:
+            with one_commit(self.client, self.collection):
+                fn(self.collection, wait=True, **kwargs)
+
+        self._call(in_one_commit)
 
     def count(self) -> int:
         return int(self._call(self.client.count, self.collection, exact=True).count)
