@@ -1,11 +1,15 @@
 """Benchmark 3: Pinecone (local emulator, 20 ms per request) -> Qdrant, vmkit's pipelined run
 against a plain sequential loop of SDK calls over the same data, in the same run.
 
-    .venv/bin/python bench/bench_pinecone_pipeline.py [--records 10000] [--dim 256]
+    .venv/bin/python bench/bench_pinecone_pipeline.py [--records 10000] [--dim 256] [--namespaces 1,8]
 
-The loop is what a one-off script does: list a page of ids, fetch them, upsert them, repeat.
-vmkit reads 1000-record batches (list pages, one fetch) ahead of the writer on a thread and
-checkpoints every batch; its sampled validation is on, full verification is timed apart.
+The loop is what a one-off script does: for each namespace, list a page of ids, fetch them,
+upsert them, repeat. vmkit reads 1000-record batches ahead of the writer (each listed page's
+fetch starts at once, the next batch is listed while this one's fetches finish, and up to 4
+namespaces are listed at once) and checkpoints every batch; its sampled validation is on, full
+verification is timed apart. The same records are measured in one namespace, where listing
+(100 ids a round trip, each page needing the last one's token) bounds any reader, and spread
+over several.
 """
 
 from __future__ import annotations
@@ -31,21 +35,23 @@ def sequential_loop(index_host: str, n: int, dim: int) -> float:
     pc = Pinecone(api_key=EMU_KEY)
     idx = pc.index(host=index_host)
     q = QdrantClient(":memory:")
-    q.create_collection("loop", vectors_config=models.VectorParams(size=dim, distance="Dot"))
+    q.create_collection(f"loop{n}", vectors_config=models.VectorParams(size=dim, distance="Dot"))
     t = time.perf_counter()
-    token, copied = None, 0
-    while True:
-        page = idx.list_paginated(limit=100, pagination_token=token)
-        ids = [v.id for v in page.vectors]
-        if ids:
-            got = idx.fetch(ids=ids).vectors
-            q.upsert("loop", points=[models.PointStruct(id=i, vector=list(got[rid].values),
-                                                        payload={**(got[rid].metadata or {}), "pid": rid})
-                                     for i, rid in enumerate(ids, start=copied)], wait=True)
-            copied += len(ids)
-        token = page.pagination.next if page.pagination else None
-        if not token:
-            break
+    copied = 0
+    for ns in sorted(idx.describe_index_stats().namespaces):
+        token = None
+        while True:
+            page = idx.list_paginated(namespace=ns, limit=100, pagination_token=token)
+            ids = [v.id for v in page.vectors]
+            if ids:
+                got = idx.fetch(ids=ids, namespace=ns).vectors
+                q.upsert(f"loop{n}", points=[models.PointStruct(
+                    id=i, vector=list(got[rid].values), payload={**(got[rid].metadata or {}), "pid": rid})
+                    for i, rid in enumerate(ids, start=copied)], wait=True)
+                copied += len(ids)
+            token = page.pagination.next if page.pagination else None
+            if not token:
+                break
     assert copied == n, copied
     return time.perf_counter() - t
 
@@ -54,26 +60,22 @@ SERVER = """
 import sys, numpy as np
 sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tests"]
 from emulators.pinecone_emulator import EMU_KEY, PineconeEmulator
-n, dim, latency = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+n, dim, latency, spaces = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 emu = PineconeEmulator(api_key=EMU_KEY, seed=1)
 emu.create_index("src", dim, "dotproduct")
 vecs = np.random.default_rng(1).standard_normal((n, dim)).astype(np.float32)
-emu.seed("src", [(f"doc-{i:07d}", vecs[i], {"i": i, "tag": f"t{i % 10}"}, None) for i in range(n)])
+for k in range(spaces):  # the same records, dealt over the namespaces ("" is the default one)
+    emu.seed("src", [(f"doc-{i:07d}", vecs[i], {"i": i, "tag": f"t{i % 10}"}, None)
+                     for i in range(k, n, spaces)], namespace="" if k == 0 else f"tenant-{k}")
 emu.faults.latency_ms = latency
 print(emu.url, emu.host("src"), flush=True)
 sys.stdin.read()  # serve until the benchmark closes our stdin
 """
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--records", type=int, default=10_000)
-    ap.add_argument("--dim", type=int, default=256)
-    ap.add_argument("--latency-ms", type=float, default=20)
-    args = ap.parse_args()
-    n, dim = args.records, args.dim
+def measure(n: int, dim: int, latency_ms: float, spaces: int) -> None:
     # The service is another process, as a real one is: it must not share our GIL.
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(ROOT), str(n), str(dim), str(args.latency_ms)],
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(ROOT), str(n), str(dim), str(latency_ms), str(spaces)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         url, host = server.stdout.readline().split()
@@ -84,7 +86,7 @@ def main() -> None:
         from vmkit import Migration
 
         with tempfile.TemporaryDirectory() as tmp:
-            m = Migration.create("pinecone://src", "qdrant:///:memory:?collection=vm", migration_id="b",
+            m = Migration.create("pinecone://src", f"qdrant:///:memory:?collection=vm{spaces}", migration_id="b",
                                  state=Path(tmp) / "s.db", verify=False)
             t = time.perf_counter()
             status = m.run()
@@ -95,12 +97,24 @@ def main() -> None:
     finally:
         server.stdin.close()
         server.wait(timeout=30)
-    print(f"Pinecone emulator ({args.latency_ms:.0f} ms/request, own process) -> Qdrant, {n} x {dim}")
+    print(f"\nPinecone emulator ({latency_ms:.0f} ms/request, own process) -> Qdrant, {n} x {dim} "
+          f"in {spaces} namespace{'s' if spaces > 1 else ''}")
     print(f"{'':44}{'seconds':>9}{'records/s':>12}{'speed-up':>10}")
     print(f"{'sequential SDK loop (list 100, fetch, upsert)':44}{loop_s:9.2f}{n / loop_s:12.0f}{1:10.2f}")
     print(f"{'vmkit pipelined (checkpoints + sampling)':44}{vm_s:9.2f}{n / vm_s:12.0f}{loop_s / vm_s:10.2f}")
     print(f"vmkit: {status.batches} checkpoints, {status.validation['batches']} batches validated; "
           f"full verification {'passed' if ok else 'FAILED'} in {verify_s:.2f} s (not in the ratio)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--records", type=int, default=10_000)
+    ap.add_argument("--dim", type=int, default=256)
+    ap.add_argument("--latency-ms", type=float, default=20)
+    ap.add_argument("--namespaces", default="1,8", help="comma-separated namespace counts to measure")
+    args = ap.parse_args()
+    for spaces in (int(x) for x in args.namespaces.split(",")):
+        measure(args.records, args.dim, args.latency_ms, spaces)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -89,21 +90,72 @@ def test_describe_count_and_capabilities(src: dict) -> None:
 
 
 # -- scan --------------------------------------------------------------------------------------
+def _in_turns(src: dict, limit: int, streams: int) -> list[tuple[str, str]]:
+    """The documented read order: up to ``streams`` namespaces open at once, started in
+    bytewise order, each giving one batch of up to ``limit`` ids (bytewise) per turn."""
+    waiting = sorted(src, key=str.encode)
+    open_: list[list] = []
+    order = []
+    while waiting or open_:
+        while waiting and len(open_) < streams:
+            ns = waiting.pop(0)
+            open_.append([ns, sorted(src[ns], key=str.encode)])
+        ns, ids = open_.pop(0)
+        order += [(ns, rid) for rid in ids[:limit]]
+        if ids[limit:]:
+            open_.append([ns, ids[limit:]])
+    return order
+
+
 @pytest.mark.parametrize("limit", [7, 100, 250, 1000])
-def test_scan_reads_every_namespace_once(src: dict, limit: int) -> None:
-    seen, _ = _scan_all("pinecone://src", limit)
-    expected = [(ns, rid) for ns in sorted(SPACES) for rid in sorted(src[ns])]
-    assert seen == expected  # namespaces in order, ids bytewise, no gaps, no duplicates
+@pytest.mark.parametrize("streams", [1, 2, 4])
+def test_scan_reads_every_namespace_once(src: dict, limit: int, streams: int) -> None:
+    seen, _ = _scan_all(f"pinecone://src?list_streams={streams}", limit)
+    assert sorted(seen) == sorted((ns, rid) for ns in SPACES for rid in src[ns])  # each once
+    assert seen == _in_turns(src, limit, streams)  # namespaces in turn, ids bytewise
+    if streams == 1:
+        assert seen == [(ns, rid) for ns in sorted(SPACES) for rid in sorted(src[ns])]
 
 
-def test_scan_resumes_from_any_persisted_cursor(src: dict) -> None:
-    full, cursors = _scan_all("pinecone://src", 37)
+@pytest.mark.parametrize("streams", [1, 2, 4])
+def test_scan_resumes_from_any_persisted_cursor(src: dict, streams: int) -> None:
+    uri = f"pinecone://src?list_streams={streams}"
+    full, cursors = _scan_all(uri, 37)
     states = [orjson.loads(c) for c, _ in cursors[:-1]]
-    assert any(s.get("done") for s in states) and any(s.get("token") for s in states)
+    assert any(token for s in states for _, token in s["open"])  # mid-namespace
+    assert any(len(s["open"]) < streams and s["after"] == "beta" for s in states)  # some finished
     for cursor, done in cursors[:-1]:
         # a fresh connector (new SDK client) from the stored cursor reads exactly the rest
-        rest, _ = _scan_all("pinecone://src", 37, cursor)
+        rest, _ = _scan_all(uri, 37, cursor)
         assert rest == full[done:]
+
+
+def _most_namespaces_listed_at_once(emu: PineconeEmulator, since: float) -> int:
+    lists = [r for r in emu.requests("list") if r.started >= since]
+    return max(len({o.namespace for o in lists if o.started <= r.started < o.ended}) for r in lists)
+
+
+def test_namespaces_are_listed_at_once(emu: PineconeEmulator) -> None:
+    emu.create_index("many", DIM, "dotproduct")
+    for ns in ("a", "b", "c", "d", "e"):
+        emu.seed("many", _rows(ns, 250), namespace=ns)
+    emu.faults.latency_ms = 15
+    for streams, most in ((1, 1), (4, 4)):
+        since = time.monotonic()
+        seen, _ = _scan_all(f"pinecone://many?list_streams={streams}", 100)
+        assert sorted(seen) == sorted((ns, f"{ns}-{i:04d}") for ns in "abcde" for i in range(250))
+        assert _most_namespaces_listed_at_once(emu, since) == most
+
+
+def test_scan_resumes_cursors_of_the_one_namespace_at_a_time_form(src: dict) -> None:
+    """State files written before namespaces were listed at once still resume."""
+    full, cursors = _scan_all("pinecone://src?list_streams=1", 37)
+    (ns, token), = orjson.loads(cursors[0][0])["open"]
+    old = orjson.dumps({"ns": ns, "token": token}).decode()
+    assert _scan_all("pinecone://src?list_streams=1", 37, old)[0] == full[37:]
+    finished = orjson.dumps({"ns": "", "done": True}).decode()
+    rest, _ = _scan_all("pinecone://src", 37, finished)
+    assert sorted(rest) == sorted(r for r in full if r[0] != "")
 
 
 def test_one_connector_scans_any_cursor_order(src: dict) -> None:
@@ -323,6 +375,9 @@ def test_missing_key_names_the_variable(emu: PineconeEmulator,
     assert connect("pinecone://idx?api_key_env=MY_PC_KEY").count() == 0
     with pytest.raises(ConfigError):
         connect("pinecone://idx?api_key_env=not a name")
+    for bad in ("0", "65", "two"):
+        with pytest.raises(ConfigError, match="list_streams"):
+            connect(f"pinecone://idx?list_streams={bad}")
 
 
 def test_unreachable_host_is_transient(emu: PineconeEmulator, sdk_sleeps: list) -> None:

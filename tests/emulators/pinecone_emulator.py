@@ -135,6 +135,8 @@ class Logged:
     nbytes: int
     records: int = 0
     namespace: str | None = None
+    started: float = 0.0  # time.monotonic() when the request came in
+    ended: float = 0.0  # and when its answer was ready (latency included)
 
 
 class PineconeEmulator:
@@ -227,7 +229,7 @@ class PineconeEmulator:
     def dispatch(self, index: str | None, method: str, target: str, headers: Any,
                  raw: bytes) -> tuple[int, bytes, dict[str, str]]:
         url = urlsplit(target)
-        entry = Logged("control" if index is None else index, "?", 0, len(raw))
+        entry = Logged("control" if index is None else index, "?", 0, len(raw), started=time.monotonic())
         try:
             if headers.get("Api-Key") != self.api_key:
                 raise ApiFailure(401, "Invalid API Key", "UNAUTHENTICATED")
@@ -246,7 +248,7 @@ class PineconeEmulator:
             else:
                 body = orjson.dumps({"code": _GRPC_CODES.get(f.code, 2), "message": f.message,
                                      "details": []})
-        entry.status = status
+        entry.status, entry.ended = status, time.monotonic()
         with self._lock:
             self.log.append(entry)
         return status, body, extra

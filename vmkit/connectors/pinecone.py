@@ -12,9 +12,10 @@
 - ``cloud=aws&region=us-east-1``  where ``create`` puts a new serverless index
 - ``ready_timeout=600`` seconds ``create``/``drop`` wait for the index to be ready/gone
 
-The scan cursor is a JSON string: ``{"ns": NS, "token": T}`` (list pagination token, null at
-the start of a namespace), ``{"ns": NS, "done": true}`` once NS is finished (the next namespace
-is found by the next call), or ``{"offset": BYTES, "line": N}`` when walking an ids file.
+- ``list_streams=4``    namespaces listed at once by a whole-index scan (listing is sequential
+                       within a namespace: see pinecone_scan)
+
+Reading the whole index (scan) lives in ``pinecone_scan``, with its cursor format.
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import parse_qs, quote_plus, urlsplit
 
 import numpy as np
@@ -36,6 +36,7 @@ import orjson
 
 from vmkit.batching import split_batch
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
+from vmkit.connectors.pinecone_scan import ListScan, canonical_ns, scan_ids_file
 from vmkit.errors import (
     ConfigError,
     InvalidData,
@@ -50,9 +51,6 @@ log = logging.getLogger(__name__)
 
 _TO_PINECONE = {"cosine": "cosine", "euclidean": "euclidean", "dot": "dotproduct"}
 _FROM_PINECONE = {v: k for k, v in _TO_PINECONE.items()}
-_DEFAULT_NS = "__default__"  # how 2026-07 stats name the default namespace ("" on the wire)
-_LIST_PAGE = 100  # list ids per page (SDK and service maximum)
-_Listed = tuple[list[str], "str | None", list["Future[RecordBatch]"]]  # ids, next token, fetches
 _FETCH_IDS = 1000  # ids per fetch / delete request
 # fetch is a GET with every id in the query string; proxies cap request lines at 8-64 KB, so a
 # request also stays under this many encoded bytes (1000 UUIDs fit in about 3 requests)
@@ -86,10 +84,6 @@ class ListUnsupported(ConfigError, TerminalError):
     """A pod-based index cannot enumerate its ids: a config problem, and never worth a retry."""
 
 
-def _canonical_ns(ns: str) -> str:
-    return "" if ns == _DEFAULT_NS else ns
-
-
 class PineconeConnector(Connector):
     scheme = "pinecone"
     extra = "pinecone"
@@ -101,7 +95,7 @@ class PineconeConnector(Connector):
         if not self.index_name:
             raise ConfigError("pinecone:// URI needs an index name, e.g. pinecone://my-index")
         blanks = parse_qs(parts.query, keep_blank_values=True)  # 'namespace=' is meaningful
-        self.namespace = _canonical_ns(blanks["namespace"][-1]) if "namespace" in blanks else None
+        self.namespace = canonical_ns(blanks["namespace"][-1]) if "namespace" in blanks else None
         self.host = self.params.get("host")
         self.key_env = self.params.get("api_key_env", "PINECONE_API_KEY")
         if not _ENV_NAME.fullmatch(self.key_env):
@@ -116,9 +110,13 @@ class PineconeConnector(Connector):
         except ValueError:
             raise ConfigError("ready_timeout must be a number of seconds") from None
         self._lock = threading.RLock()
-        self._pool: ThreadPoolExecutor | None = None  # fetches overlapping list pages
-        self._lister: ThreadPoolExecutor | None = None  # lists the next batch ahead
-        self._ahead: tuple[tuple[str, str, int], Future[_Listed]] | None = None
+        try:
+            streams = int(self.params.get("list_streams", 4))
+        except ValueError:
+            streams = 0
+        if not 1 <= streams <= 64:
+            raise ConfigError("list_streams must be a whole number from 1 to 64")
+        self._list_scan = ListScan(self, streams)
         self._pc: Any = None
         self._index: Any = None
         self._model_cache: Any = None
@@ -138,11 +136,11 @@ class PineconeConnector(Connector):
                     from pinecone import Pinecone
                 except ImportError:
                     raise MissingDependency("pinecone", self.extra) from None
-                with self._errors("connect"):
+                with self.errors("connect"):
                     self._pc = Pinecone(api_key=self._key())
             return self._pc
 
-    def _data(self) -> Any:
+    def data_plane(self) -> Any:
         with self._lock:
             if self._index is None:
                 host = self.host
@@ -152,7 +150,7 @@ class PineconeConnector(Connector):
                         raise TerminalError(f"Pinecone index '{self.index_name}' does not exist "
                                             "or has no host yet")
                     host = model.host
-                with self._errors("connect"):
+                with self.errors("connect"):
                     self._index = self._control().index(host=host)
             return self._index
 
@@ -164,7 +162,7 @@ class PineconeConnector(Connector):
                 from pinecone.errors.exceptions import NotFoundError
 
                 try:
-                    with self._errors("describe index"):
+                    with self.errors("describe index"):
                         self._model_cache = pc.indexes.describe(self.index_name)
                 except TerminalError as exc:
                     if not isinstance(exc.__cause__, NotFoundError):
@@ -173,7 +171,7 @@ class PineconeConnector(Connector):
             return self._model_cache
 
     @contextmanager
-    def _errors(self, what: str, write: bool = False) -> Iterator[None]:
+    def errors(self, what: str, write: bool = False) -> Iterator[None]:
         """Translate SDK failures: 429/5xx/408/network -> TransientError; on a ``write``, a
         refusal of the data (400/413/422, or the SDK's own checks) -> InvalidData, which the
         runner bisects to the culprit records; anything else -> TerminalError."""
@@ -242,7 +240,7 @@ class PineconeConnector(Connector):
         dense = model.schema.fields.get("_values")
         dimension = int(getattr(dense, "dimension", 0) or 0)
         metric = _FROM_PINECONE.get(getattr(dense, "metric", "dotproduct"), "dot")
-        counts = self._counts()
+        counts = self.namespace_counts()
         if self.namespace is not None:
             counts = {self.namespace: counts.get(self.namespace, 0)}
         return CollectionInfo(
@@ -256,15 +254,15 @@ class PineconeConnector(Connector):
         )
 
     def count(self) -> int:
-        counts = self._counts()
+        counts = self.namespace_counts()
         if self.namespace is not None:
             return counts.get(self.namespace, 0)
         return sum(counts.values())
 
-    def _counts(self) -> dict[str, int]:
-        with self._errors("describe_index_stats"):
-            stats = self._data().describe_index_stats()
-        return {_canonical_ns(ns): s.vector_count for ns, s in stats.namespaces.items()
+    def namespace_counts(self) -> dict[str, int]:
+        with self.errors("describe_index_stats"):
+            stats = self.data_plane().describe_index_stats()
+        return {canonical_ns(ns): s.vector_count for ns, s in stats.namespaces.items()
                 if s.vector_count}
 
     def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
@@ -272,8 +270,8 @@ class PineconeConnector(Connector):
             raise ValueError("scan limit must be at least 1")
         state = orjson.loads(cursor) if cursor else None
         if self.ids_file is not None:
-            return self._scan_file(state, limit)
-        if state is not None and "ns" not in state:
+            return scan_ids_file(self, state, limit)
+        if state is not None and "offset" in state:
             raise ConfigError("this cursor belongs to an ids_file scan; keep the same URI to resume")
         if not self._listable():
             raise ListUnsupported(
@@ -282,142 +280,20 @@ class PineconeConnector(Connector):
                 f"pinecone://{self.index_name}?ids_file=/abs/path/ids.txt (one id a line, or "
                 "namespace<TAB>id), e.g. exported from your application's database."
             )
-        if state is None or state.get("done"):  # at the start, or past a finished namespace
-            ns, token = self._next_ns(None if state is None else state["ns"]), None
-        else:
-            ns, token = state["ns"], state["token"]
-        while ns is not None:
-            batch, token = self._list_and_fetch(ns, token, limit)
-            if batch is not None and len(batch):
-                # Finding the next namespace is left to the next call, so that a failure
-                # there never costs the records already fetched.
-                nxt = {"ns": ns, "token": token} if token else {"ns": ns, "done": True}
-                return batch, orjson.dumps(nxt).decode()
-            if not token:  # else the listed ids vanished before the fetch: read on
-                ns = self._next_ns(ns)
-        return RecordBatch.empty(self._dimension()), None
-
-    def _list_and_fetch(self, ns: str, token: str | None, limit: int
-                        ) -> tuple[RecordBatch | None, str | None]:
-        """List up to ``limit`` ids and fetch them, each page's fetch running while the next
-        page is listed (list pages are sequential by nature; fetches need not wait). The next
-        batch is listed ahead while this one's last fetches finish, so listing never pauses."""
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(4, thread_name_prefix="vmkit-pinecone-fetch")
-                self._lister = ThreadPoolExecutor(1, thread_name_prefix="vmkit-pinecone-list")
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None and ahead[0] == (ns, token or "", limit):
-            ids, token, futures = ahead[1].result()  # a failed listing raises here, as inline would
-        else:
-            ids, token, futures = self._list_submitting(ns, token, limit)
-        if token and self._lister is not None:
-            self._ahead = ((ns, token, limit), self._lister.submit(self._list_submitting, ns, token, limit))
-        if not ids:
-            return None, token
-        batch = RecordBatch.concat([f.result() for f in futures])
-        batch.namespace = ns
-        return batch, token
-
-    def _list_submitting(self, ns: str, token: str | None, limit: int) -> _Listed:
-        """List a batch's ids, submitting each page's fetch as soon as the page arrives."""
-        assert self._pool is not None
-        pool, futures = self._pool, list[Future[RecordBatch]]()
-        ids, token = self._list_ids(ns, token, limit,
-                                    on_page=lambda page: futures.append(pool.submit(self.fetch, page, ns)))
-        return ids, token, futures
-
-    def _list_ids(self, ns: str, token: str | None, limit: int,
-                  on_page: Callable[[list[str]], None] | None = None) -> tuple[list[str], str | None]:
-        """Up to ``limit`` ids after ``token``, asking for exactly what is missing so that the
-        returned token resumes right after the last id (never mid-page). A transient failure
-        after some pages returns those (a shorter batch) instead of losing them."""
-        index, ids = self._data(), list[str]()
-        while len(ids) < limit:
-            try:
-                with self._errors("list"):
-                    page = index.list_paginated(namespace=ns, pagination_token=token,
-                                                limit=min(_LIST_PAGE, limit - len(ids)))
-            except TransientError:
-                if not ids:
-                    raise
-                log.debug("list interrupted after %d ids; returning those", len(ids))
-                break
-            page_ids = [v.id for v in page.vectors]
-            ids.extend(page_ids)
-            if on_page is not None and page_ids:
-                on_page(page_ids)
-            token = page.pagination.next if page.pagination is not None else None
-            if not token:
-                break
-        return ids, token or None
-
-    def _next_ns(self, current: str | None) -> str | None:
-        """The namespace after ``current`` in bytewise order (the first one for None)."""
-        if self.namespace is not None:
-            return self.namespace if current is None else None
-        names = sorted(self._counts(), key=str.encode)
-        later = [n for n in names if current is None or n.encode() > current.encode()]
-        return later[0] if later else None
-
-    def _open_ids_file(self) -> BinaryIO:
-        try:
-            return open(str(self.ids_file), "rb")
-        except OSError as exc:
-            raise ConfigError(f"cannot read ids_file: {exc.strerror}") from None
-
-    def _scan_file(self, state: dict | None, limit: int) -> tuple[RecordBatch, str | None]:
-        if state is not None and "offset" not in state:
-            raise ConfigError("this cursor belongs to a list scan; drop ids_file to resume it")
-        offset, line = (0, 0) if state is None else (state["offset"], state["line"])
-        default_ns = self.namespace or ""
-        with self._open_ids_file() as f:
-            f.seek(offset)
-            while True:
-                ns, ids, more = None, [], False
-                while True:
-                    start, raw = f.tell(), f.readline()
-                    if not raw:
-                        break
-                    try:
-                        text = raw.decode("utf-8").rstrip("\r\n")
-                    except UnicodeDecodeError:
-                        raise ConfigError(f"ids_file line {line + 1} is not UTF-8") from None
-                    lns, tab, rid = text.partition("\t")
-                    lns, rid = (_canonical_ns(lns), rid) if tab else (default_ns, text)
-                    if not rid or (self.namespace is not None and lns != self.namespace):
-                        line += 1
-                        continue
-                    if ns is not None and (lns != ns or len(ids) == limit):
-                        f.seek(start)  # batches hold one namespace: this line starts the next
-                        more = True
-                        break
-                    line += 1
-                    ns = lns
-                    ids.append(rid)
-                cursor = orjson.dumps({"offset": f.tell(), "line": line}).decode()
-                if ns is not None:
-                    batch = self.fetch(ids, ns)
-                    if missing := len(ids) - len(batch):
-                        log.warning("%d ids from ids_file (before line %d) are not in index '%s'",
-                                    missing, line, self.index_name)
-                    if len(batch) or not more:
-                        return batch, cursor if more else None
-                if not more:
-                    return RecordBatch.empty(self._dimension()), None
+        return self._list_scan.scan(state, limit)
 
     def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
-        namespace = _canonical_ns(namespace)
+        namespace = canonical_ns(namespace)
         wanted = [str(i) for i in ids]
         found: dict[str, Any] = {}
-        index = self._data()
+        index = self.data_plane()
         for chunk in _url_chunks(list(dict.fromkeys(wanted))):
-            with self._errors("fetch"):
+            with self.errors("fetch"):
                 found.update(index.fetch(ids=chunk, namespace=namespace).vectors)
         order = [i for i in dict.fromkeys(wanted) if i in found]
         rows = [found[i] for i in order]
         if not rows:
-            return RecordBatch.empty(self._dimension(), namespace)
+            return RecordBatch.empty(self.dimension(), namespace)
         sparse = [None if v.sparse_values is None
                   else SparseVector.of(v.sparse_values.indices, v.sparse_values.values)
                   for v in rows]
@@ -429,7 +305,7 @@ class PineconeConnector(Connector):
             namespace=namespace,
         )
 
-    def _dimension(self) -> int:
+    def dimension(self) -> int:
         model = self._model_cache
         dense = model.schema.fields.get("_values") if model is not None else None
         return int(getattr(dense, "dimension", 0) or 0)
@@ -437,12 +313,12 @@ class PineconeConnector(Connector):
     def upsert(self, batch: RecordBatch) -> None:
         if not len(batch):
             return
-        index = self._data()
-        namespace = _canonical_ns(batch.namespace)
+        index = self.data_plane()
+        namespace = canonical_ns(batch.namespace)
         for chunk in split_batch(batch, CAPABILITIES):
             for part, items in self._fit(chunk):
                 try:
-                    with self._errors(f"upsert of {len(part)} records into namespace "
+                    with self.errors(f"upsert of {len(part)} records into namespace "
                                       f"'{namespace}'", write=True):
                         index.upsert(vectors=items, namespace=namespace)
                 except InvalidData as exc:
@@ -466,7 +342,7 @@ class PineconeConnector(Connector):
 
     def _diagnose(self, batch: RecordBatch) -> Rejection | None:
         """The first record that breaks a rule Pinecone enforces, to name it in the error."""
-        dim = self._dimension()
+        dim = self.dimension()
         for rid, vec, meta, sparse in batch.rows():
             ns = batch.namespace
             if not isinstance(rid, str) or not 1 <= len(rid) <= 512 or not rid.isascii() \
@@ -492,11 +368,11 @@ class PineconeConnector(Connector):
         return None
 
     def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
-        wanted, index = [str(i) for i in ids], self._data()
+        wanted, index = [str(i) for i in ids], self.data_plane()
         for start in range(0, len(wanted), _FETCH_IDS):
-            with self._errors("delete"):
+            with self.errors("delete"):
                 index.delete(ids=wanted[start:start + _FETCH_IDS],
-                             namespace=_canonical_ns(namespace))
+                             namespace=canonical_ns(namespace))
 
     def create(self, spec: TargetSpec) -> None:
         metric = _TO_PINECONE.get(spec.metric)
@@ -512,7 +388,7 @@ class PineconeConnector(Connector):
         if spec.sparse and spec.dimension > 0 and metric != "dotproduct":
             log.warning("index '%s' stores sparse values, but only dotproduct indexes can query "
                         "them (metric is %s)", self.index_name, metric)
-        with self._errors("create index"):
+        with self.errors("create index"):
             self._control().indexes.create(
                 name=self.index_name,
                 schema={"fields": fields},
@@ -529,7 +405,7 @@ class PineconeConnector(Connector):
         from pinecone.errors.exceptions import NotFoundError
 
         try:
-            with self._errors("delete index"):
+            with self.errors("delete index"):
                 pc.indexes.delete(self.index_name, timeout=-1)
         except TerminalError as exc:
             if not isinstance(exc.__cause__, NotFoundError):
@@ -556,13 +432,7 @@ class PineconeConnector(Connector):
             pause = min(pause * 2, 5.0)
 
     def close(self) -> None:
-        with self._lock:
-            lister, pool = self._lister, self._pool
-            self._lister, self._pool, self._ahead = None, None, None
-        # Outside the lock: a listing ahead may be waiting for it (in _data) to finish.
-        for executor in (lister, pool):  # the lister first: it may still submit fetches
-            if executor is not None:
-                executor.shutdown(wait=True, cancel_futures=True)
+        self._list_scan.close()  # outside the lock: a listing ahead may be waiting for it
         with self._lock:
             for client in (self._index, self._pc):
                 if client is not None:

@@ -1,0 +1,232 @@
+"""Reading a whole Pinecone index: list ids and fetch them, several namespaces at once; or walk
+a file of ids (pod-based indexes cannot list).
+
+Listing is what bounds a Pinecone read. A page holds at most 100 ids and needs the previous
+page's token, so one namespace lists one page per round trip however many threads wait.
+Namespaces are independent: up to ``list_streams`` of them (URI option, default 4) are listed
+at once, each one batch ahead of the reader, and each listed page's fetch starts as soon as the
+page arrives. Their batches are handed out in turn, in a fixed rotation, so a scan is
+deterministic and a cursor resumes it exactly.
+
+Cursors are JSON. A listing scan: ``{"open": [[NS, TOKEN], ...], "after": NS}``, the namespaces
+being read in the order their turns come (TOKEN null at a namespace's start) and the last
+namespace started in bytewise order; later ones are still to come, earlier ones not open are
+finished. Cursors of the single-namespace form ``{"ns": NS, "token": T}`` / ``{"ns": NS,
+"done": true}`` still resume. An ids-file walk: ``{"offset": BYTES, "line": N}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import orjson
+
+from vmkit.errors import ConfigError, TransientError
+from vmkit.records import RecordBatch
+
+if TYPE_CHECKING:
+    from vmkit.connectors.pinecone import PineconeConnector
+
+log = logging.getLogger("vmkit.connectors.pinecone")
+
+LIST_PAGE = 100  # ids per list page (SDK and service maximum)
+_Key = tuple[str, str, int]  # namespace, token ("" at its start), batch size
+_Listed = tuple[list[str], "str | None", list["Future[RecordBatch]"]]  # ids, next token, fetches
+_Stream = list[Any]  # [namespace, token or None]
+
+
+def open_streams(state: dict[str, Any] | None) -> tuple[list[_Stream], str | None]:
+    """The open namespaces (in turn order, with their tokens) and the last one started."""
+    if state is None:
+        return [], None
+    if "open" in state:
+        return [[ns, token] for ns, token in state["open"]], state["after"]
+    if state.get("done"):
+        return [], state["ns"]
+    return [[state["ns"], state["token"]]], state["ns"]
+
+
+class ListScan:
+    """The listing scan of one connector; owns the threads that list and fetch ahead."""
+
+    def __init__(self, conn: PineconeConnector, streams: int) -> None:
+        self._conn = conn
+        self._streams = streams
+        self._lock = threading.Lock()
+        self._listers: ThreadPoolExecutor | None = None
+        self._fetchers: ThreadPoolExecutor | None = None
+        self._ahead: dict[_Key, Future[_Listed]] = {}
+        self._names: list[str] | None = None  # namespaces holding records, bytewise
+
+    def scan(self, state: dict[str, Any] | None, limit: int) -> tuple[RecordBatch, str | None]:
+        streams, after = open_streams(state)
+        while True:
+            after = self._top_up(streams, after)
+            if not streams:
+                return RecordBatch.empty(self._conn.dimension()), None
+            for ns, token in streams[: self._streams]:
+                self._list_ahead(ns, token, limit)
+            ns, token = streams.pop(0)
+            ids, token, fetches = self._take(ns, token, limit)
+            if token:  # its next turn comes after the others'
+                streams.append([ns, token])
+                self._list_ahead(ns, token, limit)
+            self._forget_all_but(streams, limit)
+            if ids:
+                batch = RecordBatch.concat([f.result() for f in fetches])
+                batch.namespace = ns
+                if len(batch):
+                    return batch, orjson.dumps({"open": streams, "after": after}).decode()
+            # else nothing listed, or the listed ids vanished before the fetch: next turn
+
+    def _top_up(self, streams: list[_Stream], after: str | None) -> str | None:
+        """Open namespaces until ``list_streams`` are open or none is left to start."""
+        while len(streams) < self._streams:
+            # Ask the index again only when nothing is open: one stats call per namespace
+            # boundary at most, and never between a listed batch and its return.
+            nxt = self._next_namespace(after, refresh=not streams)
+            if nxt is None:
+                break
+            streams.append([nxt, None])
+            after = nxt
+        return after
+
+    def _next_namespace(self, after: str | None, refresh: bool) -> str | None:
+        if self._conn.namespace is not None:
+            return self._conn.namespace if after is None else None
+
+        def later() -> list[str]:
+            return [n for n in self._names or [] if after is None or n.encode() > after.encode()]
+
+        if self._names is None or (refresh and not later()):
+            self._names = sorted(self._conn.namespace_counts(), key=str.encode)
+        rest = later()
+        return rest[0] if rest else None
+
+    def _pools(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
+        with self._lock:
+            if self._listers is None or self._fetchers is None:
+                self._listers = ThreadPoolExecutor(self._streams, thread_name_prefix="vmkit-pinecone-list")
+                self._fetchers = ThreadPoolExecutor(2 * self._streams, thread_name_prefix="vmkit-pinecone-fetch")
+            return self._listers, self._fetchers
+
+    def _list_ahead(self, ns: str, token: str | None, limit: int) -> None:
+        key = (ns, token or "", limit)
+        if key not in self._ahead:
+            listers, _ = self._pools()
+            self._ahead[key] = listers.submit(self._list_submitting, ns, token, limit)
+
+    def _take(self, ns: str, token: str | None, limit: int) -> _Listed:
+        """The listing for this turn (a failed one raises here, as listing inline would)."""
+        future = self._ahead.pop((ns, token or "", limit), None)
+        return future.result() if future is not None else self._list_submitting(ns, token, limit)
+
+    def _forget_all_but(self, streams: list[_Stream], limit: int) -> None:
+        """Drop listings ahead that no open stream will take (another cursor was given)."""
+        wanted = {(ns, token or "", limit) for ns, token in streams}
+        for key in [k for k in self._ahead if k not in wanted]:
+            self._ahead.pop(key).cancel()
+
+    def _list_submitting(self, ns: str, token: str | None, limit: int) -> _Listed:
+        """List a batch's ids, submitting each page's fetch as soon as the page arrives."""
+        _, fetchers = self._pools()
+        futures: list[Future[RecordBatch]] = []
+        ids, token = self.list_ids(
+            ns, token, limit, on_page=lambda page: futures.append(fetchers.submit(self._conn.fetch, page, ns)))
+        return ids, token, futures
+
+    def list_ids(self, ns: str, token: str | None, limit: int,
+                 on_page: Callable[[list[str]], None] | None = None) -> tuple[list[str], str | None]:
+        """Up to ``limit`` ids after ``token``, asking for exactly what is missing so that the
+        returned token resumes right after the last id (never mid-page). A transient failure
+        after some pages returns those (a shorter batch) instead of losing them."""
+        index, ids = self._conn.data_plane(), list[str]()
+        while len(ids) < limit:
+            try:
+                with self._conn.errors("list"):
+                    page = index.list_paginated(namespace=ns, pagination_token=token,
+                                                limit=min(LIST_PAGE, limit - len(ids)))
+            except TransientError:
+                if not ids:
+                    raise
+                log.debug("list interrupted after %d ids; returning those", len(ids))
+                break
+            page_ids = [v.id for v in page.vectors]
+            ids.extend(page_ids)
+            if on_page is not None and page_ids:
+                on_page(page_ids)
+            token = page.pagination.next if page.pagination is not None else None
+            if not token:
+                break
+        return ids, token or None
+
+    def close(self) -> None:
+        """Stop the threads. Called outside the connector's lock: a listing ahead may be
+        waiting for it (to build the SDK client) and must be let finish."""
+        with self._lock:
+            pools, self._listers, self._fetchers = (self._listers, self._fetchers), None, None
+            self._ahead = {}
+        for pool in pools:  # the listers first: they may still submit fetches
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+def scan_ids_file(conn: PineconeConnector, state: dict[str, Any] | None, limit: int
+                  ) -> tuple[RecordBatch, str | None]:
+    """The next batch of the ids file named by the URI (one namespace per batch)."""
+    if state is not None and "offset" not in state:
+        raise ConfigError("this cursor belongs to a list scan; drop ids_file to resume it")
+    offset, line = (0, 0) if state is None else (state["offset"], state["line"])
+    default_ns = conn.namespace or ""
+    with _open_ids_file(str(conn.ids_file)) as f:
+        f.seek(offset)
+        while True:
+            ns, ids, more = None, [], False
+            while True:
+                start, raw = f.tell(), f.readline()
+                if not raw:
+                    break
+                try:
+                    text = raw.decode("utf-8").rstrip("\r\n")
+                except UnicodeDecodeError:
+                    raise ConfigError(f"ids_file line {line + 1} is not UTF-8") from None
+                lns, tab, rid = text.partition("\t")
+                lns, rid = (canonical_ns(lns), rid) if tab else (default_ns, text)
+                if not rid or (conn.namespace is not None and lns != conn.namespace):
+                    line += 1
+                    continue
+                if ns is not None and (lns != ns or len(ids) == limit):
+                    f.seek(start)  # batches hold one namespace: this line starts the next
+                    more = True
+                    break
+                line += 1
+                ns = lns
+                ids.append(rid)
+            cursor = orjson.dumps({"offset": f.tell(), "line": line}).decode()
+            if ns is not None:
+                batch = conn.fetch(ids, ns)
+                if missing := len(ids) - len(batch):
+                    log.warning("%d ids from ids_file (before line %d) are not in index '%s'",
+                                missing, line, conn.index_name)
+                if len(batch) or not more:
+                    return batch, cursor if more else None
+            if not more:
+                return RecordBatch.empty(conn.dimension()), None
+
+
+DEFAULT_NS = "__default__"  # how 2026-07 stats name the default namespace ("" on the wire)
+
+
+def canonical_ns(ns: str) -> str:
+    return "" if ns == DEFAULT_NS else ns
+
+
+def _open_ids_file(path: str) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise ConfigError(f"cannot read ids_file: {exc.strerror}") from None
