@@ -16,7 +16,7 @@ from vmkit.state import StateStore
 from vmkit.status import Status
 from vmkit.sync import JournalingWriter, Sync, sync_status
 from vmkit.transform import map_batch
-from vmkit.validate import Verification, verify
+from vmkit.verification import Verification, verify
 
 __version__ = "0.1.0"
 

@@ -173,7 +173,7 @@ def _add_sample(report: Report, store: StateStore, plan: Plan,
     picks = sorted({int(i) for i in np.linspace(0, len(ledger) - 1, k).round()})
     quota = [sample // len(picks) + (n < sample % len(picks)) for n in range(len(picks))]
     normalize = plan.capabilities.normalizes_cosine and plan.target.metric == "cosine"
-    as_float = not plan.capabilities.metadata_big_ints  # same rules as vmkit.validate
+    as_float = not plan.capabilities.metadata_big_ints  # same rules as vmkit.validate.compare_opts
     refused = store.refused_keys(report.migration_id)
     cosines: list[np.ndarray] = []
     counts: dict[str, list[int]] = {}  # field -> [records, present, equal]

@@ -37,7 +37,8 @@ from vmkit.plan import plan as make_plan
 from vmkit.retry import call_with_retry
 from vmkit.state import BatchCommit, StateStore
 from vmkit.status import Status, read_status
-from vmkit.validate import Verification, is_sampled, validate_sample, verify
+from vmkit.validate import is_sampled, validate_sample
+from vmkit.verification import Verification, verify
 
 log = logging.getLogger("vmkit.runner")
 

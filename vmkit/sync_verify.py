@@ -23,7 +23,7 @@ from vmkit.ids import BadId, to_target_id
 from vmkit.plan import Plan
 from vmkit.records import RecordBatch, RecordId
 from vmkit.transform import map_batch
-from vmkit.validate import _compare_opts, same_vectors
+from vmkit.validate import compare_opts, same_vectors
 
 Key = tuple[str, RecordId]  # (namespace, id)
 BUCKETS = 256
@@ -76,7 +76,7 @@ class Sides:
                  retry: Callable[..., Any], reverse: Plan | None = None) -> None:
         self.source, self.target, self.plan, self.retry = source, target, plan, retry
         self.reverse = reverse
-        self.opts = _compare_opts(plan)
+        self.opts = compare_opts(plan)
 
     def close(self) -> None:
         self.source.close()

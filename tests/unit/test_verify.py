@@ -97,7 +97,7 @@ def test_cosine_copy_verifies_by_hash_alone_after_a_reopen(tmp_path, monkeypatch
     """The embedded Qdrant engine keeps the raw vectors on disk and hands them back after a
     reopen (unit vectors only until then): they are normalized as the source side is, so equal
     records match by hash, with none left for the slow exact re-check (all 400 before)."""
-    import vmkit.validate as validate
+    import vmkit.verification as verification
     from vmkit.datasets import fill
 
     src = f"qdrant://{tmp_path}/src?collection=docs"
@@ -107,8 +107,8 @@ def test_cosine_copy_verifies_by_hash_alone_after_a_reopen(tmp_path, monkeypatch
     m.run()
     m.close()
     rechecked: list[int] = []
-    real = validate._recheck
-    monkeypatch.setattr(validate, "_recheck", lambda suspects, *a: (rechecked.append(len(suspects)), real(suspects, *a))[1])
+    real = verification._recheck
+    monkeypatch.setattr(verification, "_recheck", lambda suspects, *a: (rechecked.append(len(suspects)), real(suspects, *a))[1])
     reopened = Migration.open("n", tmp_path / "s.db")  # a new connector: the engine reloads from disk
     result = reopened.verify()
     assert result.passed and result.matched == 400 and rechecked == [0], (str(result), rechecked)
