@@ -3,7 +3,8 @@
 Durability rules: WAL with ``synchronous=FULL`` (a kill -9 never loses a committed transaction),
 ``BEGIN IMMEDIATE`` for every write, a busy timeout, a schema version, an integrity check when a
 migration is resumed, and file mode 0600. URIs are checked for credentials before they get here;
-nothing secret is ever stored.
+nothing secret is ever stored. Whether a recorded runner lease is still live is vmkit.lease's
+call.
 
 Default location: ``./.vmkit/state.db`` relative to the working directory, or ``$VMKIT_STATE``.
 """
@@ -25,17 +26,13 @@ from typing import Any, Iterator
 
 import orjson
 
-from vmkit import crashpoints
+from vmkit import crashpoints, lease
 from vmkit.errors import IllegalTransition, LeaseHeld, StateCorrupt, StateError, UnknownMigration
 from vmkit.records import Rejection
 
 SCHEMA_VERSION = 1
 STATES = ("not_started", "in_progress", "completed", "rolled_back")
 _NEXT = {"not_started": {"in_progress"}, "in_progress": {"completed", "rolled_back"}}
-LEASE_TTL_S = 120.0  # a runner on another host is presumed dead after this long silent
-# Lease tokens held by runners in this process. A lease naming this pid with another token was
-# written by an earlier runner here (e.g. inside a state backup restored since): it is dead.
-_HELD: set[str] = set()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -337,7 +334,7 @@ class StateStore:
             if row is None:
                 raise UnknownMigration(mid)
             owner, opid, ohost, oat = row
-            if owner and _holder_alive(owner, opid, ohost, oat, now):
+            if owner and lease.holder_alive(owner, opid, ohost, oat, now):
                 raise LeaseHeld(
                     f"migration '{mid}' is already being run by pid {opid} on {ohost}; "
                     f"stop it with `vmkit migrate stop --id {mid}` or wait for it to finish"
@@ -346,11 +343,11 @@ class StateStore:
                 self._event(db, mid, "lease taken over", f"from dead pid {opid} on {ohost}")
             db.execute("UPDATE migrations SET lease_owner=?, lease_pid=?, lease_host=?, lease_at=? WHERE id=?",
                        (token, pid, host, now, mid))
-            _HELD.add(token)
+            lease.hold(token)
         return token
 
     def release_lease(self, mid: str, token: str) -> None:
-        _HELD.discard(token)  # first: a failed release still leaves no live holder here
+        lease.drop(token)  # first: a failed release still leaves no live holder here
         with self._tx() as db:
             db.execute("UPDATE migrations SET lease_owner=NULL, lease_pid=NULL, lease_host=NULL"
                        " WHERE id=? AND lease_owner=?", (mid, token))
@@ -381,24 +378,6 @@ def _create_store_file(path: Path) -> None:
 def _must_update(cursor: sqlite3.Cursor, mid: str) -> None:
     if cursor.rowcount == 0:
         raise UnknownMigration(mid)
-
-
-def _holder_alive(token: str, pid: int | None, host: str | None, at: float | None, now: float) -> bool:
-    if host == socket.gethostname() and pid:
-        if pid == os.getpid():
-            return token in _HELD  # a runner here (e.g. a notebook thread) still holds it
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        try:  # a zombie is dead for our purposes
-            with open(f"/proc/{pid}/stat") as f:
-                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-        except OSError:
-            return True
-    return at is not None and now - at < LEASE_TTL_S
 
 
 def _record(d: dict[str, Any]) -> MigrationRecord:

@@ -7,7 +7,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from vmkit.state import StateStore, _holder_alive
+from vmkit.lease import holder_alive
+from vmkit.state import StateStore
 
 
 @dataclass
@@ -98,7 +99,7 @@ def _f(x: Any) -> str:
 def read_status(store: StateStore, mid: str) -> Status:
     rec = store.get(mid)
     running = None
-    if rec.lease_owner and _holder_alive(rec.lease_owner, rec.lease_pid, rec.lease_host, rec.lease_at,
+    if rec.lease_owner and holder_alive(rec.lease_owner, rec.lease_pid, rec.lease_host, rec.lease_at,
                                          time.time()):
         running = f"pid {rec.lease_pid} on {rec.lease_host}"
     v = store.query(

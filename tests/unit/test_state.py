@@ -587,7 +587,7 @@ def test_lease_held_by_live_process_then_taken_over_after_kill(tmp_path):
 
 
 def test_lease_from_another_host_expires_only_after_ttl(store):
-    from vmkit import state as state_mod
+    from vmkit.lease import LEASE_TTL_S
 
     mid = new_migration(store, state="in_progress")
     now = time.time()
@@ -604,7 +604,7 @@ def test_lease_from_another_host_expires_only_after_ttl(store):
           " WHERE id=?", now, mid)
     with pytest.raises(LeaseHeld, match="on elsewhere"):
         store.acquire_lease(mid)
-    write("UPDATE migrations SET lease_at=? WHERE id=?", now - state_mod.LEASE_TTL_S - 1, mid)
+    write("UPDATE migrations SET lease_at=? WHERE id=?", now - LEASE_TTL_S - 1, mid)
     token = store.acquire_lease(mid)
     assert store.get(mid).lease_owner == token and store.get(mid).lease_host != "elsewhere"
 
