@@ -1,16 +1,14 @@
 """map_batch(batch, plan): the pure transform from source records to target-ready records.
 
 Every record comes out either mapped or rejected with its reason and field, so that
-read = written + rejected holds for every batch. The input batch is never mutated.
+read = written + rejected holds for every batch. The input batch is never mutated. Here: ids,
+vectors and request limits; what happens to metadata values is vmkit.metadata_rules.
 """
 
 from __future__ import annotations
 
-import datetime
-import math
-import re
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 import numpy as np
 import orjson
@@ -19,11 +17,16 @@ from vmkit import kernels
 from vmkit.batching import RECORD_OVERHEAD, record_sizes
 from vmkit.connectors.base import Capabilities
 from vmkit.ids import ID_KIND_KEY, ORIGINAL_ID_KEY, UINT_MAX, BadId, restore_source_id, to_target_id
+from vmkit.metadata_rules import (
+    Reject,
+    json_values,
+    map_metadata,
+    metadata_passthrough,
+    values_need_walk,
+)
 from vmkit.plan import Plan
 from vmkit.records import Metadata, RecordBatch, RecordId, Rejection
 
-_FLOAT_EXACT = 2**53
-_DATES = (datetime.date, datetime.time)  # datetime.datetime is a date
 _F32_MAX = float(np.finfo(np.float32).max)
 # A row whose norm reaches this squares past float32: a normalizing target divides by an
 # infinite norm and stores zeros.
@@ -43,12 +46,6 @@ class MappedBatch:
         return len(self.batch) + len(self.rejected)
 
 
-class _Reject(Exception):
-    def __init__(self, reason: str, field: str) -> None:
-        super().__init__(reason)
-        self.reason, self.field = reason, field
-
-
 def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
     caps = plan.capabilities
     rejected = list(batch.rejected)
@@ -61,8 +58,8 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
     if plan.namespace_policy == "collections" and ns not in plan.namespace_collections:
         bad_rows = {i: (f"namespace {ns!r} has no collection in the plan (it appeared after "
                         "planning: re-plan to include it)", "namespace") for i in range(len(batch))}
-    passthrough = _metadata_passthrough(plan, caps)
-    walk = _values_need_walk(batch.metadata, caps)
+    passthrough = metadata_passthrough(plan, caps)
+    walk = values_need_walk(batch.metadata, caps)
 
     keep_rows: list[int] = []
     target_ids: list[RecordId] = []
@@ -78,11 +75,11 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
     for i, rid in enumerate(ids):
         try:
             if i in bad_rows:
-                raise _Reject(*bad_rows[i])
+                raise Reject(*bad_rows[i])
             meta = batch.metadata[i]
             if walk:
-                meta = _json_values(meta, "metadata", not caps.metadata_objects, changes)
-            meta = dict(meta) if passthrough else _map_metadata(meta, plan, caps, changes)
+                meta = json_values(meta, "metadata", not caps.metadata_objects, changes)
+            meta = dict(meta) if passthrough else map_metadata(meta, plan, caps, changes)
             # A record that came back from an earlier vmkit migration gets its own id back.
             original, meta = restore_source_id(rid, meta, caps.id_kinds)
             scope = ns if plan.namespace_policy == "field" else ""
@@ -90,23 +87,23 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
             meta.update(extra)
             if ns and plan.namespace_policy == "field":
                 if plan.namespace_field in meta:
-                    raise _Reject(f"metadata field collides with the namespace field "
+                    raise Reject(f"metadata field collides with the namespace field "
                                   f"({plan.namespace_field!r}; choose another namespace_field)",
                                   f"metadata.{plan.namespace_field}")
                 meta[plan.namespace_field] = ns
             if caps.id_ascii_only and not str(tid).isascii():
-                raise _Reject("id has non-ASCII characters; the target takes ASCII ids only "
+                raise Reject("id has non-ASCII characters; the target takes ASCII ids only "
                               f"({_first_non_ascii(str(tid))})", "id")
             if caps.max_id_length and len(str(tid)) > caps.max_id_length:
-                raise _Reject(f"id over the target's {caps.max_id_length}-character limit ({len(str(tid))} characters)", "id")
+                raise Reject(f"id over the target's {caps.max_id_length}-character limit ({len(str(tid))} characters)", "id")
             if caps.max_metadata_bytes is not None:
                 size = len(orjson.dumps(meta))
                 if size > caps.max_metadata_bytes:
-                    raise _Reject(f"metadata over the target's {caps.max_metadata_bytes}-byte limit ({size} bytes)", "metadata")
+                    raise Reject(f"metadata over the target's {caps.max_metadata_bytes}-byte limit ({size} bytes)", "metadata")
         except BadId as exc:
             rejected.append(Rejection(rid, str(exc), "id", ns))
             continue
-        except _Reject as exc:
+        except Reject as exc:
             rejected.append(Rejection(rid, exc.reason, exc.field, ns))
             continue
         if tid in position:  # a later duplicate wins, as a re-upsert would
@@ -265,107 +262,3 @@ def _overflowing_norm_rows(vectors: np.ndarray) -> list[int]:
     peak = np.maximum(vectors.max(axis=1), -vectors.min(axis=1)).astype(np.float64)
     suspects = np.flatnonzero(peak * np.sqrt(vectors.shape[1]) >= _NORM_LIMIT)
     return [int(i) for i in suspects if not np.square(vectors[i], dtype=np.float64).sum() <= _F32_MAX]
-
-
-def _values_need_walk(metadata: list[Metadata], caps: Capabilities) -> bool:
-    """Whether any value may be NaN/Inf or (for a JSON target) a date or time. One orjson pass
-    over the batch screens for both: NaN/Inf print as null, and dates raise with PASSTHROUGH."""
-    option = 0 if caps.metadata_objects else orjson.OPT_PASSTHROUGH_DATETIME
-    try:
-        return b"null" in orjson.dumps(metadata, option=option)
-    except TypeError:  # orjson.JSONEncodeError; unencodable values are rejected later
-        return True
-
-
-def _json_values(value: Any, path: str, dates: bool, changes: dict[str, int]) -> Any:
-    """``value`` with dates and times as ISO-8601 text (when ``dates``), at any depth: what
-    is written is then what verification hashes. NaN/Inf are rejected: JSON cannot carry
-    them and canonical hashing would see them as null."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise _Reject(f"non-finite metadata number ({value}; JSON has no NaN or Inf)", path)
-        return value
-    if dates and isinstance(value, _DATES):
-        changes["date -> ISO-8601 text"] = changes.get("date -> ISO-8601 text", 0) + 1
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {k: _json_values(v, f"{path}.{k}", dates, changes) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        items = [_json_values(v, f"{path}[{j}]", dates, changes) for j, v in enumerate(value)]
-        return tuple(items) if isinstance(value, tuple) else items
-    return value
-
-
-def _metadata_passthrough(plan: Plan, caps: Capabilities) -> bool:
-    """True when no rule can change any metadata: copy dicts as they are (the hot path)."""
-    return (caps.metadata_nested and caps.metadata_null and caps.metadata_mixed_lists
-            and caps.metadata_big_ints and caps.field_name_pattern is None and not caps.reserved_fields
-            and not plan.renames and not plan.drop_fields)
-
-
-def _map_metadata(meta: Metadata, plan: Plan, caps: Capabilities, changes: dict[str, int]) -> Metadata:
-    out: Metadata = {}
-    for key, value in _flatten_if_needed(meta, plan, caps).items():
-        if key in plan.drop_fields:
-            continue
-        key = plan.renames.get(key, key)
-        if caps.field_name_pattern and not re.fullmatch(caps.field_name_pattern, key):
-            raise _Reject(f"field name not allowed by the target ({key!r}, no rename planned)", f"metadata.{key}")
-        if key in caps.reserved_fields:
-            raise _Reject(f"field name reserved by the target ({key!r}, no rename planned)", f"metadata.{key}")
-        if value is None and not caps.metadata_null:
-            changes["null dropped"] = changes.get("null dropped", 0) + 1
-            continue
-        out[key] = _map_value(key, value, plan, caps, changes)
-    return out
-
-
-def _flatten_if_needed(meta: Metadata, plan: Plan, caps: Capabilities) -> Metadata:
-    if plan.nested_policy != "flatten" or caps.metadata_nested:
-        return meta
-    flat: Metadata = {}
-
-    def walk(prefix: str, obj: Any) -> None:
-        for k, v in obj.items():
-            name = f"{prefix}.{k}" if prefix else str(k)
-            if isinstance(v, dict) and v:
-                walk(name, v)
-            elif name in flat:
-                raise _Reject(f"flattened key collides with an existing key ({name!r})", f"metadata.{name}")
-            else:
-                flat[name] = v
-
-    walk("", meta)
-    return flat
-
-
-def _map_value(key: str, value: Any, plan: Plan, caps: Capabilities, changes: dict[str, int]) -> Any:
-    if isinstance(value, dict) and not caps.metadata_nested:
-        if plan.nested_policy == "drop":
-            raise _Reject("nested object and nested_policy=drop would lose it", f"metadata.{key}")
-        changes["nested -> json"] = changes.get("nested -> json", 0) + 1
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-    if isinstance(value, list):
-        only_strings = all(isinstance(v, str) for v in value)
-        nested = any(isinstance(v, (dict, list)) for v in value)
-        mixed = len({type(v) for v in value}) > 1 or any(v is None or isinstance(v, list) for v in value)
-        if ((not only_strings and not caps.metadata_mixed_lists) or (nested and not caps.metadata_nested)
-                or (mixed and caps.metadata_uniform_lists)):
-            changes["list -> json"] = changes.get("list -> json", 0) + 1
-            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
-        value = list(value)
-    if not caps.metadata_big_ints:
-        return _big_ints_to_str(value, changes)
-    return value
-
-
-def _big_ints_to_str(value: Any, changes: dict[str, int]) -> Any:
-    """Integers past 2**53 as decimal strings, at any depth (a float64 store would round them)."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _FLOAT_EXACT:
-        changes["big int -> string"] = changes.get("big int -> string", 0) + 1
-        return str(value)
-    if isinstance(value, list):
-        return [_big_ints_to_str(v, changes) for v in value]
-    if isinstance(value, dict):
-        return {k: _big_ints_to_str(v, changes) for k, v in value.items()}
-    return value
