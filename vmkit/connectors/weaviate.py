@@ -18,16 +18,17 @@ Scan cursor: JSON ``{"pos": {tenant: last uuid | true when finished}}``; tenants
 name order, objects in uuid order (Weaviate's ``after`` cursor), so a persisted cursor resumes
 exactly. Metadata read back: dates as RFC3339 strings, uuids as strings, nulls dropped (Weaviate
 does not distinguish a null from a missing property).
+
+This module holds the SDK plumbing, error mapping, schema facts and reads; the writes (create,
+drop, upsert, delete, tenants, properties) are in weaviate_write.py (WeaviateWrites).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import time
-import uuid as uuid_lib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -36,30 +37,15 @@ from urllib.parse import urlsplit
 import numpy as np
 import orjson
 
-from vmkit.batching import split_batch
 from vmkit.connectors import weaviate_naming as naming
 from vmkit.connectors import weaviate_types as wtypes
-from vmkit.connectors.base import (
-    DEFAULT_VECTOR,
-    Capabilities,
-    CollectionInfo,
-    Connector,
-    TargetSpec,
-    first_vector,
-)
-from vmkit.errors import ConfigError, InvalidData, MissingDependency, TerminalError, TransientError
+from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, first_vector
+from vmkit.connectors.weaviate_write import _MAX_IDS, TO_DISTANCE, WeaviateWrites, _as_uuid
+from vmkit.errors import ConfigError, MissingDependency, TerminalError, TransientError
 from vmkit.records import RecordBatch, RecordId, Rejection
 
-log = logging.getLogger(__name__)
-
-TO_DISTANCE = {"cosine": "cosine", "euclidean": "l2-squared", "dot": "dot", "manhattan": "manhattan"}
 FROM_DISTANCE = {v: k for k, v in TO_DISTANCE.items()} | {"hamming": "hamming"}
 _TRANSIENT_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
-# Per-object errors inside a successful batch that a retry can cure (timeouts, replication).
-_TRANSIENT_MARKERS = ("deadline exceeded", "timeout", "timed out", "unavailable", "temporar",
-                      "connection refused", "connection reset", "too many requests",
-                      "resource exhausted", "consistency level", "not enough replicas", "try again")
-_MAX_IDS = 1000  # ids per fetch/delete request (filters are kept small)
 
 
 @dataclass
@@ -76,7 +62,7 @@ def _flag(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes", "on")
 
 
-class WeaviateConnector(Connector):
+class WeaviateConnector(WeaviateWrites, Connector):
     scheme = "weaviate"
     extra = "weaviate"
     capabilities = Capabilities(
@@ -212,6 +198,10 @@ class WeaviateConnector(Connector):
                 return TransientError(msg)
         return TerminalError(msg)
 
+    def _backoff(self, attempt: int) -> None:
+        """The pause before retrying objects that failed transiently (used by _insert)."""
+        time.sleep(min(0.2 * 2 ** attempt, 2.0))
+
     def _config(self) -> Any:
         with self._errors("read schema"):
             return self._conn().collections.get(self.collection).config.get()
@@ -236,6 +226,18 @@ class WeaviateConnector(Connector):
                                     f"(it has {sorted(spaces)})")
             return self.vector_name
         return first_vector(list(spaces))
+
+    def _schema(self) -> dict[str, Any]:
+        """Schema facts reads and writes depend on, cached; refreshed after create/drop."""
+        if self._facts is None:
+            cfg = self._config()
+            spaces = self._spaces(cfg)
+            first = self._selected(spaces)
+            self._facts = {"mt": bool(cfg.multi_tenancy_config.enabled), "named": bool(cfg.vector_config),
+                           "spaces": spaces, "vector": first,
+                           "others": [] if self.vector_name else sorted(n for n in spaces if n != first),
+                           "props": {p.name: p.data_type.value for p in cfg.properties}}
+        return self._facts
 
     def _tenant_names(self, multi_tenant: bool) -> list[str]:
         if not multi_tenant:
@@ -357,206 +359,12 @@ class WeaviateConnector(Connector):
         ordered = [found[u] for u in dict.fromkeys(wanted) if u in found]
         return self._to_batch(ordered, facts, namespace)
 
-    def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
-        from weaviate.classes.query import Filter
-
-        tenant = self._write_tenant(namespace)
-        wanted = [u for u in (_as_uuid(i) for i in ids) if u is not None]
-        if tenant and not self._tenant_exists(tenant):
-            return
-        for start in range(0, len(wanted), _MAX_IDS):
-            with self._errors("delete"):
-                res = self._coll(tenant).data.delete_many(
-                    where=Filter.by_id().contains_any(wanted[start:start + _MAX_IDS]))
-            if res.failed:
-                raise TerminalError(f"weaviate delete on {self.collection}: {res.failed} objects failed")
-
-    def create(self, spec: TargetSpec) -> None:
-        from weaviate.classes.config import Configure, VectorDistances
-
-        if spec.sparse:
-            raise TerminalError("Weaviate has no sparse vectors; the plan must drop them")
-        if spec.metric not in TO_DISTANCE:
-            raise TerminalError(f"Weaviate has no {spec.metric!r} metric (has {sorted(TO_DISTANCE)})")
-        if self._exists():
-            raise TerminalError(f"weaviate collection {self.collection} already exists")
-        if spec.extra_vectors and self.vector_name:
-            raise TerminalError(f"the source has {len(spec.extra_vectors) + 1} named vectors; "
-                                f"vector={self.vector_name} on the target URI names one: drop it")
-        spaces = ({name or DEFAULT_VECTOR: metric for name, (_, metric) in spec.vector_spaces().items()}
-                  if spec.extra_vectors else {self.vector_name or DEFAULT_VECTOR: spec.metric})
-        if any(m not in TO_DISTANCE for m in spaces.values()):
-            raise TerminalError(f"Weaviate has no {sorted(set(spaces.values()) - set(TO_DISTANCE))} metric")
-
-        def index(metric: str) -> Any:
-            distance = VectorDistances(TO_DISTANCE[metric])
-            return (Configure.VectorIndex.flat(distance_metric=distance) if self.index == "flat"
-                    else Configure.VectorIndex.hnsw(distance_metric=distance))
-
-        with self._errors("create"):
-            self._conn().collections.create(
-                self.collection,
-                vector_config=[Configure.Vectors.self_provided(name=name, vector_index_config=index(metric))
-                               for name, metric in spaces.items()],
-                multi_tenancy_config=Configure.multi_tenancy(enabled=True, auto_tenant_creation=True)
-                if self.multi_tenancy or self.tenant else None)
-        self._facts, self._dim = None, spec.dimension
-
-    def drop(self) -> None:
-        with self._errors("drop"):
-            self._conn().collections.delete(self.collection)
-        self._facts, self._tenants, self._dim = None, set(), None
-
     def close(self) -> None:
         with self._lock:
             if self._client is not None:
                 with contextlib.suppress(Exception):
                     self._client.close()
                 self._client = None
-
-    # -- writes -----------------------------------------------------------------------------------
-    def _write_tenant(self, namespace: str) -> str | None:
-        """The tenant a namespace maps to (the URI's tenant wins), checked against the schema."""
-        mt = self._schema()["mt"]
-        tenant = self.tenant or namespace
-        if not mt:
-            if tenant:
-                raise TerminalError(
-                    f"{self.collection} is not multi-tenant but the batch is in namespace "
-                    f"{tenant!r}: map namespaces in the plan, or create with ?multi_tenancy=true")
-            return None
-        if not tenant:
-            raise TerminalError(f"{self.collection} is multi-tenant: records need a namespace "
-                                "(tenant) or the URI a tenant=")
-        return tenant
-
-    def _schema(self) -> dict[str, Any]:
-        """Schema facts reads and writes depend on, cached; refreshed after create/drop."""
-        if self._facts is None:
-            cfg = self._config()
-            spaces = self._spaces(cfg)
-            first = self._selected(spaces)
-            self._facts = {"mt": bool(cfg.multi_tenancy_config.enabled), "named": bool(cfg.vector_config),
-                           "spaces": spaces, "vector": first,
-                           "others": [] if self.vector_name else sorted(n for n in spaces if n != first),
-                           "props": {p.name: p.data_type.value for p in cfg.properties}}
-        return self._facts
-
-    def _tenant_exists(self, tenant: str) -> bool:
-        if tenant not in self._tenants:
-            with self._errors("check tenant"):
-                if self._coll().tenants.exists(tenant):
-                    self._tenants.add(tenant)
-        return tenant in self._tenants
-
-    def _ensure_tenant(self, tenant: str) -> None:
-        if not self._tenant_exists(tenant):
-            from weaviate.classes.tenants import Tenant
-
-            with self._errors("create tenant"):
-                self._coll().tenants.create([Tenant(name=tenant)])
-            self._tenants.add(tenant)
-
-    def _ensure_properties(self, metas: list[dict[str, Any]], ids: list[RecordId]) -> None:
-        """Check key names, then add missing properties with types inferred from the data, so
-        ints stay ints and strings stay text (the server's auto-schema would guess)."""
-        props: dict[str, str] = self._schema()["props"]
-        problems: list[str] = []
-        stored = {n.lower(): n for n in props}
-        for rid, meta in zip(ids, metas):
-            for k, v in meta.items():
-                why = naming.property_problem(k)
-                other = stored.get(k.lower(), k)
-                if why is None and other != k:
-                    why = f"collides with property '{other}' (names are case-insensitive)"
-                why = why or next(iter(naming.nested_problems(v, k)), None) or wtypes.value_problem(v)
-                if why:
-                    problems.append(f"{k!r} in record {rid}: {why}")
-            stored.update({k.lower(): k for k in meta})
-        if problems:
-            raise InvalidData(f"metadata keys Weaviate cannot store as-is ({len(problems)}): "
-                                + "; ".join(problems[:10]) + " (the plan must rename them)")
-        specs = wtypes.infer_specs(metas)
-        for name, spec in sorted((k, s) for k, s in specs.items() if k not in props):
-            try:
-                with self._errors("add property"):
-                    self._coll().config.add_property(_to_property(name, spec))
-            except TerminalError:
-                self._facts = None  # another writer may have added it meanwhile
-                if name not in self._schema()["props"]:
-                    raise
-                props = self._schema()["props"]
-            props[name] = props.get(name) or str(spec["t"])
-
-    def upsert(self, batch: RecordBatch) -> None:
-        if not len(batch):
-            return
-        bad = [i for i in batch.ids if _as_uuid(i) is None]
-        if bad:
-            raise InvalidData(f"Weaviate ids are UUIDs; {len(bad)} ids are not (e.g. {bad[0]!r}): "
-                                "the plan's id policy must map them")
-        tenant = self._write_tenant(batch.namespace)
-        if tenant:
-            self._ensure_tenant(tenant)
-        with self._lock:  # one schema change at a time
-            self._ensure_properties(batch.metadata, batch.ids)
-        for part in split_batch(batch, self.capabilities):
-            self._insert(part, tenant)
-
-    def _insert(self, part: RecordBatch, tenant: str | None) -> None:
-        from weaviate.classes.data import DataObject
-
-        facts = self._schema()
-        if part.named and self.vector_name:
-            raise TerminalError(f"records carry {len(part.named) + 1} named vectors but the URI's "
-                                f"vector={self.vector_name} names one: drop vector= from the target URI")
-        first = self.vector_name or ((part.vector_name or DEFAULT_VECTOR) if part.named else facts["vector"])
-
-        def vectors(i: int) -> Any:
-            if not facts["named"]:
-                return part.vectors[i].tolist()
-            return {first: part.vectors[i].tolist(), **{n: v[i].tolist() for n, v in part.named.items()}}
-
-        pending = list(range(len(part)))
-        terminal: dict[str, str] = {}
-        transient: dict[str, str] = {}
-        for attempt in range(self.object_retries + 1):
-            objs = [DataObject(
-                uuid=_as_uuid(part.ids[i]),
-                properties={k: wtypes.to_weaviate(v, facts["props"].get(k))
-                            for k, v in part.metadata[i].items() if v is not None},
-                vector=vectors(i)) for i in pending]
-            failed = self._insert_many(objs, tenant)
-            transient = {}
-            for j, reason in failed.items():
-                rid = str(part.ids[pending[j]])
-                lower = reason.lower()
-                target = transient if any(m in lower for m in _TRANSIENT_MARKERS) else terminal
-                target[rid] = reason
-            pending = [pending[j] for j in failed if str(part.ids[pending[j]]) in transient]
-            if not pending or terminal:
-                break
-            log.info("weaviate: retrying %d objects after transient failures", len(pending))
-            time.sleep(min(0.2 * 2 ** attempt, 2.0))
-        if terminal:
-            raise InvalidData(f"weaviate rejected {len(terminal)} objects in {self.collection}: "
-                                + "; ".join(f"{k}: {v}" for k, v in list(terminal.items())[:20]))
-        if transient:
-            raise TransientError(f"weaviate: {len(transient)} objects still failing after "
-                                 f"{self.object_retries} retries: "
-                                 + "; ".join(f"{k}: {v}" for k, v in list(transient.items())[:20]))
-
-    def _insert_many(self, objs: list[Any], tenant: str | None) -> dict[int, str]:
-        """Index -> server reason for every object that failed inside the batch."""
-        from weaviate.exceptions import WeaviateInsertManyAllFailedError
-
-        with self._errors("insert"):
-            try:
-                res = self._coll(tenant).data.insert_many(objs)
-            except WeaviateInsertManyAllFailedError as exc:  # raised without per-index detail
-                reasons = str(exc).split("errors: ", 1)[-1].strip().replace("\n", " | ")
-                return {j: reasons for j in range(len(objs))}
-        return {j: err.message for j, err in res.errors.items()}
 
 
 def _vector_problem(vec: Any, dim: int | None) -> str:
@@ -566,23 +374,3 @@ def _vector_problem(vec: Any, dim: int | None) -> str:
         return "a multi-vector (ColBERT-style) value"
     return f"vector of length {len(vec)}, expected {dim}" if len(vec) != dim else ""
 
-
-def _as_uuid(value: Any) -> str | None:
-    """Canonical lowercase UUID string, or None unless ``value`` is a UUID in 8-4-4-4-12 form
-    (other spellings such as 32 bare hex digits would silently change the id)."""
-    if isinstance(value, uuid_lib.UUID):
-        return str(value)
-    if isinstance(value, str) and len(value) == 36:
-        try:
-            canonical = str(uuid_lib.UUID(value))
-        except ValueError:
-            return None
-        return canonical if canonical == value.lower() else None
-    return None
-
-
-def _to_property(name: str, spec: dict[str, Any]) -> Any:
-    from weaviate.classes.config import DataType, Property
-
-    nested = [_to_property(k, s) for k, s in sorted(spec.get("n", {}).items())] or None
-    return Property(name=name, data_type=DataType(spec["t"]), nested_properties=nested)
