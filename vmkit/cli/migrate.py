@@ -1,0 +1,147 @@
+"""``vmkit migrate``: start, resume, stop or roll back a migration (before cutover)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from vmkit.cli.common import (
+    IdOpt,
+    NamespacesOpt,
+    NsCollectionOpt,
+    StateOpt,
+    _continuing,
+    _progress_bar,
+    _run,
+    _store,
+)
+
+migrate_app = typer.Typer(help="Start, resume, stop or roll back a migration.", no_args_is_help=True)
+
+
+def _drive(migration: Any, max_batches: Optional[int], progress: bool) -> None:
+    """Run a migration with text progress; exit 1 unless it completed or stopped cleanly."""
+    status = _run(migration.status)
+    update, close = _progress_bar(status.expected_records) if progress else (None, lambda: None)
+    try:
+        status = _run(lambda: migration.run(max_batches=max_batches, on_batch=update))
+    finally:
+        close()
+    typer.echo(str(status))
+    if status.state == "in_progress" and status.scan_done and status.verification == "failed":
+        raise typer.Exit(1)
+    if status.state == "in_progress":
+        typer.echo(f"stopped; resume with: vmkit migrate resume --id {status.id}")
+
+
+def _refuse_nonempty_target(store: Any, migration_id: Optional[str], target: str) -> None:
+    """A new migration into a target that already holds records is most often a lost or
+    rewound state file: starting afresh would re-copy everything and forget that vmkit
+    created the target (so rollback would no longer drop it). Exit 2 with one line."""
+    from vmkit.connectors import connect
+
+    def count() -> int:
+        with connect(target) as dst:
+            info = dst.describe()
+        return info.count if info is not None else 0
+
+    held = _run(count)
+    if held:
+        who = f"migration '{migration_id}'" if migration_id else "this new migration"
+        typer.secho(f"error: the target already holds {held} records and {who} is not in the state "
+                    f"store {store.path} (lost or restored from an old copy?); pass --state with "
+                    f"the store that ran it, or --into-nonempty-target to copy into it anyway",
+                    err=True, fg="red")
+        raise typer.Exit(2)
+
+
+def _load_plan(path: Optional[Path]) -> Any:
+    if path is None:
+        return None
+    from vmkit.plan import Plan
+
+    return _run(lambda: Plan.from_json(path.read_text()))
+
+
+@migrate_app.command("start")
+def migrate_start(
+    source: str = typer.Option(..., "--source", help="Source URI, e.g. qdrant:///data/a?collection=docs"),
+    target: str = typer.Option(..., "--target", help="Target URI."),
+    migration_id: Optional[str] = typer.Option(None, "--id", help="Migration id (default: generated)."),
+    batch_size: int = typer.Option(1000, "--batch-size", min=1),
+    sample_rate: float = typer.Option(0.1, "--sample-rate", min=0.0, max=1.0),
+    min_similarity: float = typer.Option(0.98, "--min-similarity"),
+    verify: bool = typer.Option(True, "--verify/--skip-verify", help="Full verification before completed."),
+    max_batches: Optional[int] = typer.Option(None, "--max-batches", help="Stop after N batches."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    plan_file: Optional[Path] = typer.Option(None, "--plan", help="A plan from `vmkit plan --out`."),
+    into_nonempty: bool = typer.Option(False, "--into-nonempty-target",
+                                       help="Start a new migration even if the target holds records."),
+    namespaces: str = NamespacesOpt,
+    namespace_collection: str = NsCollectionOpt,
+    state: Optional[Path] = StateOpt,
+) -> None:
+    """Plan and run a migration. Starting an existing id continues it (a finished one is left as
+    is); a new one into a target that already holds records is refused unless asked for."""
+    from vmkit.runner import Migration
+
+    store = _store(state)
+    existing = _continuing(store, migration_id, source, target)
+    if existing:
+        migration = Migration.open(existing, store)
+    else:
+        if not into_nonempty:
+            _refuse_nonempty_target(store, migration_id, target)
+        migration = _run(lambda: Migration.create(
+            source, target, migration_id=migration_id, state=store, plan=_load_plan(plan_file),
+            batch_size=batch_size, sample_rate=sample_rate, min_similarity=min_similarity, verify=verify,
+            namespace_policy=namespaces, namespace_collection=namespace_collection))
+        typer.echo(str(migration.plan))
+    _drive(migration, max_batches, progress)
+
+
+@migrate_app.command("resume")
+def migrate_resume(
+    migration_id: str = IdOpt,
+    max_batches: Optional[int] = typer.Option(None, "--max-batches"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    plan_file: Optional[Path] = typer.Option(None, "--plan", help="Resume with this plan instead."),
+    accept_plan_change: bool = typer.Option(False, "--accept-plan-change",
+                                            help="Allow a --plan that changes what happens to the data."),
+    state: Optional[Path] = StateOpt,
+) -> None:
+    """Continue from the last checkpoint."""
+    from vmkit.runner import Migration
+
+    migration = _run(lambda: Migration.open(migration_id, _store(state)))
+    new_plan = _load_plan(plan_file)
+    if new_plan is not None:
+        _run(lambda: migration.replan(new_plan, accept_change=accept_plan_change))
+    _drive(migration, max_batches, progress)
+
+
+@migrate_app.command("stop")
+def migrate_stop(migration_id: str = IdOpt, state: Optional[Path] = StateOpt) -> None:
+    """Ask the running process to stop after its batch in flight (through the state store)."""
+    store = _store(state)
+    rec = _run(lambda: store.get(migration_id))
+    if rec.state != "in_progress":
+        typer.echo(f"migration {migration_id} is {rec.state}; nothing to stop")
+        return
+    store.set_flag(migration_id, "stop_requested", True)
+    typer.echo(f"stop requested for {migration_id}; the runner stops after its current batch")
+
+
+@migrate_app.command("rollback")
+def migrate_rollback(
+    migration_id: str = IdOpt,
+    drop_target: bool = typer.Option(False, "--drop-target", help="Drop the target collection if vmkit created it."),
+    state: Optional[Path] = StateOpt,
+) -> None:
+    """Before cutover: stop and mark rolled_back; traffic stays on the source."""
+    from vmkit.runner import Migration
+
+    migration = _run(lambda: Migration.open(migration_id, _store(state)))
+    typer.echo(str(_run(lambda: migration.rollback(drop_target=drop_target))))
