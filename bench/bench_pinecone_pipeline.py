@@ -2,6 +2,7 @@
 against a plain sequential loop of SDK calls over the same data, in the same run.
 
     .venv/bin/python bench/bench_pinecone_pipeline.py [--records 10000] [--dim 256] [--namespaces 1,8]
+        [--ids doc|uuid]
 
 The loop is what a one-off script does: for each namespace, list a page of ids, fetch them,
 upsert them, repeat. vmkit reads 1000-record batches ahead of the writer (each listed page's
@@ -9,7 +10,8 @@ fetch starts at once, the next batch is listed while this one's fetches finish, 
 namespaces are listed at once) and checkpoints every batch; its sampled validation is on, full
 verification is timed apart. The same records are measured in one namespace, where listing
 (100 ids a round trip, each page needing the last one's token) bounds any reader, and spread
-over several.
+over several. With ``--ids uuid`` and at least 50,000 records in a namespace, vmkit lists that
+namespace by the first character of its ids, several at once.
 """
 
 from __future__ import annotations
@@ -60,12 +62,15 @@ SERVER = """
 import sys, numpy as np
 sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tests"]
 from emulators.pinecone_emulator import EMU_KEY, PineconeEmulator
+import random, uuid
 n, dim, latency, spaces = int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+rid = (lambda i: str(uuid.UUID(int=random.Random(i).getrandbits(128), version=4))) if sys.argv[6] == "uuid" \
+    else (lambda i: f"doc-{i:07d}")
 emu = PineconeEmulator(api_key=EMU_KEY, seed=1)
 emu.create_index("src", dim, "dotproduct")
 vecs = np.random.default_rng(1).standard_normal((n, dim)).astype(np.float32)
 for k in range(spaces):  # the same records, dealt over the namespaces ("" is the default one)
-    emu.seed("src", [(f"doc-{i:07d}", vecs[i], {"i": i, "tag": f"t{i % 10}"}, None)
+    emu.seed("src", [(rid(i), vecs[i], {"i": i, "tag": f"t{i % 10}"}, None)
                      for i in range(k, n, spaces)], namespace="" if k == 0 else f"tenant-{k}")
 emu.faults.latency_ms = latency
 print(emu.url, emu.host("src"), flush=True)
@@ -73,9 +78,9 @@ sys.stdin.read()  # serve until the benchmark closes our stdin
 """
 
 
-def measure(n: int, dim: int, latency_ms: float, spaces: int) -> None:
+def measure(n: int, dim: int, latency_ms: float, spaces: int, ids: str) -> None:
     # The service is another process, as a real one is: it must not share our GIL.
-    server = subprocess.Popen([sys.executable, "-c", SERVER, str(ROOT), str(n), str(dim), str(latency_ms), str(spaces)],
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(ROOT), str(n), str(dim), str(latency_ms), str(spaces), ids],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         url, host = server.stdout.readline().split()
@@ -98,7 +103,7 @@ def measure(n: int, dim: int, latency_ms: float, spaces: int) -> None:
         server.stdin.close()
         server.wait(timeout=30)
     print(f"\nPinecone emulator ({latency_ms:.0f} ms/request, own process) -> Qdrant, {n} x {dim} "
-          f"in {spaces} namespace{'s' if spaces > 1 else ''}")
+          f"in {spaces} namespace{'s' if spaces > 1 else ''}, {ids} ids")
     print(f"{'':44}{'seconds':>9}{'records/s':>12}{'speed-up':>10}")
     print(f"{'sequential SDK loop (list 100, fetch, upsert)':44}{loop_s:9.2f}{n / loop_s:12.0f}{1:10.2f}")
     print(f"{'vmkit pipelined (checkpoints + sampling)':44}{vm_s:9.2f}{n / vm_s:12.0f}{loop_s / vm_s:10.2f}")
@@ -112,9 +117,10 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--latency-ms", type=float, default=20)
     ap.add_argument("--namespaces", default="1,8", help="comma-separated namespace counts to measure")
+    ap.add_argument("--ids", choices=("doc", "uuid"), default="doc", help="doc-0000001 or random UUIDs")
     args = ap.parse_args()
     for spaces in (int(x) for x in args.namespaces.split(",")):
-        measure(args.records, args.dim, args.latency_ms, spaces)
+        measure(args.records, args.dim, args.latency_ms, spaces, args.ids)
 
 
 if __name__ == "__main__":

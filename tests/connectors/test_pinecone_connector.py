@@ -122,7 +122,7 @@ def test_scan_resumes_from_any_persisted_cursor(src: dict, streams: int) -> None
     uri = f"pinecone://src?list_streams={streams}"
     full, cursors = _scan_all(uri, 37)
     states = [orjson.loads(c) for c, _ in cursors[:-1]]
-    assert any(token for s in states for _, token in s["open"])  # mid-namespace
+    assert any(token for s in states for _, _, token in s["open"])  # mid-namespace
     assert any(len(s["open"]) < streams and s["after"] == "beta" for s in states)  # some finished
     for cursor, done in cursors[:-1]:
         # a fresh connector (new SDK client) from the stored cursor reads exactly the rest
@@ -147,12 +147,87 @@ def test_namespaces_are_listed_at_once(emu: PineconeEmulator) -> None:
         assert _most_namespaces_listed_at_once(emu, since) == most
 
 
-def test_scan_resumes_cursors_of_the_one_namespace_at_a_time_form(src: dict) -> None:
-    """State files written before namespaces were listed at once still resume."""
+# Ids whose first characters cover hex digits and characters URLs and JSON treat specially.
+ODD_FIRSTS = "0123456789abcdef #%&+/?~\x01\x7f"
+
+
+def _split_src(emu: PineconeEmulator) -> dict[str, dict[str, tuple]]:
+    """Index 'split': namespace "" big enough to split (460 ids over 26 first characters),
+    namespace "small" not."""
+    emu.create_index("split", DIM, "dotproduct")
+    rng = np.random.default_rng(7)
+    data: dict[str, dict[str, tuple]] = {"": {}, "small": {}}
+    for ns, ids in (("", [f"{c}{i:03d}-{rng.integers(1 << 30):x}" for c in ODD_FIRSTS for i in range(20)]),
+                    ("small", [f"s{i:03d}" for i in range(30)])):
+        rows = [(rid, rng.standard_normal(DIM).astype(np.float32), {"i": i}, None) for i, rid in enumerate(ids)]
+        emu.seed("split", rows, namespace=ns)
+        data[ns] = {r[0]: r for r in rows}
+    return data
+
+
+def _in_turns_split(src: dict, limit: int, streams: int, split_above: int) -> list[tuple[str, str]]:
+    """The documented order with prefixes: a namespace holding at least ``split_above`` ids is
+    one stream per first character (in code order), waiting streams open before the next
+    namespace, and streams take turns as namespaces do."""
+    units = []
+    for ns in sorted(src, key=str.encode):
+        ids = sorted(src[ns], key=str.encode)
+        if streams > 1 and len(ids) >= split_above:
+            units += [(ns, [i for i in ids if i[0] == c]) for c in sorted({i[0] for i in ids})]
+        else:
+            units.append((ns, ids))
+    open_: list = []
+    order = []
+    while units or open_:
+        while units and len(open_) < streams:
+            open_.append(list(units.pop(0)))
+        ns, ids = open_.pop(0)
+        order += [(ns, rid) for rid in ids[:limit]]
+        if ids[limit:]:
+            open_.append([ns, ids[limit:]])
+    return order
+
+
+@pytest.mark.parametrize("streams, limit", [(1, 37), (4, 37), (4, 1000), (3, 7)])
+def test_a_big_namespace_is_listed_by_first_character_at_once(emu: PineconeEmulator, streams: int,
+                                                              limit: int) -> None:
+    src = _split_src(emu)
+    uri = f"pinecone://split?list_streams={streams}&split_above=100"
+    emu.faults.latency_ms = 10  # long enough for listings to overlap when they run at once
+    since = time.monotonic()
+    full, cursors = _scan_all(uri, limit)
+    emu.faults.latency_ms = 0
+    assert sorted(full) == sorted((ns, rid) for ns in src for rid in src[ns])  # each once
+    assert full == _in_turns_split(src, limit, streams, 100)
+    lists = [r for r in emu.requests("list") if r.started >= since]
+    busiest = max(sum(o.started <= r.started < o.ended for o in lists) for r in lists)
+    assert (busiest >= 3) if streams > 1 else (busiest == 1)
+    if streams > 1:  # one limit=1 probe per possible first character, then the streams
+        assert len(lists) >= 127 + len(set(ODD_FIRSTS))
+    for cursor, done in cursors[:-1]:  # a fresh connector resumes exactly the rest
+        assert _scan_all(uri, limit, cursor)[0] == full[done:]
+
+
+def test_a_namespace_below_split_above_is_not_probed(emu: PineconeEmulator) -> None:
+    src = _split_src(emu)
+    since = time.monotonic()
+    full, _ = _scan_all("pinecone://split?list_streams=4", 1000)  # default split_above: 50,000
+    assert full == _in_turns_split(src, 1000, 4, 50_000)
+    assert len([r for r in emu.requests("list") if r.started >= since]) < 10  # pages; no probes
+    one, _ = _scan_all("pinecone://split?namespace=&list_streams=4&split_above=100", 50)
+    assert one == _in_turns_split({"": src[""]}, 50, 4, 100)  # a URI's one namespace splits too
+
+
+def test_scan_resumes_cursors_of_earlier_forms(src: dict) -> None:
+    """State files written before namespaces (one at a time) or prefixes (streams without
+    one) were listed at once still resume."""
     full, cursors = _scan_all("pinecone://src?list_streams=1", 37)
-    (ns, token), = orjson.loads(cursors[0][0])["open"]
+    (ns, prefix, token), = orjson.loads(cursors[0][0])["open"]
+    assert prefix == ""
     old = orjson.dumps({"ns": ns, "token": token}).decode()
     assert _scan_all("pinecone://src?list_streams=1", 37, old)[0] == full[37:]
+    pairs = orjson.dumps({"open": [[ns, token]], "after": ns}).decode()
+    assert _scan_all("pinecone://src?list_streams=1", 37, pairs)[0] == full[37:]
     finished = orjson.dumps({"ns": "", "done": True}).decode()
     rest, _ = _scan_all("pinecone://src", 37, finished)
     assert sorted(rest) == sorted(r for r in full if r[0] != "")

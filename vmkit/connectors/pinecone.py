@@ -12,8 +12,9 @@
 - ``cloud=aws&region=us-east-1``  where ``create`` puts a new serverless index
 - ``ready_timeout=600`` seconds ``create``/``drop`` wait for the index to be ready/gone
 
-- ``list_streams=4``    namespaces listed at once by a whole-index scan (listing is sequential
-                       within a namespace: see pinecone_scan)
+- ``list_streams=4``    listings a whole-index scan runs at once: namespaces, and the
+                       first-character id prefixes of a namespace holding at least
+- ``split_above=50000`` records (see pinecone_scan)
 
 Reading the whole index (scan) lives in ``pinecone_scan``, with its cursor format.
 """
@@ -116,7 +117,13 @@ class PineconeConnector(Connector):
             streams = 0
         if not 1 <= streams <= 64:
             raise ConfigError("list_streams must be a whole number from 1 to 64")
-        self._list_scan = ListScan(self, streams)
+        try:
+            split_above = int(self.params.get("split_above", 50_000))
+        except ValueError:
+            split_above = 0
+        if split_above < 1:
+            raise ConfigError("split_above must be a whole number of records, at least 1")
+        self._list_scan = ListScan(self, streams, split_above)
         self._pc: Any = None
         self._index: Any = None
         self._model_cache: Any = None

@@ -2,17 +2,22 @@
 a file of ids (pod-based indexes cannot list).
 
 Listing is what bounds a Pinecone read. A page holds at most 100 ids and needs the previous
-page's token, so one namespace lists one page per round trip however many threads wait.
-Namespaces are independent: up to ``list_streams`` of them (URI option, default 4) are listed
-at once, each one batch ahead of the reader, and each listed page's fetch starts as soon as the
-page arrives. Their batches are handed out in turn, in a fixed rotation, so a scan is
-deterministic and a cursor resumes it exactly.
+page's token, so one listing gets one page per round trip however many threads wait. Listings
+of disjoint id sets are independent, so up to ``list_streams`` of them (URI option, default 4)
+run at once, each one batch ahead of the reader, and each listed page's fetch starts as soon as
+the page arrives. A stream is a namespace, or, for a namespace holding at least
+``split_above`` records (URI option, default 50,000), one first character of its ids: ids are
+ASCII without NUL, so the non-empty ones of the 127 one-character prefixes (found with one
+``limit=1`` listing each) cover the namespace exactly. Batches are handed out in turn, in a
+fixed rotation, so a scan is deterministic and a cursor resumes it exactly.
 
-Cursors are JSON. A listing scan: ``{"open": [[NS, TOKEN], ...], "after": NS}``, the namespaces
-being read in the order their turns come (TOKEN null at a namespace's start) and the last
-namespace started in bytewise order; later ones are still to come, earlier ones not open are
-finished. Cursors of the single-namespace form ``{"ns": NS, "token": T}`` / ``{"ns": NS,
-"done": true}`` still resume. An ids-file walk: ``{"offset": BYTES, "line": N}``.
+Cursors are JSON. A listing scan: ``{"open": [[NS, PREFIX, TOKEN], ...], "queue": [[NS,
+PREFIX], ...], "after": NS}``: the streams being read in the order their turns come (TOKEN null
+at a stream's start), the streams of started namespaces still waiting for a turn, and the last
+namespace started in bytewise order; later namespaces are still to come, and every other stream
+is finished. Older forms still resume: ``[NS, TOKEN]`` entries (prefix ""), and
+``{"ns": NS, "token": T}`` / ``{"ns": NS, "done": true}``. An ids-file walk:
+``{"offset": BYTES, "line": N}``.
 """
 
 from __future__ import annotations
@@ -34,76 +39,103 @@ if TYPE_CHECKING:
 log = logging.getLogger("vmkit.connectors.pinecone")
 
 LIST_PAGE = 100  # ids per list page (SDK and service maximum)
-_Key = tuple[str, str, int]  # namespace, token ("" at its start), batch size
+_FIRST_CHARS = [chr(c) for c in range(1, 128)]  # an id's first character: ASCII, never NUL
+_Key = tuple[str, str, str, int]  # namespace, prefix, token ("" at the start), batch size
 _Listed = tuple[list[str], "str | None", list["Future[RecordBatch]"]]  # ids, next token, fetches
-_Stream = list[Any]  # [namespace, token or None]
+_Stream = list[Any]  # [namespace, prefix, token or None]
 
 
-def open_streams(state: dict[str, Any] | None) -> tuple[list[_Stream], str | None]:
-    """The open namespaces (in turn order, with their tokens) and the last one started."""
+def open_streams(state: dict[str, Any] | None) -> tuple[list[_Stream], list[list[str]], str | None]:
+    """The open streams (in turn order, with their tokens), the streams waiting for a turn,
+    and the last namespace started."""
     if state is None:
-        return [], None
+        return [], [], None
     if "open" in state:
-        return [[ns, token] for ns, token in state["open"]], state["after"]
+        streams = [list(s) if len(s) == 3 else [s[0], "", s[1]] for s in state["open"]]
+        return streams, [list(q) for q in state.get("queue", [])], state["after"]
     if state.get("done"):
-        return [], state["ns"]
-    return [[state["ns"], state["token"]]], state["ns"]
+        return [], [], state["ns"]
+    return [[state["ns"], "", state["token"]]], [], state["ns"]
 
 
 class ListScan:
     """The listing scan of one connector; owns the threads that list and fetch ahead."""
 
-    def __init__(self, conn: PineconeConnector, streams: int) -> None:
+    def __init__(self, conn: PineconeConnector, streams: int, split_above: int) -> None:
         self._conn = conn
         self._streams = streams
+        self._split_above = split_above
         self._lock = threading.Lock()
         self._listers: ThreadPoolExecutor | None = None
         self._fetchers: ThreadPoolExecutor | None = None
         self._ahead: dict[_Key, Future[_Listed]] = {}
-        self._names: list[str] | None = None  # namespaces holding records, bytewise
+        self._counts: dict[str, int] | None = None  # records per namespace, from stats
 
     def scan(self, state: dict[str, Any] | None, limit: int) -> tuple[RecordBatch, str | None]:
-        streams, after = open_streams(state)
+        streams, queue, after = open_streams(state)
         while True:
-            after = self._top_up(streams, after)
+            after = self._top_up(streams, queue, after)
             if not streams:
                 return RecordBatch.empty(self._conn.dimension()), None
-            for ns, token in streams[: self._streams]:
-                self._list_ahead(ns, token, limit)
-            ns, token = streams.pop(0)
-            ids, token, fetches = self._take(ns, token, limit)
+            for ns, prefix, token in streams[: self._streams]:
+                self._list_ahead(ns, prefix, token, limit)
+            ns, prefix, token = streams.pop(0)
+            ids, token, fetches = self._take(ns, prefix, token, limit)
             if token:  # its next turn comes after the others'
-                streams.append([ns, token])
-                self._list_ahead(ns, token, limit)
+                streams.append([ns, prefix, token])
+                self._list_ahead(ns, prefix, token, limit)
             self._forget_all_but(streams, limit)
             if ids:
                 batch = RecordBatch.concat([f.result() for f in fetches])
                 batch.namespace = ns
                 if len(batch):
-                    return batch, orjson.dumps({"open": streams, "after": after}).decode()
+                    cursor = {"open": streams, "queue": queue, "after": after} if queue else \
+                        {"open": streams, "after": after}
+                    return batch, orjson.dumps(cursor).decode()
             # else nothing listed, or the listed ids vanished before the fetch: next turn
 
-    def _top_up(self, streams: list[_Stream], after: str | None) -> str | None:
-        """Open namespaces until ``list_streams`` are open or none is left to start."""
+    def _top_up(self, streams: list[_Stream], queue: list[list[str]], after: str | None) -> str | None:
+        """Open streams until ``list_streams`` are open or none is left to start: the waiting
+        ones of started namespaces first, then the next namespace's."""
         while len(streams) < self._streams:
+            if queue:
+                ns, prefix = queue.pop(0)
+                streams.append([ns, prefix, None])
+                continue
             # Ask the index again only when nothing is open: one stats call per namespace
             # boundary at most, and never between a listed batch and its return.
             nxt = self._next_namespace(after, refresh=not streams)
             if nxt is None:
                 break
-            streams.append([nxt, None])
+            queue.extend([nxt, prefix] for prefix in self._prefixes(nxt))
             after = nxt
         return after
+
+    def _prefixes(self, ns: str) -> list[str]:
+        """The id prefixes ``ns`` is listed as: its non-empty first characters when it is big
+        enough to be worth the 127 probes, else the whole namespace ("")."""
+        if self._streams == 1:
+            return [""]
+        if self._counts is None or ns not in self._counts:  # one namespace named by the URI
+            self._counts = self._conn.namespace_counts()
+        if self._counts.get(ns, 0) < self._split_above:
+            return [""]
+        _, fetchers = self._pools()
+        found = fetchers.map(lambda c: bool(self.list_ids(ns, c, None, 1)[0]), _FIRST_CHARS)
+        prefixes = [c for c, any_ids in zip(_FIRST_CHARS, found) if any_ids]
+        log.debug("namespace %r: listing %d first-character prefixes at once", ns, len(prefixes))
+        return prefixes or [""]
 
     def _next_namespace(self, after: str | None, refresh: bool) -> str | None:
         if self._conn.namespace is not None:
             return self._conn.namespace if after is None else None
 
         def later() -> list[str]:
-            return [n for n in self._names or [] if after is None or n.encode() > after.encode()]
+            return sorted((n for n in self._counts or {} if after is None or n.encode() > after.encode()),
+                          key=str.encode)
 
-        if self._names is None or (refresh and not later()):
-            self._names = sorted(self._conn.namespace_counts(), key=str.encode)
+        if self._counts is None or (refresh and not later()):
+            self._counts = self._conn.namespace_counts()
         rest = later()
         return rest[0] if rest else None
 
@@ -114,41 +146,43 @@ class ListScan:
                 self._fetchers = ThreadPoolExecutor(2 * self._streams, thread_name_prefix="vmkit-pinecone-fetch")
             return self._listers, self._fetchers
 
-    def _list_ahead(self, ns: str, token: str | None, limit: int) -> None:
-        key = (ns, token or "", limit)
+    def _list_ahead(self, ns: str, prefix: str, token: str | None, limit: int) -> None:
+        key = (ns, prefix, token or "", limit)
         if key not in self._ahead:
             listers, _ = self._pools()
-            self._ahead[key] = listers.submit(self._list_submitting, ns, token, limit)
+            self._ahead[key] = listers.submit(self._list_submitting, ns, prefix, token, limit)
 
-    def _take(self, ns: str, token: str | None, limit: int) -> _Listed:
+    def _take(self, ns: str, prefix: str, token: str | None, limit: int) -> _Listed:
         """The listing for this turn (a failed one raises here, as listing inline would)."""
-        future = self._ahead.pop((ns, token or "", limit), None)
-        return future.result() if future is not None else self._list_submitting(ns, token, limit)
+        future = self._ahead.pop((ns, prefix, token or "", limit), None)
+        return future.result() if future is not None else self._list_submitting(ns, prefix, token, limit)
 
     def _forget_all_but(self, streams: list[_Stream], limit: int) -> None:
         """Drop listings ahead that no open stream will take (another cursor was given)."""
-        wanted = {(ns, token or "", limit) for ns, token in streams}
+        wanted = {(ns, prefix, token or "", limit) for ns, prefix, token in streams}
         for key in [k for k in self._ahead if k not in wanted]:
             self._ahead.pop(key).cancel()
 
-    def _list_submitting(self, ns: str, token: str | None, limit: int) -> _Listed:
+    def _list_submitting(self, ns: str, prefix: str, token: str | None, limit: int) -> _Listed:
         """List a batch's ids, submitting each page's fetch as soon as the page arrives."""
         _, fetchers = self._pools()
         futures: list[Future[RecordBatch]] = []
         ids, token = self.list_ids(
-            ns, token, limit, on_page=lambda page: futures.append(fetchers.submit(self._conn.fetch, page, ns)))
+            ns, prefix, token, limit,
+            on_page=lambda page: futures.append(fetchers.submit(self._conn.fetch, page, ns)))
         return ids, token, futures
 
-    def list_ids(self, ns: str, token: str | None, limit: int,
+    def list_ids(self, ns: str, prefix: str, token: str | None, limit: int,
                  on_page: Callable[[list[str]], None] | None = None) -> tuple[list[str], str | None]:
-        """Up to ``limit`` ids after ``token``, asking for exactly what is missing so that the
-        returned token resumes right after the last id (never mid-page). A transient failure
-        after some pages returns those (a shorter batch) instead of losing them."""
+        """Up to ``limit`` ids starting with ``prefix`` after ``token``, asking for exactly
+        what is missing so that the returned token resumes right after the last id (never
+        mid-page). A transient failure after some pages returns those (a shorter batch)
+        instead of losing them."""
         index, ids = self._conn.data_plane(), list[str]()
         while len(ids) < limit:
             try:
                 with self._conn.errors("list"):
-                    page = index.list_paginated(namespace=ns, pagination_token=token,
+                    page = index.list_paginated(namespace=ns, prefix=prefix or None, pagination_token=token,
                                                 limit=min(LIST_PAGE, limit - len(ids)))
             except TransientError:
                 if not ids:
