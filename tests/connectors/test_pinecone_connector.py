@@ -176,6 +176,13 @@ def _in_turns_split(src: dict, limit: int, streams: int, split_above: int) -> li
             units += [(ns, [i for i in ids if i[0] == c]) for c in sorted({i[0] for i in ids})]
         else:
             units.append((ns, ids))
+    return _rotation(units, limit, streams)
+
+
+def _rotation(units: list[tuple[str, list[str]]], limit: int, streams: int) -> list[tuple[str, str]]:
+    """Streams (namespace, its ids in order) opened in the given order, ``streams`` at a
+    time, each giving up to ``limit`` ids per turn."""
+    units = list(units)
     open_: list = []
     order = []
     while units or open_:
@@ -216,6 +223,27 @@ def test_a_namespace_below_split_above_is_not_probed(emu: PineconeEmulator) -> N
     assert len([r for r in emu.requests("list") if r.started >= since]) < 10  # pages; no probes
     one, _ = _scan_all("pinecone://split?namespace=&list_streams=4&split_above=100", 50)
     assert one == _in_turns_split({"": src[""]}, 50, 4, 100)  # a URI's one namespace splits too
+
+
+@pytest.mark.parametrize("extra, prefixes", [([], ["doc-a", "doc-b", "doc-c"]), (["doc"], ["doc"])])
+def test_split_finds_where_ids_part_after_a_shared_prefix(emu: PineconeEmulator, extra: list,
+                                                          prefixes: list) -> None:
+    """Ids sharing "doc-" split after it, one probe level per split_above records (300 ids,
+    split_above=50: six levels allowed, five used). An id equal to a shared prefix stops the
+    descent there, since that prefix's extensions would miss it."""
+    emu.create_index("deep", DIM, "dotproduct")
+    ids = [f"doc-{c}{i:03d}" for c in "abc" for i in range(100)] + extra
+    vecs = np.random.default_rng(3).standard_normal((len(ids), DIM)).astype(np.float32)
+    emu.seed("deep", [(rid, vecs[i], None, None) for i, rid in enumerate(ids)])
+    uri = "pinecone://deep?list_streams=4&split_above=50"
+    conn = connect(uri)
+    assert conn._list_scan._prefixes("") == prefixes
+    conn.close()
+    full, cursors = _scan_all(uri, 40)
+    assert sorted(r for _, r in full) == sorted(ids)
+    assert full == _rotation([("", sorted(i for i in ids if i.startswith(p))) for p in prefixes], 40, 4)
+    for cursor, done in cursors[:-1]:
+        assert _scan_all(uri, 40, cursor)[0] == full[done:]
 
 
 def test_scan_resumes_cursors_of_earlier_forms(src: dict) -> None:

@@ -6,10 +6,10 @@ page's token, so one listing gets one page per round trip however many threads w
 of disjoint id sets are independent, so up to ``list_streams`` of them (URI option, default 4)
 run at once, each one batch ahead of the reader, and each listed page's fetch starts as soon as
 the page arrives. A stream is a namespace, or, for a namespace holding at least
-``split_above`` records (URI option, default 50,000), one first character of its ids: ids are
-ASCII without NUL, so the non-empty ones of the 127 one-character prefixes (found with one
-``limit=1`` listing each) cover the namespace exactly. Batches are handed out in turn, in a
-fixed rotation, so a scan is deterministic and a cursor resumes it exactly.
+``split_above`` records (URI option, default 50,000), one id prefix: ids are ASCII without NUL,
+so the non-empty ones of a prefix's 127 one-character extensions (found with one ``limit=1``
+listing each) cover it exactly (see ``ListScan._prefixes``). Batches are handed out in turn, in
+a fixed rotation, so a scan is deterministic and a cursor resumes it exactly.
 
 Cursors are JSON. A listing scan: ``{"open": [[NS, PREFIX, TOKEN], ...], "queue": [[NS,
 PREFIX], ...], "after": NS}``: the streams being read in the order their turns come (TOKEN null
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("vmkit.connectors.pinecone")
 
 LIST_PAGE = 100  # ids per list page (SDK and service maximum)
-_FIRST_CHARS = [chr(c) for c in range(1, 128)]  # an id's first character: ASCII, never NUL
+_FIRST_CHARS = [chr(c) for c in range(1, 128)]  # any character of an id: ASCII, never NUL
 _Key = tuple[str, str, str, int]  # namespace, prefix, token ("" at the start), batch size
 _Listed = tuple[list[str], "str | None", list["Future[RecordBatch]"]]  # ids, next token, fetches
 _Stream = list[Any]  # [namespace, prefix, token or None]
@@ -112,19 +112,33 @@ class ListScan:
         return after
 
     def _prefixes(self, ns: str) -> list[str]:
-        """The id prefixes ``ns`` is listed as: its non-empty first characters when it is big
-        enough to be worth the 127 probes, else the whole namespace ("")."""
+        """The id prefixes ``ns`` is listed as: the whole namespace ("") unless it holds at
+        least ``split_above`` records; then the non-empty one-character extensions of the
+        longest prefix all its ids share, found level by level. Each level costs 127 probes,
+        so a namespace may spend one level per ``split_above`` records (ids like
+        ``doc-0000001`` share five characters before they differ)."""
         if self._streams == 1:
             return [""]
         if self._counts is None or ns not in self._counts:  # one namespace named by the URI
             self._counts = self._conn.namespace_counts()
-        if self._counts.get(ns, 0) < self._split_above:
-            return [""]
+        levels = self._counts.get(ns, 0) // self._split_above
+        prefix, children = "", {"": ""}
+        for _ in range(levels):
+            children = self._probe(ns, prefix)
+            if len(children) != 1:
+                break
+            (prefix, smallest), = children.items()
+            if smallest == prefix:  # an id equal to the prefix: its extensions would miss it
+                break
+        log.debug("namespace %r: listing %d id prefixes at once", ns, len(children))
+        return sorted(children, key=str.encode) or [prefix]
+
+    def _probe(self, ns: str, prefix: str) -> dict[str, str]:
+        """Each non-empty one-character extension of ``prefix``, with its smallest id."""
         _, fetchers = self._pools()
-        found = fetchers.map(lambda c: bool(self.list_ids(ns, c, None, 1)[0]), _FIRST_CHARS)
-        prefixes = [c for c, any_ids in zip(_FIRST_CHARS, found) if any_ids]
-        log.debug("namespace %r: listing %d first-character prefixes at once", ns, len(prefixes))
-        return prefixes or [""]
+        extensions = [prefix + c for c in _FIRST_CHARS]
+        smallest = fetchers.map(lambda p: self.list_ids(ns, p, None, 1)[0], extensions)
+        return {p: ids[0] for p, ids in zip(extensions, smallest) if ids}
 
     def _next_namespace(self, after: str | None, refresh: bool) -> str | None:
         if self._conn.namespace is not None:
