@@ -12,8 +12,8 @@
 - ``cloud=aws&region=us-east-1``  where ``create`` puts a new serverless index
 - ``ready_timeout=600`` seconds ``create``/``drop`` wait for the index to be ready/gone
 
-- ``list_streams=4``    listings a whole-index scan runs at once: namespaces, and the
-                       first-character id prefixes of a namespace holding at least
+- ``list_streams=4``    listings a whole-index scan runs at once: namespaces, and the id
+                       prefixes of a namespace holding at least
 - ``split_above=50000`` records (see pinecone_scan)
 
 Reading the whole index (scan) lives in ``pinecone_scan``, with its cursor format.
