@@ -115,8 +115,8 @@ class ListScan:
         """The id prefixes ``ns`` is listed as: the whole namespace ("") unless it holds at
         least ``split_above`` records; then the non-empty one-character extensions of the
         longest prefix all its ids share, found level by level. Each level costs 127 probes,
-        so a namespace may spend one level per ``split_above`` records (ids like
-        ``doc-0000001`` share five characters before they differ)."""
+        so a namespace may spend one level per ``split_above`` records: UUIDs split at the
+        first level, ids like ``doc-0012345`` only after the levels of ``doc-00``."""
         if self._streams == 1:
             return [""]
         if self._counts is None or ns not in self._counts:  # one namespace named by the URI
