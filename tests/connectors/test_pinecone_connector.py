@@ -481,6 +481,8 @@ def test_missing_key_names_the_variable(emu: PineconeEmulator,
     for bad in ("0", "65", "two"):
         with pytest.raises(ConfigError, match="list_streams"):
             connect(f"pinecone://idx?list_streams={bad}")
+    with pytest.raises(ConfigError, match="split_above must be a whole number at least 1, got '0'"):
+        connect("pinecone://idx?split_above=0")
 
 
 def test_unreachable_host_is_transient(emu: PineconeEmulator, sdk_sleeps: list) -> None:

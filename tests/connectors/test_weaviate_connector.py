@@ -102,6 +102,8 @@ def test_uri_options() -> None:
         WeaviateConnector("weaviate://h:8080/my-docs")
     with pytest.raises(ConfigError, match="consistency"):
         WeaviateConnector("weaviate://h:8080/Docs?consistency=SOME")
+    with pytest.raises(ConfigError, match="object_retries must be a whole number at least 0, got 'x'"):
+        WeaviateConnector("weaviate://h:8080/Docs?object_retries=x")
 
 
 def test_capabilities_declared() -> None:

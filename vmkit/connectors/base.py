@@ -139,6 +139,18 @@ class Connector(abc.ABC):
 
     capabilities: Capabilities = Capabilities()
 
+    def int_param(self, name: str, default: int, low: int, high: int | None = None) -> int:
+        """URI option ``name`` as a whole number in [low, high], or a ConfigError naming it."""
+        raw = self.params.get(name)
+        try:
+            value = default if raw is None else int(raw)
+        except ValueError:
+            value = low - 1
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise ConfigError(f"{self.scheme}:// option {name} must be a whole number {bound}, got {raw!r}")
+        return value
+
     @abc.abstractmethod
     def describe(self) -> CollectionInfo | None:
         """Collection info, or None when it does not exist."""

@@ -111,19 +111,8 @@ class PineconeConnector(Connector):
         except ValueError:
             raise ConfigError("ready_timeout must be a number of seconds") from None
         self._lock = threading.RLock()
-        try:
-            streams = int(self.params.get("list_streams", 4))
-        except ValueError:
-            streams = 0
-        if not 1 <= streams <= 64:
-            raise ConfigError("list_streams must be a whole number from 1 to 64")
-        try:
-            split_above = int(self.params.get("split_above", 50_000))
-        except ValueError:
-            split_above = 0
-        if split_above < 1:
-            raise ConfigError("split_above must be a whole number of records, at least 1")
-        self._list_scan = ListScan(self, streams, split_above)
+        self._list_scan = ListScan(self, self.int_param("list_streams", 4, 1, 64),
+                                   self.int_param("split_above", 50_000, 1))
         self._pc: Any = None
         self._index: Any = None
         self._model_cache: Any = None

@@ -89,9 +89,7 @@ class ListScan:
                 batch = RecordBatch.concat([f.result() for f in fetches])
                 batch.namespace = ns
                 if len(batch):
-                    cursor = {"open": streams, "queue": queue, "after": after} if queue else \
-                        {"open": streams, "after": after}
-                    return batch, orjson.dumps(cursor).decode()
+                    return batch, orjson.dumps({"open": streams, "queue": queue, "after": after}).decode()
             # else nothing listed, or the listed ids vanished before the fetch: next turn
 
     def _top_up(self, streams: list[_Stream], queue: list[list[str]], after: str | None) -> str | None:

@@ -110,7 +110,7 @@ class WeaviateConnector(WeaviateWrites, Connector):
                                     namespaces=self.multi_tenancy and self.tenant is None)
         self.index = p.get("index", "hnsw")
         self.timeout = float(p.get("timeout", 60))
-        self.object_retries = int(p.get("object_retries", 3))
+        self.object_retries = self.int_param("object_retries", 3, 0)
         self._client: Any = None
         self._lock = threading.RLock()
         self._facts: dict[str, Any] | None = None  # multi-tenant, named vectors, properties
