@@ -10,8 +10,11 @@ fetch starts at once, the next batch is listed while this one's fetches finish, 
 namespaces are listed at once) and checkpoints every batch; its sampled validation is on, full
 verification is timed apart. The same records are measured in one namespace, where listing
 (100 ids a round trip, each page needing the last one's token) bounds any reader, and spread
-over several. With ``--ids uuid`` and at least 50,000 records in a namespace, vmkit lists that
-namespace by the first character of its ids, several at once.
+over several. The emulator enforces the service's documented request-per-second limits
+(list 200, fetch 100 per index), and vmkit paces itself under them. With ``--ids uuid``, vmkit
+lists a namespace of at least 5,000 records by the first character of its ids, several at
+once; ``doc-0000001`` ids share too long a prefix to split at 10,000 (the probes would cost
+more than they save) and are listed in sequence.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ def measure(n: int, dim: int, latency_ms: float, spaces: int, ids: str) -> None:
     finally:
         server.stdin.close()
         server.wait(timeout=30)
-    print(f"\nPinecone emulator ({latency_ms:.0f} ms/request, own process) -> Qdrant, {n} x {dim} "
+    print(f"\nPinecone emulator ({latency_ms:.0f} ms/request, rate limits, own process) -> Qdrant, {n} x {dim} "
           f"in {spaces} namespace{'s' if spaces > 1 else ''}, {ids} ids")
     print(f"{'':44}{'seconds':>9}{'records/s':>12}{'speed-up':>10}")
     print(f"{'sequential SDK loop (list 100, fetch, upsert)':44}{loop_s:9.2f}{n / loop_s:12.0f}{1:10.2f}")

@@ -147,17 +147,49 @@ def test_namespaces_are_listed_at_once(emu: PineconeEmulator) -> None:
         assert _most_namespaces_listed_at_once(emu, since) == most
 
 
+def test_requests_keep_within_the_rate_limits(emu: PineconeEmulator, sdk_sleeps: list) -> None:
+    """Each request first waits for room under the index's limits (here lowered on both sides
+    so that the test is short): a scan on 4 streams and 8 fetch threads is never refused, and
+    the same scan unpaced is."""
+    emu.create_index("many", DIM, "dotproduct")
+    for ns in ("a", "b", "c", "d", "e"):
+        emu.seed("many", _rows(ns, 250), namespace=ns)
+    emu.rates.limits.update(fetch=15, list=30)
+    seen, _ = _scan_all("pinecone://many?rate_limits=fetch:15,list:30", 50)
+    assert sorted(seen) == sorted((ns, f"{ns}-{i:04d}") for ns in "abcde" for i in range(250))
+    assert emu.rates.refused == 0
+    fetches = sorted(r.started for r in emu.requests("fetch"))
+    assert len(fetches) >= 25 and all(b - a >= 1.0 for a, b in zip(fetches, fetches[15:]))
+    try:  # the SDK retries some 429s itself; whether it gives up in the end does not matter
+        _scan_all("pinecone://many?rate_limits=off", 50)
+    except TransientError as exc:
+        assert "429" in str(exc)
+    assert emu.rates.refused > 0
+
+
+def test_rate_limits_option(emu: PineconeEmulator) -> None:
+    one, two = connect("pinecone://idx"), connect("pinecone://idx?namespace=x")
+    assert one._pacer is two._pacer  # one budget per index in a process
+    assert connect("pinecone://idx?rate_limits=off")._pacer is not one._pacer
+    for bad in ("fetch:0", "fetch", "scan:5", "list:many"):
+        with pytest.raises(ConfigError, match="rate_limits takes op:N pairs"):
+            connect(f"pinecone://idx?rate_limits={bad}")
+
+
 # Ids whose first characters cover hex digits and characters URLs and JSON treat specially.
 ODD_FIRSTS = "0123456789abcdef #%&+/?~\x01\x7f"
 
 
 def _split_src(emu: PineconeEmulator) -> dict[str, dict[str, tuple]]:
-    """Index 'split': namespace "" big enough to split (460 ids over 26 first characters),
-    namespace "small" not."""
+    """Index 'split': namespace "" big enough to split (10,400 ids over 26 first characters,
+    so its probe budget, two per list page, pays for its first split: 126 first characters
+    above its smallest id's, or a level further down), namespace "small" not. The service's rate limits are lifted, and the
+    tests' URIs do not pace: these tests are about order, and scan thousands of ids."""
+    emu.rates.limits = {}
     emu.create_index("split", DIM, "dotproduct")
     rng = np.random.default_rng(7)
     data: dict[str, dict[str, tuple]] = {"": {}, "small": {}}
-    for ns, ids in (("", [f"{c}{i:03d}-{rng.integers(1 << 30):x}" for c in ODD_FIRSTS for i in range(20)]),
+    for ns, ids in (("", [f"{c}{rng.integers(1 << 32):08x}" for c in ODD_FIRSTS for i in range(400)]),
                     ("small", [f"s{i:03d}" for i in range(30)])):
         rows = [(rid, rng.standard_normal(DIM).astype(np.float32), {"i": i}, None) for i, rid in enumerate(ids)]
         emu.seed("split", rows, namespace=ns)
@@ -195,11 +227,11 @@ def _rotation(units: list[tuple[str, list[str]]], limit: int, streams: int) -> l
     return order
 
 
-@pytest.mark.parametrize("streams, limit", [(1, 37), (4, 37), (4, 1000), (3, 7)])
+@pytest.mark.parametrize("streams, limit", [(1, 300), (4, 300), (4, 1000), (3, 230)])
 def test_a_big_namespace_is_listed_by_first_character_at_once(emu: PineconeEmulator, streams: int,
                                                               limit: int) -> None:
     src = _split_src(emu)
-    uri = f"pinecone://split?list_streams={streams}&split_above=100"
+    uri = f"pinecone://split?list_streams={streams}&split_above=100&rate_limits=off"
     emu.faults.latency_ms = 10  # long enough for listings to overlap when they run at once
     since = time.monotonic()
     full, cursors = _scan_all(uri, limit)
@@ -209,41 +241,79 @@ def test_a_big_namespace_is_listed_by_first_character_at_once(emu: PineconeEmula
     lists = [r for r in emu.requests("list") if r.started >= since]
     busiest = max(sum(o.started <= r.started < o.ended for o in lists) for r in lists)
     assert (busiest >= 3) if streams > 1 else (busiest == 1)
-    if streams > 1:  # one limit=1 probe per possible first character, then the streams
-        assert len(lists) >= 127 + len(set(ODD_FIRSTS))
-    for cursor, done in cursors[:-1]:  # a fresh connector resumes exactly the rest
+    probes = sorted(r.prefix for r in lists if r.limit == 1)
+    if streams > 1:  # the smallest id, then a limit=1 probe per character above its first
+        assert probes == [chr(c) for c in range(2, 128)]
+    else:
+        assert probes == []
+    for cursor, done in _spread(cursors[:-1]):  # a fresh connector resumes exactly the rest
         assert _scan_all(uri, limit, cursor)[0] == full[done:]
+
+
+def _spread(cursors: list, most: int = 25) -> list:
+    """Up to ``most`` of ``cursors``, evenly spread, the first and last included."""
+    step = max(1, -(-len(cursors) // most))
+    return cursors[::step] + ([cursors[-1]] if (len(cursors) - 1) % step else [])
 
 
 def test_a_namespace_below_split_above_is_not_probed(emu: PineconeEmulator) -> None:
     src = _split_src(emu)
     since = time.monotonic()
-    full, _ = _scan_all("pinecone://split?list_streams=4", 1000)  # default split_above: 50,000
-    assert full == _in_turns_split(src, 1000, 4, 50_000)
-    assert len([r for r in emu.requests("list") if r.started >= since]) < 10  # pages; no probes
-    one, _ = _scan_all("pinecone://split?namespace=&list_streams=4&split_above=100", 50)
-    assert one == _in_turns_split({"": src[""]}, 50, 4, 100)  # a URI's one namespace splits too
+    full, _ = _scan_all("pinecone://split?list_streams=4&split_above=10401&rate_limits=off", 1000)
+    assert full == _in_turns_split(src, 1000, 4, 10401)
+    lists = [r for r in emu.requests("list") if r.started >= since]
+    assert len(lists) <= 104 + 1 + 2  # pages of 10,400 + 30 ids, at most one empty last page each:
+    assert all(r.limit != 1 for r in lists)  # no limit=1 probes (the split would take 100+)
+    one, _ = _scan_all("pinecone://split?namespace=&list_streams=4&split_above=10400&rate_limits=off", 500)
+    assert one == _in_turns_split({"": src[""]}, 500, 4, 10400)  # a URI's one namespace splits too
 
 
-@pytest.mark.parametrize("extra, prefixes", [([], ["doc-a", "doc-b", "doc-c"]), (["doc"], ["doc"])])
-def test_split_finds_where_ids_part_after_a_shared_prefix(emu: PineconeEmulator, extra: list,
-                                                          prefixes: list) -> None:
-    """Ids sharing "doc-" split after it, one probe level per split_above records (300 ids,
-    split_above=50: six levels allowed, five used). An id equal to a shared prefix stops the
-    descent there, since that prefix's extensions would miss it."""
+def _hex_ids(prefix: str, n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [f"{prefix}{rng.integers(1 << 32):08x}" for _ in range(n)]
+
+
+_D_ABC = [i for c in "abc" for i in _hex_ids(f"d{c}", 4000, ord(c))]  # budget: 240 probes
+
+
+@pytest.mark.parametrize("ids, streams, prefixes, probes", [
+    # nothing above d (27 probes); b and c above a (30)
+    (_D_ABC, 3, ["da", "db", "dc"], 57),
+    # the next level would cost 3 x 79 probes, past the budget (two per list page)
+    (_D_ABC, 4, ["da", "db", "dc"], 57),
+    # an id equal to a shared prefix cannot be refined: its extensions would miss it
+    (_D_ABC + ["d"], 4, ["d"], 27),
+    # a small second branch is refined along with the big one
+    (_hex_ids("d", 9500, 1) + ["zz"], 4, [f"d{h:x}" for h in range(16)] + ["zz"], 27 + (79 + 5)),
+    # UUID-like ids part at the first character
+    (_hex_ids("", 8000, 2), 4, [f"{h:x}" for h in range(16)], 79),
+    # ids sharing a long prefix part too late: their first split (469 probes) is past the budget
+    ([f"doc-{i:07d}" for i in range(20000)], 4, [""], 0),
+])
+def test_split_refines_prefixes_from_the_smallest_id(emu: PineconeEmulator, ids: list, streams: int,
+                                                      prefixes: list, probes: int) -> None:
+    """A namespace is split from its smallest id down, probing only characters above that
+    id's at each level, until there are ``list_streams`` prefixes, none can be refined, or the
+    next level would pass the budget of two probes per list page. No probe is made unless the
+    first page shows the first split within the budget."""
     emu.create_index("deep", DIM, "dotproduct")
-    ids = [f"doc-{c}{i:03d}" for c in "abc" for i in range(100)] + extra
+    emu.rates.limits = {}
     vecs = np.random.default_rng(3).standard_normal((len(ids), DIM)).astype(np.float32)
     emu.seed("deep", [(rid, vecs[i], None, None) for i, rid in enumerate(ids)])
-    uri = "pinecone://deep?list_streams=4&split_above=50"
+    uri = f"pinecone://deep?list_streams={streams}&split_above=1000&rate_limits=off"
     conn = connect(uri)
+    since = time.monotonic()
     assert conn._list_scan._prefixes("") == prefixes
+    lists = [r for r in emu.requests("list") if r.started >= since]
+    assert (lists[0].prefix, lists[0].limit) == ("", 100)  # the first page: the smallest ids
+    assert len(lists) == 1 + probes and all(r.limit == 1 for r in lists[1:])
     conn.close()
-    full, cursors = _scan_all(uri, 40)
+    full, cursors = _scan_all(uri, 1000)
     assert sorted(r for _, r in full) == sorted(ids)
-    assert full == _rotation([("", sorted(i for i in ids if i.startswith(p))) for p in prefixes], 40, 4)
-    for cursor, done in cursors[:-1]:
-        assert _scan_all(uri, 40, cursor)[0] == full[done:]
+    assert full == _rotation([("", sorted((i for i in ids if i.startswith(p)), key=str.encode))
+                              for p in prefixes], 1000, streams)
+    for cursor, done in _spread(cursors[:-1], 10):
+        assert _scan_all(uri, 1000, cursor)[0] == full[done:]
 
 
 def test_scan_resumes_cursors_of_earlier_forms(src: dict) -> None:

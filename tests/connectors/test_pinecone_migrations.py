@@ -88,7 +88,8 @@ def to_qdrant(emu: PineconeEmulator, work: Path) -> dict:
 
 def test_pinecone_to_qdrant_under_faults(to_qdrant: dict) -> None:
     first, final = to_qdrant["first"], to_qdrant["final"]
-    assert first.state == "in_progress" and to_qdrant["done"]["n"] == 7000
+    # 7 batches, some shorter than 1000 (a list page lost to a fault ends its batch early)
+    assert first.state == "in_progress" and 0 < to_qdrant["done"]["n"] <= 7000
     assert final.state == "completed", str(final)
     assert final.verification == "passed", final.verification_detail
     detail = final.verification_detail or {}

@@ -16,6 +16,10 @@ Faults (``emu.faults``, changeable while running) apply to data-plane requests::
     emu.faults.lag_ms = 300         # writes become visible to fetch/list/query/stats this late
     emu.faults.inject(429, retry_after=2, times=4, op="upsert")   # exact, for one test
 
+The documented request-per-second limits hold as on the service (``emu.rates``, see
+``pinecone_rates.py``): ``emu.rates.limits["fetch"] = 20`` lowers one, ``emu.rates.limits = {}``
+lifts them all.
+
 Every request lands in ``emu.log`` (op, status, body bytes, record count, namespace).
 """
 
@@ -35,6 +39,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import numpy as np
 import orjson
+from emulators.pinecone_rates import RateLimits
 from emulators.pinecone_store import (
     MAX_REQUEST_BYTES,
     ApiFailure,
@@ -135,6 +140,8 @@ class Logged:
     nbytes: int
     records: int = 0
     namespace: str | None = None
+    prefix: str | None = None  # a list request's id prefix and page size
+    limit: int | None = None
     started: float = 0.0  # time.monotonic() when the request came in
     ended: float = 0.0  # and when its answer was ready (latency included)
 
@@ -144,6 +151,7 @@ class PineconeEmulator:
                  faults: Faults | None = None) -> None:
         self.api_key = api_key
         self.faults = faults or Faults(seed=seed)
+        self.rates = RateLimits()
         self.indexes: dict[str, IndexState] = {}
         self.log: list[Logged] = []
         self.polls_until_ready = 0  # describes answering "Initializing" after a create
@@ -298,6 +306,7 @@ class PineconeEmulator:
         body = _json(raw) if method == "POST" else {}
         entry.namespace = body.get("namespace", (query.get("namespace") or [None])[0])
         entry.records = len(body.get("vectors") or body.get("ids") or query.get("ids") or [])
+        self.rates.admit(index, op, entry.namespace or "", entry.records)
         if self.faults.latency_ms:
             time.sleep(self.faults.latency_ms / 1000)
         failure, ghost = self.faults.pick(op)
@@ -319,7 +328,8 @@ class PineconeEmulator:
                 limit = (query.get("limit") or ["100"])[0]
                 if not limit.isdigit():
                     raise ApiFailure(400, "limit must be an integer")
-                out = state.list(entry.namespace, (query.get("prefix") or [""])[0], int(limit),
+                entry.prefix, entry.limit = (query.get("prefix") or [""])[0], int(limit)
+                out = state.list(entry.namespace, entry.prefix, entry.limit,
                                  (query.get("paginationToken") or [None])[0])
             elif op == "query":
                 out = state.query(body)
@@ -343,6 +353,11 @@ def _json(raw: bytes) -> dict[str, Any]:
 
 
 class _Server(ThreadingHTTPServer):
+    # The service takes as many connections as clients open. socketserver's default backlog
+    # of 5 drops connections a client opens at once beyond it, and the SDK waits out its
+    # 30 s timeout for an answer.
+    request_queue_size = 256
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         exc = sys.exc_info()[1]
         if isinstance(exc, (ConnectionError, TimeoutError)):  # a client dropped its connection

@@ -14,7 +14,9 @@
 
 - ``list_streams=4``    listings a whole-index scan runs at once: namespaces, and the id
                        prefixes of a namespace holding at least
-- ``split_above=50000`` records (see pinecone_scan)
+- ``split_above=5000`` records (see pinecone_scan)
+- ``rate_limits=list:400,fetch:200`` requests a second where the index's limits were raised
+                       (default: the documented ones; ``off``: no pacing; see pinecone_rates)
 
 Reading the whole index (scan) lives in ``pinecone_scan``, with its cursor format.
 """
@@ -37,6 +39,7 @@ import orjson
 
 from vmkit.batching import split_batch
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
+from vmkit.connectors.pinecone_rates import pacer_for, parse_limits
 from vmkit.connectors.pinecone_scan import ListScan, canonical_ns, scan_ids_file
 from vmkit.errors import (
     ConfigError,
@@ -112,7 +115,8 @@ class PineconeConnector(Connector):
             raise ConfigError("ready_timeout must be a number of seconds") from None
         self._lock = threading.RLock()
         self._list_scan = ListScan(self, self.int_param("list_streams", 4, 1, 64),
-                                   self.int_param("split_above", 50_000, 1))
+                                   self.int_param("split_above", 5_000, 1))
+        self._pacer = pacer_for(self.host or self.index_name, parse_limits(self.params.get("rate_limits")))
         self._pc: Any = None
         self._index: Any = None
         self._model_cache: Any = None
@@ -165,6 +169,11 @@ class PineconeConnector(Connector):
                         raise
                     self._model_cache = None
             return self._model_cache
+
+    def pace(self, op: str, namespace: str = "", weight: int = 1) -> None:
+        """Wait until a request of ``op`` stays within the index's rate limits (see
+        pinecone_rates)."""
+        self._pacer.wait(op, canonical_ns(namespace), weight)
 
     @contextmanager
     def errors(self, what: str, write: bool = False) -> Iterator[None]:
@@ -256,8 +265,10 @@ class PineconeConnector(Connector):
         return sum(counts.values())
 
     def namespace_counts(self) -> dict[str, int]:
+        index = self.data_plane()
+        self.pace("describe_index_stats")
         with self.errors("describe_index_stats"):
-            stats = self.data_plane().describe_index_stats()
+            stats = index.describe_index_stats()
         return {canonical_ns(ns): s.vector_count for ns, s in stats.namespaces.items()
                 if s.vector_count}
 
@@ -284,6 +295,7 @@ class PineconeConnector(Connector):
         found: dict[str, Any] = {}
         index = self.data_plane()
         for chunk in _url_chunks(list(dict.fromkeys(wanted))):
+            self.pace("fetch")
             with self.errors("fetch"):
                 found.update(index.fetch(ids=chunk, namespace=namespace).vectors)
         order = [i for i in dict.fromkeys(wanted) if i in found]
@@ -313,6 +325,7 @@ class PineconeConnector(Connector):
         namespace = canonical_ns(batch.namespace)
         for chunk in split_batch(batch, CAPABILITIES):
             for part, items in self._fit(chunk):
+                self.pace("upsert", namespace)
                 try:
                     with self.errors(f"upsert of {len(part)} records into namespace "
                                       f"'{namespace}'", write=True):
@@ -366,6 +379,8 @@ class PineconeConnector(Connector):
     def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
         wanted, index = [str(i) for i in ids], self.data_plane()
         for start in range(0, len(wanted), _FETCH_IDS):
+            self.pace("delete", namespace)
+            self.pace("delete_records", namespace, len(wanted[start:start + _FETCH_IDS]))
             with self.errors("delete"):
                 index.delete(ids=wanted[start:start + _FETCH_IDS],
                              namespace=canonical_ns(namespace))
