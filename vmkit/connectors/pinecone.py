@@ -116,7 +116,8 @@ class PineconeConnector(Connector):
         self._lock = threading.RLock()
         self._list_scan = ListScan(self, self.int_param("list_streams", 4, 1, 64),
                                    self.int_param("split_above", 5_000, 1))
-        self._pacer = pacer_for(self.host or self.index_name, parse_limits(self.params.get("rate_limits")))
+        self._pacer = pacer_for(self.host or self.index_name,
+                                parse_limits(self.params.get("rate_limits")))
         self._pc: Any = None
         self._index: Any = None
         self._model_cache: Any = None
@@ -379,11 +380,11 @@ class PineconeConnector(Connector):
     def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
         wanted, index = [str(i) for i in ids], self.data_plane()
         for start in range(0, len(wanted), _FETCH_IDS):
+            chunk = wanted[start:start + _FETCH_IDS]
             self.pace("delete", namespace)
-            self.pace("delete_records", namespace, len(wanted[start:start + _FETCH_IDS]))
+            self.pace("delete_records", namespace, len(chunk))
             with self.errors("delete"):
-                index.delete(ids=wanted[start:start + _FETCH_IDS],
-                             namespace=canonical_ns(namespace))
+                index.delete(ids=chunk, namespace=canonical_ns(namespace))
 
     def create(self, spec: TargetSpec) -> None:
         metric = _TO_PINECONE.get(spec.metric)

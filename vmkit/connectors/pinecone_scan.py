@@ -8,8 +8,9 @@ run at once, each one batch ahead of the reader, and each listed page's fetch st
 the page arrives. A stream is a namespace, or, for a namespace holding at least
 ``split_above`` records (URI option, default 5,000, i.e. 50 pages in sequence), one id prefix:
 ids are ASCII without NUL, so the non-empty ones of a prefix's one-character extensions (found
-with one ``limit=1`` listing each) cover it exactly (see ``ListScan._prefixes``). Batches are handed out in turn, in
-a fixed rotation, so a scan is deterministic and a cursor resumes it exactly.
+with one ``limit=1`` listing each) cover it exactly (see ``ListScan._prefixes``). Batches are
+handed out in turn, in a fixed rotation, so a scan is deterministic and a cursor resumes it
+exactly.
 
 Cursors are JSON. A listing scan: ``{"open": [[NS, PREFIX, TOKEN], ...], "queue": [[NS,
 PREFIX], ...], "after": NS}``: the streams being read in the order their turns come (TOKEN null
