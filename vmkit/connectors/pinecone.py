@@ -18,7 +18,8 @@
 - ``rate_limits=list:400,fetch:200`` requests a second where the index's limits were raised
                        (default: the documented ones; ``off``: no pacing; see pinecone_rates)
 
-Reading the whole index (scan) lives in ``pinecone_scan``, with its cursor format.
+Reading the whole index (scan) lives in ``pinecone_scan``, with its cursor format; writes
+(upsert, delete, create, drop) in ``pinecone_write``; request pacing in ``pinecone_rates``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import logging
 import os
 import re
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -37,10 +37,10 @@ from urllib.parse import parse_qs, quote_plus, urlsplit
 import numpy as np
 import orjson
 
-from vmkit.batching import split_batch
-from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
+from vmkit.connectors.base import Capabilities, CollectionInfo, Connector
 from vmkit.connectors.pinecone_rates import pacer_for, parse_limits
 from vmkit.connectors.pinecone_scan import ListScan, canonical_ns, scan_ids_file
+from vmkit.connectors.pinecone_write import FETCH_IDS, MAX_METADATA, TO_PINECONE, PineconeWrites
 from vmkit.errors import (
     ConfigError,
     InvalidData,
@@ -49,18 +49,14 @@ from vmkit.errors import (
     TransientError,
     VmkitError,
 )
-from vmkit.records import RecordBatch, RecordId, Rejection, SparseVector
+from vmkit.records import RecordBatch, RecordId, SparseVector
 
 log = logging.getLogger(__name__)
 
-_TO_PINECONE = {"cosine": "cosine", "euclidean": "euclidean", "dot": "dotproduct"}
-_FROM_PINECONE = {v: k for k, v in _TO_PINECONE.items()}
-_FETCH_IDS = 1000  # ids per fetch / delete request
+_FROM_PINECONE = {v: k for k, v in TO_PINECONE.items()}
 # fetch is a GET with every id in the query string; proxies cap request lines at 8-64 KB, so a
 # request also stays under this many encoded bytes (1000 UUIDs fit in about 3 requests)
 _FETCH_URL_BYTES = 16_000
-_REQUEST_BYTES = 2 * 1024 * 1024 - 4096  # upsert body ceiling, with room for the envelope
-_MAX_METADATA = 40 * 1024
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 CAPABILITIES = Capabilities(
@@ -76,7 +72,7 @@ CAPABILITIES = Capabilities(
     metadata_null=False,
     metadata_mixed_lists=False,
     metadata_big_ints=False,
-    max_metadata_bytes=_MAX_METADATA,
+    max_metadata_bytes=MAX_METADATA,
     field_name_pattern=r"(?!\$)[\s\S]*",  # keys must not start with '$' (filter operators)
     rejects_zero_vectors=True,
     eventually_consistent=True,
@@ -88,7 +84,7 @@ class ListUnsupported(ConfigError, TerminalError):
     """A pod-based index cannot enumerate its ids: a config problem, and never worth a retry."""
 
 
-class PineconeConnector(Connector):
+class PineconeConnector(PineconeWrites, Connector):
     scheme = "pinecone"
     extra = "pinecone"
 
@@ -319,130 +315,6 @@ class PineconeConnector(Connector):
         dense = model.schema.fields.get("_values") if model is not None else None
         return int(getattr(dense, "dimension", 0) or 0)
 
-    def upsert(self, batch: RecordBatch) -> None:
-        if not len(batch):
-            return
-        index = self.data_plane()
-        namespace = canonical_ns(batch.namespace)
-        for chunk in split_batch(batch, CAPABILITIES):
-            for part, items in self._fit(chunk):
-                self.pace("upsert", namespace)
-                try:
-                    with self.errors(f"upsert of {len(part)} records into namespace "
-                                      f"'{namespace}'", write=True):
-                        index.upsert(vectors=items, namespace=namespace)
-                except InvalidData as exc:
-                    culprit = self._diagnose(part)
-                    raise InvalidData(f"{exc}; first offending record: {culprit}"
-                                      if culprit else str(exc)) from exc.__cause__
-
-    def _fit(self, batch: RecordBatch) -> Iterator[tuple[RecordBatch, list[dict[str, Any]]]]:
-        """The request bodies exactly as sent, halved until each is under 2 MB (the size estimate
-        in split_batch can run short for sparse-heavy records)."""
-        items = [_wire(batch, i) for i in range(len(batch))]
-        if len(orjson.dumps({"vectors": items, "namespace": batch.namespace})) <= _REQUEST_BYTES:
-            yield batch, items
-        elif len(batch) == 1:
-            raise InvalidData(f"record {batch.ids[0]!r} is over Pinecone's 2 MB request limit "
-                              "on its own")
-        else:
-            half = len(batch) // 2
-            yield from self._fit(batch.take(range(half)))
-            yield from self._fit(batch.take(range(half, len(batch))))
-
-    def _diagnose(self, batch: RecordBatch) -> Rejection | None:
-        """The first record that breaks a rule Pinecone enforces, to name it in the error."""
-        dim = self.dimension()
-        for rid, vec, meta, sparse in batch.rows():
-            ns = batch.namespace
-            if not isinstance(rid, str) or not 1 <= len(rid) <= 512 or not rid.isascii() \
-                    or "\x00" in rid:
-                return Rejection(rid, "id must be an ASCII string of 1-512 characters", "id", ns)
-            if dim and len(vec) != dim:
-                return Rejection(rid, f"dimension {len(vec)} != index dimension {dim}", "vector", ns)
-            if not np.isfinite(vec).all():
-                return Rejection(rid, "vector has NaN or Inf values", "vector", ns)
-            if len(vec) and not vec.any():
-                return Rejection(rid, "all-zero dense vector", "vector", ns)
-            if sparse is not None and len(sparse.indices) > 1000:
-                return Rejection(rid, f"{len(sparse.indices)} sparse values (max 1000)", "sparse", ns)
-            for key, value in meta.items():
-                ok = isinstance(value, (str, bool, int, float)) or (
-                    isinstance(value, list) and all(isinstance(v, str) for v in value))
-                if not ok or key.startswith("$"):
-                    return Rejection(rid, "Pinecone metadata takes strings, numbers, booleans and "
-                                     "lists of strings, under keys not starting with '$'",
-                                     f"metadata.{key}", ns)
-            if len(orjson.dumps(meta)) > _MAX_METADATA:
-                return Rejection(rid, "metadata over 40 KB", "metadata", ns)
-        return None
-
-    def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
-        wanted, index = [str(i) for i in ids], self.data_plane()
-        for start in range(0, len(wanted), _FETCH_IDS):
-            chunk = wanted[start:start + _FETCH_IDS]
-            self.pace("delete", namespace)
-            self.pace("delete_records", namespace, len(chunk))
-            with self.errors("delete"):
-                index.delete(ids=chunk, namespace=canonical_ns(namespace))
-
-    def create(self, spec: TargetSpec) -> None:
-        metric = _TO_PINECONE.get(spec.metric)
-        if metric is None:
-            raise TerminalError(f"Pinecone has no '{spec.metric}' metric "
-                                f"(it offers {', '.join(sorted(_TO_PINECONE))})")
-        fields: dict[str, Any] = {}
-        if spec.dimension > 0:
-            fields["_values"] = {"type": "dense_vector", "dimension": spec.dimension,
-                                 "metric": metric}
-        elif spec.sparse:
-            fields["_sparse_values"] = {"type": "sparse_vector"}
-        if spec.sparse and spec.dimension > 0 and metric != "dotproduct":
-            log.warning("index '%s' stores sparse values, but only dotproduct indexes can query "
-                        "them (metric is %s)", self.index_name, metric)
-        with self.errors("create index"):
-            self._control().indexes.create(
-                name=self.index_name,
-                schema={"fields": fields},
-                deployment={"deployment_type": "managed", "cloud": self.cloud,
-                            "region": self.region},
-                deletion_protection="disabled",
-                timeout=-1,  # we poll below, faster than the SDK's 5 s interval
-            )
-        self._wait(lambda m: m is not None and m.status.ready, "ready")
-        self._caps = None
-
-    def drop(self) -> None:
-        pc = self._control()
-        from pinecone.errors.exceptions import NotFoundError
-
-        try:
-            with self.errors("delete index"):
-                pc.indexes.delete(self.index_name, timeout=-1)
-        except TerminalError as exc:
-            if not isinstance(exc.__cause__, NotFoundError):
-                raise
-        self._wait(lambda m: m is None, "gone")
-        with self._lock:
-            if self._index is not None:
-                self._index.close()
-            self._index, self._caps = None, None
-
-    def _wait(self, done: Any, what: str) -> None:
-        deadline, pause = time.monotonic() + self.ready_timeout, 0.1
-        while True:
-            model = self._model(refresh=True)
-            if done(model):
-                return
-            state = model.status.state if model is not None else "absent"
-            if state in ("InitializationFailed", "Terminating", "Disabled") and what == "ready":
-                raise TerminalError(f"Pinecone index '{self.index_name}' is {state}")
-            if time.monotonic() > deadline:
-                raise TransientError(f"Pinecone index '{self.index_name}' not {what} after "
-                                     f"{self.ready_timeout:.0f}s (state {state})")
-            time.sleep(pause)
-            pause = min(pause * 2, 5.0)
-
     def close(self) -> None:
         self._list_scan.close()  # outside the lock: a listing ahead may be waiting for it
         with self._lock:
@@ -452,28 +324,12 @@ class PineconeConnector(Connector):
             self._index = self._pc = None
 
 
-def _wire(batch: RecordBatch, i: int) -> dict[str, Any]:
-    """One record in the SDK's dict form (ids must already be strings: see _diagnose)."""
-    rid = batch.ids[i]
-    if not isinstance(rid, str):
-        raise InvalidData(f"record {rid!r} [id]: Pinecone ids are strings; the plan must map "
-                          "integer ids first")
-    item: dict[str, Any] = {"id": rid, "values": batch.vectors[i].tolist()}
-    sparse = batch.sparse[i] if batch.sparse is not None else None
-    if sparse is not None and len(sparse.indices):
-        item["sparse_values"] = {"indices": sparse.indices.tolist(),
-                                 "values": sparse.values.tolist()}
-    if batch.metadata[i]:
-        item["metadata"] = batch.metadata[i]
-    return item
-
-
 def _url_chunks(ids: list[str]) -> Iterator[list[str]]:
     """Runs of ids within the fetch limits: 1000 ids and _FETCH_URL_BYTES of query string."""
     start, used = 0, 0
     for i, rid in enumerate(ids):
         size = len(quote_plus(rid)) + 5  # "&ids="
-        if i > start and (i - start == _FETCH_IDS or used + size > _FETCH_URL_BYTES):
+        if i > start and (i - start == FETCH_IDS or used + size > _FETCH_URL_BYTES):
             yield ids[start:i]
             start, used = i, 0
         used += size

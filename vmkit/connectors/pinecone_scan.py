@@ -8,7 +8,7 @@ run at once, each one batch ahead of the reader, and each listed page's fetch st
 the page arrives. A stream is a namespace, or, for a namespace holding at least
 ``split_above`` records (URI option, default 5,000, i.e. 50 pages in sequence), one id prefix:
 ids are ASCII without NUL, so the non-empty ones of a prefix's one-character extensions (found
-with one ``limit=1`` listing each) cover it exactly (see ``ListScan._prefixes``). Batches are
+with one ``limit=1`` listing each) cover it exactly (see pinecone_split). Batches are
 handed out in turn, in a fixed rotation, so a scan is deterministic and a cursor resumes it
 exactly.
 
@@ -24,7 +24,6 @@ is finished. Older forms still resume: ``[NS, TOKEN]`` entries (prefix ""), and
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,31 +31,18 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
+from vmkit.connectors.pinecone_split import LIST_PAGE, PrefixSplit
 from vmkit.errors import ConfigError, TransientError
 from vmkit.records import RecordBatch
-from vmkit.retry import call_with_retry
 
 if TYPE_CHECKING:
     from vmkit.connectors.pinecone import PineconeConnector
 
 log = logging.getLogger("vmkit.connectors.pinecone")
 
-LIST_PAGE = 100  # ids per list page (SDK and service maximum)
-_PROBES_AT_ONCE = 32  # limit=1 listings that look for where a namespace's ids part
-_PROBE_ATTEMPTS = 4
 _Key = tuple[str, str, str, int]  # namespace, prefix, token ("" at the start), batch size
 _Listed = tuple[list[str], "str | None", list["Future[RecordBatch]"]]  # ids, next token, fetches
 _Stream = list[Any]  # [namespace, prefix, token or None]
-
-
-def _first_split_cost(first_page: list[str]) -> int:
-    """The most probes a descent from the smallest id can spend before a prefix splits in
-    two, given the namespace's first (smallest) ids: they differ at the first position where
-    they do not all agree, so the split comes at that level or before it (or the descent ends
-    at the smallest id itself, which cannot be refined)."""
-    smallest = first_page[0]
-    depth = min(len(os.path.commonprefix(first_page)) + 1, len(smallest))
-    return sum(max(0, 127 - ord(c)) for c in smallest[:depth])
 
 
 def open_streams(state: dict[str, Any] | None) -> tuple[list[_Stream], list[list[str]], str | None]:
@@ -84,7 +70,7 @@ class ListScan:
         self._fetchers: ThreadPoolExecutor | None = None
         self._ahead: dict[_Key, Future[_Listed]] = {}
         self._counts: dict[str, int] | None = None  # records per namespace, from stats
-        self._probed: dict[tuple[str, str], str | None] = {}  # (ns, prefix) -> its smallest id
+        self._split = PrefixSplit(self.list_ids, streams)
 
     def scan(self, state: dict[str, Any] | None, limit: int) -> tuple[RecordBatch, str | None]:
         streams, queue, after = open_streams(state)
@@ -126,63 +112,14 @@ class ListScan:
 
     def _prefixes(self, ns: str) -> list[str]:
         """The id prefixes ``ns`` is listed as: the whole namespace ("") unless it holds at
-        least ``split_above`` records. Then prefixes are refined from the namespace's smallest
-        id, a level at a time, until there are ``list_streams`` of them or none can be refined.
-        A prefix ``p`` whose smallest id is ``s`` splits into ``p + s[len(p)]`` and those of
-        its extensions by a character above ``s[len(p)]`` that hold ids (lower ones cannot:
-        ``s`` is the smallest). Ids are ASCII without NUL, so that is one ``limit=1`` probe per
-        character up to 127, which also returns each new prefix's smallest id. Probes run
-        ``_PROBES_AT_ONCE`` at a time, and a namespace spends at most two per list page it
-        would take in sequence: under the documented 200 list requests a second they take
-        10 ms a page, well under the round trip each page costs in sequence. A level that
-        would pass that is not started, and no probe is made unless the first split fits in
-        it for certain (see ``_first_split_cost``): ids like ``doc-0012345`` in a namespace of
-        10,000 would spend 469 probes before they part, and are listed in sequence.
-        UUIDs split at the first level; ``doc-0012345`` ids after ``doc-00``."""
+        least ``split_above`` records and more than one stream may be open; then where its
+        ids part (see pinecone_split)."""
         if self._streams == 1:
             return [""]
         if self._counts is None or ns not in self._counts:  # one namespace named by the URI
             self._counts = self._conn.namespace_counts()
         count = self._counts.get(ns, 0)
-        if count < self._split_above:
-            return [""]
-        budget = count * 2 // LIST_PAGE
-        first, _ = call_with_retry(self.list_ids, ns, "", None, LIST_PAGE, attempts=_PROBE_ATTEMPTS)
-        if len(first) < 2 or _first_split_cost(first) > budget:
-            return [""]
-        smallest = {"": first[0]}
-        while len(smallest) < self._streams:
-            probes = [p + chr(c) for p, s in smallest.items() if len(s) > len(p)
-                      for c in range(ord(s[len(p)]) + 1, 128)]
-            if not probes or len(probes) > budget:
-                break
-            budget -= len(probes)
-            refined = {p + s[len(p)] if len(s) > len(p) else p: s for p, s in smallest.items()}
-            refined.update(self._probe(ns, probes))
-            smallest = refined
-        log.debug("namespace %r: listing %d id prefixes at once", ns, len(smallest))
-        self._probed = {}
-        return sorted(smallest, key=str.encode)
-
-    def _probe(self, ns: str, prefixes: list[str]) -> dict[str, str]:
-        """Each of ``prefixes`` that holds ids, with its smallest id. A probe is retried on its
-        own a few times (a level is many requests, so some 429 or 5xx is likely); one that
-        still fails fails the scan, and answers are kept until the namespace's prefixes are
-        found, so the scan's retry asks only what is still unanswered."""
-        todo = [p for p in prefixes if (ns, p) not in self._probed]
-        failure: TransientError | None = None
-        with ThreadPoolExecutor(_PROBES_AT_ONCE, thread_name_prefix="vmkit-pinecone-probe") as pool:
-            asked = [(p, pool.submit(call_with_retry, self.list_ids, ns, p, None, 1,
-                                     attempts=_PROBE_ATTEMPTS)) for p in todo]
-            for p, future in asked:
-                try:
-                    ids, _ = future.result()
-                    self._probed[(ns, p)] = ids[0] if ids else None
-                except TransientError as exc:
-                    failure = failure or exc
-        if failure is not None:
-            raise failure
-        return {p: smallest for p in prefixes if (smallest := self._probed[(ns, p)]) is not None}
+        return self._split.prefixes(ns, count) if count >= self._split_above else [""]
 
     def _next_namespace(self, after: str | None, refresh: bool) -> str | None:
         if self._conn.namespace is not None:

@@ -1,0 +1,198 @@
+"""Pinecone writes: everything PineconeConnector does that changes what the service holds.
+
+Upserting (request bodies fitted under 2 MB, and a refused request's first offending record
+named), deleting, and creating or dropping the index with a wait until it is ready or gone.
+They live apart from ``pinecone.py``, which keeps the SDK plumbing, error mapping and the
+reads, so each module has one concern. ``PineconeWrites`` is a mixin: ``PineconeConnector``
+inherits it and holds the state and plumbing it uses (declared below for type checking only).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+
+from vmkit.batching import split_batch
+from vmkit.connectors.base import TargetSpec
+from vmkit.connectors.pinecone_scan import canonical_ns
+from vmkit.errors import InvalidData, TerminalError, TransientError
+from vmkit.records import RecordBatch, RecordId, Rejection
+
+if TYPE_CHECKING:
+    import threading
+    from contextlib import AbstractContextManager
+
+    from vmkit.connectors.base import Capabilities
+
+log = logging.getLogger("vmkit.connectors.pinecone")  # the connector's logger, as before the split
+
+TO_PINECONE = {"cosine": "cosine", "euclidean": "euclidean", "dot": "dotproduct"}
+FETCH_IDS = 1000  # ids per fetch / delete request
+REQUEST_BYTES = 2 * 1024 * 1024 - 4096  # upsert body ceiling, with room for the envelope
+MAX_METADATA = 40 * 1024
+
+
+class PineconeWrites:
+    """Writes of PineconeConnector (see the module docstring)."""
+
+    if TYPE_CHECKING:
+        index_name: str
+        cloud: str
+        region: str
+        ready_timeout: float
+        capabilities: Capabilities
+        _lock: threading.RLock
+        _index: Any
+        _caps: Capabilities | None
+
+        def data_plane(self) -> Any: ...
+        def _control(self) -> Any: ...
+        def _model(self, refresh: bool = False) -> Any: ...
+        def dimension(self) -> int: ...
+        def pace(self, op: str, namespace: str = "", weight: int = 1) -> None: ...
+        def errors(self, what: str, write: bool = False) -> AbstractContextManager[None]: ...
+
+    def upsert(self, batch: RecordBatch) -> None:
+        if not len(batch):
+            return
+        index = self.data_plane()
+        namespace = canonical_ns(batch.namespace)
+        for chunk in split_batch(batch, self.capabilities):
+            for part, items in self._fit(chunk):
+                self.pace("upsert", namespace)
+                try:
+                    with self.errors(f"upsert of {len(part)} records into namespace "
+                                      f"'{namespace}'", write=True):
+                        index.upsert(vectors=items, namespace=namespace)
+                except InvalidData as exc:
+                    culprit = self._diagnose(part)
+                    raise InvalidData(f"{exc}; first offending record: {culprit}"
+                                      if culprit else str(exc)) from exc.__cause__
+
+    def _fit(self, batch: RecordBatch) -> Iterator[tuple[RecordBatch, list[dict[str, Any]]]]:
+        """The request bodies exactly as sent, halved until each is under 2 MB (the size estimate
+        in split_batch can run short for sparse-heavy records)."""
+        items = [_wire(batch, i) for i in range(len(batch))]
+        if len(orjson.dumps({"vectors": items, "namespace": batch.namespace})) <= REQUEST_BYTES:
+            yield batch, items
+        elif len(batch) == 1:
+            raise InvalidData(f"record {batch.ids[0]!r} is over Pinecone's 2 MB request limit "
+                              "on its own")
+        else:
+            half = len(batch) // 2
+            yield from self._fit(batch.take(range(half)))
+            yield from self._fit(batch.take(range(half, len(batch))))
+
+    def _diagnose(self, batch: RecordBatch) -> Rejection | None:
+        """The first record that breaks a rule Pinecone enforces, to name it in the error."""
+        dim = self.dimension()
+        for rid, vec, meta, sparse in batch.rows():
+            ns = batch.namespace
+            if not isinstance(rid, str) or not 1 <= len(rid) <= 512 or not rid.isascii() \
+                    or "\x00" in rid:
+                return Rejection(rid, "id must be an ASCII string of 1-512 characters", "id", ns)
+            if dim and len(vec) != dim:
+                return Rejection(rid, f"dimension {len(vec)} != index dimension {dim}", "vector", ns)
+            if not np.isfinite(vec).all():
+                return Rejection(rid, "vector has NaN or Inf values", "vector", ns)
+            if len(vec) and not vec.any():
+                return Rejection(rid, "all-zero dense vector", "vector", ns)
+            if sparse is not None and len(sparse.indices) > 1000:
+                return Rejection(rid, f"{len(sparse.indices)} sparse values (max 1000)", "sparse", ns)
+            for key, value in meta.items():
+                ok = isinstance(value, (str, bool, int, float)) or (
+                    isinstance(value, list) and all(isinstance(v, str) for v in value))
+                if not ok or key.startswith("$"):
+                    return Rejection(rid, "Pinecone metadata takes strings, numbers, booleans and "
+                                     "lists of strings, under keys not starting with '$'",
+                                     f"metadata.{key}", ns)
+            if len(orjson.dumps(meta)) > MAX_METADATA:
+                return Rejection(rid, "metadata over 40 KB", "metadata", ns)
+        return None
+
+    def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
+        wanted, index = [str(i) for i in ids], self.data_plane()
+        for start in range(0, len(wanted), FETCH_IDS):
+            chunk = wanted[start:start + FETCH_IDS]
+            self.pace("delete", namespace)
+            self.pace("delete_records", namespace, len(chunk))
+            with self.errors("delete"):
+                index.delete(ids=chunk, namespace=canonical_ns(namespace))
+
+    def create(self, spec: TargetSpec) -> None:
+        metric = TO_PINECONE.get(spec.metric)
+        if metric is None:
+            raise TerminalError(f"Pinecone has no '{spec.metric}' metric "
+                                f"(it offers {', '.join(sorted(TO_PINECONE))})")
+        fields: dict[str, Any] = {}
+        if spec.dimension > 0:
+            fields["_values"] = {"type": "dense_vector", "dimension": spec.dimension,
+                                 "metric": metric}
+        elif spec.sparse:
+            fields["_sparse_values"] = {"type": "sparse_vector"}
+        if spec.sparse and spec.dimension > 0 and metric != "dotproduct":
+            log.warning("index '%s' stores sparse values, but only dotproduct indexes can query "
+                        "them (metric is %s)", self.index_name, metric)
+        with self.errors("create index"):
+            self._control().indexes.create(
+                name=self.index_name,
+                schema={"fields": fields},
+                deployment={"deployment_type": "managed", "cloud": self.cloud,
+                            "region": self.region},
+                deletion_protection="disabled",
+                timeout=-1,  # we poll below, faster than the SDK's 5 s interval
+            )
+        self._wait(lambda m: m is not None and m.status.ready, "ready")
+        self._caps = None
+
+    def drop(self) -> None:
+        pc = self._control()
+        from pinecone.errors.exceptions import NotFoundError
+
+        try:
+            with self.errors("delete index"):
+                pc.indexes.delete(self.index_name, timeout=-1)
+        except TerminalError as exc:
+            if not isinstance(exc.__cause__, NotFoundError):
+                raise
+        self._wait(lambda m: m is None, "gone")
+        with self._lock:
+            if self._index is not None:
+                self._index.close()
+            self._index, self._caps = None, None
+
+    def _wait(self, done: Any, what: str) -> None:
+        deadline, pause = time.monotonic() + self.ready_timeout, 0.1
+        while True:
+            model = self._model(refresh=True)
+            if done(model):
+                return
+            state = model.status.state if model is not None else "absent"
+            if state in ("InitializationFailed", "Terminating", "Disabled") and what == "ready":
+                raise TerminalError(f"Pinecone index '{self.index_name}' is {state}")
+            if time.monotonic() > deadline:
+                raise TransientError(f"Pinecone index '{self.index_name}' not {what} after "
+                                     f"{self.ready_timeout:.0f}s (state {state})")
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+
+def _wire(batch: RecordBatch, i: int) -> dict[str, Any]:
+    """One record in the SDK's dict form (ids must already be strings: see _diagnose)."""
+    rid = batch.ids[i]
+    if not isinstance(rid, str):
+        raise InvalidData(f"record {rid!r} [id]: Pinecone ids are strings; the plan must map "
+                          "integer ids first")
+    item: dict[str, Any] = {"id": rid, "values": batch.vectors[i].tolist()}
+    sparse = batch.sparse[i] if batch.sparse is not None else None
+    if sparse is not None and len(sparse.indices):
+        item["sparse_values"] = {"indices": sparse.indices.tolist(),
+                                 "values": sparse.values.tolist()}
+    if batch.metadata[i]:
+        item["metadata"] = batch.metadata[i]
+    return item
