@@ -82,6 +82,7 @@ class Namespace:
         self.rows: dict[str, Record] = {}
         self.pending: deque[tuple[float, str, Any]] = deque()  # (visible_at, op, payload)
         self._sorted: list[bytes] | None = None
+        self._matrix: tuple[list[str], np.ndarray] | None = None
 
     def write(self, op: str, payload: Any, lag_s: float) -> None:
         self.pending.append((time.monotonic() + lag_s, op, payload))
@@ -98,7 +99,14 @@ class Namespace:
             else:
                 for rid in payload:
                     self.rows.pop(rid, None)
-            self._sorted = None
+            self._sorted = self._matrix = None
+
+    def matrix(self) -> tuple[list[str], np.ndarray]:
+        """The ids in bytewise order and their dense values, one row each (float64)."""
+        if self._matrix is None:
+            ids = [rid.decode() for rid in self.sorted_ids()]
+            self._matrix = ids, np.asarray([self.rows[i].values for i in ids], np.float64)
+        return self._matrix
 
     def sorted_ids(self) -> list[bytes]:
         if self._sorted is None:
@@ -317,15 +325,37 @@ class IndexState:
         if self.dimension is not None and dense is not None and len(q) != self.dimension:
             raise bad(f"Query vector dimension {len(q)} does not match the dimension of the "
                       f"index {self.dimension}")
-        scored = sorted(((self._score(q, sparse, r), rid) for rid, r in rows.items()),
-                        reverse=self.metric != "euclidean")
         matches = []
-        for score, rid in scored[:top_k]:
+        for score, rid in self._nearest(space, q, sparse, top_k):
             m = rows[rid].wire(rid, body.get("includeValues", False),
                                body.get("includeMetadata", False))
             matches.append({**m, "score": score})
         return {"matches": matches, "namespace": body.get("namespace") or "",
                 "usage": {"readUnits": 5}}
+
+    def _nearest(self, space: Namespace | None, q: np.ndarray, sq: dict | None, top_k: int
+                 ) -> list[tuple[float, str]]:
+        """(score, id) of the ``top_k`` best, best first; ties by id, descending but for
+        euclidean. A dense query is scored over all rows at once, as an index answers in about
+        the same time whatever its size."""
+        if space is None or not space.rows:
+            return []
+        descending = self.metric != "euclidean"
+        if sq is not None or not len(q):
+            return sorted(((self._score(q, sq, r), rid) for rid, r in space.rows.items()),
+                          reverse=descending)[:top_k]
+        ids, values = space.matrix()
+        q64 = q.astype(np.float64)
+        if self.metric == "euclidean":
+            scores = np.sum((values - q64) ** 2, axis=1)
+        else:
+            scores = values @ q64
+            if self.metric == "cosine":
+                norms = np.linalg.norm(values, axis=1) * np.linalg.norm(q64)
+                scores = np.divide(scores, norms, out=np.zeros_like(scores), where=norms != 0)
+        rank = np.arange(len(ids))  # ids are in bytewise order
+        order = np.lexsort((-rank, -scores) if descending else (rank, scores))[:top_k]
+        return [(float(scores[i]), ids[i]) for i in order]
 
     def _score(self, q: np.ndarray, sq: dict | None, r: Record) -> float:
         if self.metric == "euclidean":

@@ -18,8 +18,9 @@
 - ``rate_limits=list:400,fetch:200`` requests a second where the index's limits were raised
                        (default: the documented ones; ``off``: no pacing; see pinecone_rates)
 
-Reading the whole index (scan) lives in ``pinecone_scan``, with its cursor format; writes
-(upsert, delete, create, drop) in ``pinecone_write``; request pacing in ``pinecone_rates``.
+Reading the whole index (scan) lives in ``pinecone_scan``, with its cursor format; sampling it
+for a profile in ``pinecone_sample``; writes (upsert, delete, create, drop) in
+``pinecone_write``; request pacing in ``pinecone_rates``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ import orjson
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector
 from vmkit.connectors.pinecone_rates import pacer_for, parse_limits
-from vmkit.connectors.pinecone_scan import ListScan, canonical_ns, scan_ids_file
+from vmkit.connectors.pinecone_sample import query_sample
+from vmkit.connectors.pinecone_scan import ListScan, canonical_ns, sample_ids_file, scan_ids_file
 from vmkit.connectors.pinecone_write import FETCH_IDS, MAX_METADATA, TO_PINECONE, PineconeWrites
 from vmkit.errors import (
     ConfigError,
@@ -277,14 +279,41 @@ class PineconeConnector(PineconeWrites, Connector):
             return scan_ids_file(self, state, limit)
         if state is not None and "offset" in state:
             raise ConfigError("this cursor belongs to an ids_file scan; keep the same URI to resume")
-        if not self._listable():
+        self._require_listable()
+        return self._list_scan.scan(state, limit)
+
+    def _require_listable(self) -> None:
+        if self.ids_file is None and not self._listable():
             raise ListUnsupported(
                 f"Pinecone index '{self.index_name}' is pod-based: pod indexes cannot list their "
                 "ids, so vmkit cannot enumerate it. Give the ids in a file instead: "
                 f"pinecone://{self.index_name}?ids_file=/abs/path/ids.txt (one id a line, or "
                 "namespace<TAB>id), e.g. exported from your application's database."
             )
-        return self._list_scan.scan(state, limit)
+
+    def sample(self, n: int, seed: int = 0) -> list[RecordBatch]:
+        """About ``n`` records spread over what a scan reads, without reading it all: drawn
+        from the ids file if there is one, else found with queries (see pinecone_sample). An
+        index no bigger than ``n``, or one with sparse vectors only (no dense point to query
+        from), is read whole."""
+        if self.ids_file is not None:
+            return sample_ids_file(self, n, seed)
+        self._require_listable()  # a migration of it could not start: say so at planning
+        counts = self.namespace_counts()
+        if self.namespace is not None:
+            counts = {self.namespace: counts[self.namespace]} if counts.get(self.namespace) else {}
+        self._model()
+        if sum(counts.values()) <= n or not self.dimension():
+            return super().sample(n, seed)
+        return query_sample(self, counts, n, seed)
+
+    def nearest(self, namespace: str, point: np.ndarray, top_k: int, values: bool) -> list[Any]:
+        """The ``top_k`` records nearest ``point`` in ``namespace`` (ids, and values if asked)."""
+        index = self.data_plane()
+        self.pace("query", namespace)
+        with self.errors("query"):
+            return list(index.query(vector=point.tolist(), top_k=top_k, namespace=namespace,
+                                    include_values=values).matches)
 
     def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
         namespace = canonical_ns(namespace)

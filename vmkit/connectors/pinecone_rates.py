@@ -2,11 +2,10 @@
 
 A serverless index answers 429 once a limit is passed (docs.pinecone.io, "Rate limits"): per
 index, 100 fetch, 200 list and 100 describe_index_stats requests a second; per namespace, 100
-upsert and delete requests a second, and 5,000 deleted records a second (vmkit makes no
-queries, so their limit is not kept here). A 429 is retried, but a reader that lists and
-fetches on several threads would spend much of its time backing off. So each data-plane
-request first takes a permit from a sliding window per limit, shared by every connector in
-the process that talks to the same index.
+upsert, delete and query requests a second, and 5,000 deleted records a second. A 429 is
+retried, but a reader that lists and fetches on several threads would spend much of its time
+backing off. So each data-plane request first takes a permit from a sliding window per
+limit, shared by every connector in the process that talks to the same index.
 
 Limits can be raised on request, and Dedicated Read Nodes have none for reads, so the URI
 option ``rate_limits=fetch:300,list:400`` changes some of them and ``rate_limits=off`` turns
@@ -27,6 +26,7 @@ DOCUMENTED: dict[str, tuple[int, bool]] = {
     "describe_index_stats": (100, False),
     "upsert": (100, True),
     "delete": (100, True),
+    "query": (100, True),  # sampling a big index for its profile (pinecone_sample)
     "delete_records": (5000, True),  # weighed by the ids in each delete request
 }
 

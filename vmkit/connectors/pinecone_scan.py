@@ -24,6 +24,7 @@ is finished. Older forms still resume: ``[NS, TOKEN]`` entries (prefix ""), and
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -211,7 +212,6 @@ def scan_ids_file(conn: PineconeConnector, state: dict[str, Any] | None, limit: 
     if state is not None and "offset" not in state:
         raise ConfigError("this cursor belongs to a list scan; drop ids_file to resume it")
     offset, line = (0, 0) if state is None else (state["offset"], state["line"])
-    default_ns = conn.namespace or ""
     with _open_ids_file(str(conn.ids_file)) as f:
         f.seek(offset)
         while True:
@@ -220,15 +220,11 @@ def scan_ids_file(conn: PineconeConnector, state: dict[str, Any] | None, limit: 
                 start, raw = f.tell(), f.readline()
                 if not raw:
                     break
-                try:
-                    text = raw.decode("utf-8").rstrip("\r\n")
-                except UnicodeDecodeError:
-                    raise ConfigError(f"ids_file line {line + 1} is not UTF-8") from None
-                lns, tab, rid = text.partition("\t")
-                lns, rid = (canonical_ns(lns), rid) if tab else (default_ns, text)
-                if not rid or (conn.namespace is not None and lns != conn.namespace):
+                entry = _ids_file_entry(conn, raw, line)
+                if entry is None:
                     line += 1
                     continue
+                lns, rid = entry
                 if ns is not None and (lns != ns or len(ids) == limit):
                     f.seek(start)  # batches hold one namespace: this line starts the next
                     more = True
@@ -246,6 +242,39 @@ def scan_ids_file(conn: PineconeConnector, state: dict[str, Any] | None, limit: 
                     return batch, cursor if more else None
             if not more:
                 return RecordBatch.empty(conn.dimension()), None
+
+
+def sample_ids_file(conn: PineconeConnector, n: int, seed: int) -> list[RecordBatch]:
+    """About ``n`` of the records the ids file names, spread over it (a reservoir of its
+    lines), fetched by id: the file is the migration's keyspace, not the whole index."""
+    rng, keep, seen = random.Random(seed), list[tuple[str, str]](), 0
+    with _open_ids_file(str(conn.ids_file)) as f:
+        for line, raw in enumerate(f):
+            if (entry := _ids_file_entry(conn, raw, line)) is None:
+                continue
+            seen += 1
+            if len(keep) < n:
+                keep.append(entry)
+            elif (j := rng.randrange(seen)) < n:
+                keep[j] = entry
+    by_ns: dict[str, list[str]] = {}
+    for ns, rid in keep:
+        by_ns.setdefault(ns, []).append(rid)
+    return [conn.fetch(ids, ns) for ns, ids in sorted(by_ns.items(), key=lambda kv: kv[0].encode())]
+
+
+def _ids_file_entry(conn: PineconeConnector, raw: bytes, line: int) -> tuple[str, str] | None:
+    """(namespace, id) of a line of the ids file (0-based ``line``), or None for a blank line
+    or another namespace than the URI's."""
+    try:
+        text = raw.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise ConfigError(f"ids_file line {line + 1} is not UTF-8") from None
+    ns, tab, rid = text.partition("\t")
+    ns, rid = (canonical_ns(ns), rid) if tab else (conn.namespace or "", text)
+    if not rid or (conn.namespace is not None and ns != conn.namespace):
+        return None
+    return ns, rid
 
 
 DEFAULT_NS = "__default__"  # how 2026-07 stats name the default namespace ("" on the wire)

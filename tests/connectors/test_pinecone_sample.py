@@ -1,0 +1,102 @@
+"""Sampling a Pinecone index for its profile: queries and a fetch of the ids they find, not a
+read of the whole index (real SDK against the emulator)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from emulators.pinecone_emulator import PineconeEmulator
+
+from vmkit.connectors import connect
+from vmkit.connectors.pinecone import ListUnsupported
+from vmkit.schema import infer_schema
+
+pytest_plugins = ["emulators.pinecone_fixtures"]
+pytest.importorskip("pinecone")
+
+DIM = 8
+SPACES = {"": 3000, "big": 6000, "tiny": 40}
+
+
+def _seed(emu: PineconeEmulator, index: str, metric: str, pod: bool = False,
+          spaces: dict[str, int] = SPACES) -> None:
+    emu.create_index(index, DIM, metric, pod=pod)
+    for k, (ns, n) in enumerate(spaces.items()):
+        vecs = np.random.default_rng(k).standard_normal((n, DIM)).astype(np.float32)
+        emu.seed(index, [(f"{ns or 'dflt'}-{i:05d}", vecs[i], {"i": i, "ns": ns}, None)
+                         for i in range(n)], namespace=ns)
+
+
+def _deciles(ids: list[str], n: int) -> set[int]:
+    return {int(rid.rsplit("-", 1)[1]) * 10 // n for rid in ids}
+
+
+@pytest.mark.parametrize("metric", ["cosine", "dotproduct", "euclidean"])
+def test_a_big_index_is_sampled_with_queries_not_read(emu: PineconeEmulator, metric: str) -> None:
+    _seed(emu, "src", metric)
+    emu.rates.limits["query"] = 20  # lowered on both sides: vmkit paces its queries too
+    conn = connect("pinecone://src?rate_limits=query:20")
+    before = len(emu.log)
+    batches = conn.sample(300, seed=7)
+    asked = emu.log[before:]
+
+    by_ns = {b.namespace: b for b in batches}
+    assert not [r for r in asked if r.op == "list"], "a sample must not list the index"
+    assert sum(r.records for r in asked if r.op == "fetch") == sum(map(len, batches))
+    assert emu.rates.refused == 0
+    # By share: 300 of 9,040 records -> 100 of the default namespace, 199 of "big", 1 of
+    # "tiny" (points may find fewer: their neighbourhoods overlap).
+    assert 90 <= len(by_ns[""]) <= 100 and 180 <= len(by_ns["big"]) <= 199
+    assert len(by_ns["tiny"]) == 1
+    for ns, batch in by_ns.items():
+        assert len(set(batch.ids)) == len(batch.ids)
+        assert all(rid.startswith(f"{ns or 'dflt'}-") for rid in batch.ids)
+        assert batch.vectors.shape == (len(batch), DIM)
+        assert all(m["ns"] == ns for m in batch.metadata)
+    # Ids are unrelated to vectors here, so a spread sample reaches every tenth of them; the
+    # first pages of a listing would reach one.
+    assert _deciles(by_ns["big"].ids, 6000) == set(range(10))
+    assert conn.sample(300, seed=7)[1].ids == by_ns["big"].ids  # a seed gives one sample
+
+
+def test_a_small_index_is_read_whole(emu: PineconeEmulator) -> None:
+    _seed(emu, "small", "cosine", spaces={"": 120, "b": 30})
+    batches = connect("pinecone://small").sample(2000)
+    got = sorted((b.namespace, rid) for b in batches for rid in b.ids)
+    assert got == sorted([("", f"dflt-{i:05d}") for i in range(120)]
+                         + [("b", f"b-{i:05d}") for i in range(30)])
+    assert not emu.requests("query")
+
+
+def test_one_namespace_is_sampled_alone(emu: PineconeEmulator) -> None:
+    _seed(emu, "src", "cosine")
+    batches = connect("pinecone://src?namespace=big").sample(100)
+    assert {b.namespace for b in batches} == {"big"}
+    assert 90 <= sum(map(len, batches)) <= 100
+    assert {r.namespace for r in emu.requests("query")} == {"big"}
+
+
+def test_pod_index_sampling(emu: PineconeEmulator, tmp_path: Path) -> None:
+    """A pod index cannot list: planning says so at once, as the scan would. With an ids file,
+    the sample comes from the file's ids (the records the migration will read), fetched."""
+    _seed(emu, "pods", "cosine", pod=True)
+    with pytest.raises(ListUnsupported, match="ids_file="):
+        connect("pinecone://pods").sample(300)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("".join(f"big\tbig-{i:05d}\n" for i in range(6000)) + "\n")
+    before = len(emu.log)
+    batches = connect(f"pinecone://pods?ids_file={ids}").sample(300, seed=3)
+    assert [(b.namespace, len(b)) for b in batches] == [("big", 300)]
+    assert _deciles(batches[0].ids, 6000) == set(range(10))
+    asked = [r for r in emu.log[before:] if r.plane != "control"]
+    assert {r.op for r in asked} == {"fetch"} and sum(r.records for r in asked) == 300
+
+
+def test_infer_schema_profiles_the_sample(emu: PineconeEmulator) -> None:
+    _seed(emu, "src", "dotproduct")
+    schema = infer_schema(connect("pinecone://src"), sample=500)
+    assert schema.total == 9040 and 450 <= schema.sampled <= 500
+    assert set(schema.fields) == {"i", "ns"} and schema.dimension == DIM
+    assert not emu.requests("list")

@@ -1,0 +1,80 @@
+"""A sample of a Pinecone index spread over its records, without reading the index.
+
+Profiling a source (``infer_schema``, dry runs) wants about 2,000 records from across it.
+Reading the whole index for them would cost as much as the migration: Pinecone bills reads,
+and fetch is limited to 100 requests a second (about 10,000 records a second). So each
+namespace, by its share of the records, gives the ids nearest to random points, a few at a
+time from many points, and only those ids are fetched. Queries ask for ids alone, so no
+dimension comes near the response size limit.
+
+The points are random directions at the distance from the origin where the namespace's records
+lie (the norm of those nearest one random direction): for cosine and dotproduct the distance
+does not change the ranking, and for euclidean it keeps the points among the records rather
+than far outside them, where every query would answer the same edge of the data. Records far
+from that sphere are less likely to be picked: this is a spread sample, not a uniform one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vmkit.records import RecordBatch
+from vmkit.retry import call_with_retry
+
+if TYPE_CHECKING:
+    from vmkit.connectors.pinecone import PineconeConnector
+
+log = logging.getLogger("vmkit.connectors.pinecone")
+
+PER_QUERY = 25  # ids a point gives: fewer, from more points, spread the sample wider
+_LOCATE = 10  # records (with values) whose norm places the points
+_QUERIES_AT_ONCE = 8
+_ATTEMPTS = 4
+
+
+def query_sample(conn: PineconeConnector, counts: dict[str, int], n: int, seed: int
+                 ) -> list[RecordBatch]:
+    """About ``n`` records of the namespaces in ``counts`` (namespace -> records), each
+    namespace by its share; one whose share is under one record is sampled with that chance."""
+    rng = np.random.default_rng(seed)
+    dimension, total = conn.dimension(), sum(counts.values())
+    batches = []
+    for ns in sorted(counts, key=str.encode):
+        share = n * counts[ns] / total
+        if share < 1 and rng.random() >= share:
+            continue
+        ids = _nearest_ids(conn, ns, min(counts[ns], max(1, round(share))), dimension, rng)
+        if ids:
+            batches.append(conn.fetch(ids, ns))
+    log.info("sampled %d records with queries (%d namespaces)", sum(map(len, batches)), len(batches))
+    return batches
+
+
+def _nearest_ids(conn: PineconeConnector, ns: str, want: int, dimension: int,
+                 rng: np.random.Generator) -> list[str]:
+    """``want`` ids of namespace ``ns`` (fewer if the points keep finding the same ones)."""
+    first = _direction(rng, dimension)
+    located = call_with_retry(conn.nearest, ns, first, min(want, _LOCATE), True, attempts=_ATTEMPTS)
+    found = dict.fromkeys(m.id for m in located)
+    if len(found) >= want or not located:
+        return list(found)[:want]
+    radius = float(np.mean([np.linalg.norm(m.values) for m in located]))
+    # A few more points than the count needs: neighbourhoods of nearby points overlap.
+    points = [radius * _direction(rng, dimension)
+              for _ in range(math.ceil((want - len(found)) / PER_QUERY) + 2)]
+    with ThreadPoolExecutor(_QUERIES_AT_ONCE, thread_name_prefix="vmkit-pinecone-sample") as pool:
+        answers = pool.map(lambda p: call_with_retry(conn.nearest, ns, p, PER_QUERY, False,
+                                                     attempts=_ATTEMPTS), points)
+        for matches in answers:  # in the points' order, so a seed gives one sample
+            found.update(dict.fromkeys(m.id for m in matches))
+    return list(found)[:want]
+
+
+def _direction(rng: np.random.Generator, dimension: int) -> np.ndarray:
+    v = rng.standard_normal(dimension)
+    return v / (np.linalg.norm(v) or 1.0)
