@@ -500,3 +500,69 @@ def test_property_added_by_another_writer_is_not_an_error(emu: WeaviateEmulator,
     open_().upsert(batch(2, start=10, meta=lambda i: {"extra": i}))  # a second writer adds "extra"
     docs.upsert(batch(2, start=20, meta=lambda i: {"extra": i + 1}))
     assert docs.count() == 6 and docs.fetch(ids_of(1, 20)).metadata == [{"extra": 1}]
+
+
+# -- sampling for a profile ---------------------------------------------------------------------
+def _random_ids(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [str(uuid.UUID(int=int.from_bytes(rng.bytes(16), "big"), version=4)) for _ in range(n)]
+
+
+def _fill(conn: WeaviateConnector, sizes: dict[str, int], ids: Callable[[int, int], list[str]]) -> None:
+    for k, (t, n) in enumerate(sizes.items()):
+        b = batch(n, start=k * 100_000, ns=t)
+        conn.upsert(RecordBatch(ids(n, k), b.vectors, b.metadata, namespace=t))
+
+
+def _count_scans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    scans: list[int] = []
+    real = WeaviateConnector.scan
+
+    def scan(self: WeaviateConnector, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        scans.append(limit)
+        return real(self, cursor, limit)
+    monkeypatch.setattr(WeaviateConnector, "scan", scan)
+    return scans
+
+
+def test_a_big_collection_is_sampled_by_cursor_seeks(emu: WeaviateEmulator, monkeypatch: pytest.MonkeyPatch,
+                                                     open_: Callable[..., WeaviateConnector]) -> None:
+    conn = open_(multi_tenancy="true")
+    conn.create(TargetSpec("Docs", DIM, "cosine"))
+    _fill(conn, {"alpha": 3000, "beta": 1500, "gamma": 20}, _random_ids)
+    scans = _count_scans(monkeypatch)
+    emu.servicer.calls.clear()
+    batches = conn.sample(300, seed=5)
+    searches = [m for m, _ in emu.servicer.calls if m == "Search"]
+    assert not scans, "a sample of a big collection must not read it all"
+    got: dict[str, list[RecordBatch]] = {}
+    for b in batches:
+        got.setdefault(b.namespace, []).append(b)
+    # By share: 300 of 4,520 -> 199 of alpha, 100 of beta, 1 of gamma, in runs of 50 or fewer.
+    assert {t: sum(map(len, bs)) for t, bs in got.items()} == {"alpha": 199, "beta": 100, "gamma": 1}
+    assert len(searches) <= 2 * (4 + 2 + 1)
+    for bs in got.values():
+        ids = [rid for b in bs for rid in b.ids]
+        assert len(ids) == len(set(ids))
+        assert all(b.vectors.shape == (len(b), DIM) for b in bs)
+    # Ids are random, so the runs land all over the records (meta "n" is the insert order).
+    tenths = {m["n"] * 10 // 3000 for b in got["alpha"] for m in b.metadata}
+    assert tenths == set(range(10))
+    again = conn.sample(300, seed=5)
+    assert [b.ids for b in again] == [b.ids for b in batches]  # a seed gives one sample
+
+
+def test_a_small_collection_is_read_whole_for_its_sample(docs: WeaviateConnector) -> None:
+    docs.upsert(batch(40))
+    assert sorted(rid for b in docs.sample(100) for rid in b.ids) == sorted(ids_of(40))
+
+
+def test_bunched_uuids_fall_back_to_reading_the_collection(docs: WeaviateConnector,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uuids made from small numbers sit at the very start of the uuid space, where random
+    seeks almost never land: the sample is then read the generic way, in full."""
+    docs.upsert(batch(600))
+    scans = _count_scans(monkeypatch)
+    batches = docs.sample(100)
+    assert scans and sum(map(len, batches)) == 100
+    assert {m["n"] * 10 // 600 for b in batches for m in b.metadata} == set(range(10))

@@ -20,12 +20,14 @@ exactly. Metadata read back: dates as RFC3339 strings, uuids as strings, nulls d
 does not distinguish a null from a missing property).
 
 This module holds the SDK plumbing, error mapping, schema facts and reads; the writes (create,
-drop, upsert, delete, tenants, properties) are in weaviate_write.py (WeaviateWrites).
+drop, upsert, delete, tenants, properties) are in weaviate_write.py (WeaviateWrites), and the
+sampling for a profile in weaviate_sample.py.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 import time
@@ -40,9 +42,12 @@ import orjson
 from vmkit.connectors import weaviate_naming as naming
 from vmkit.connectors import weaviate_types as wtypes
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, first_vector
+from vmkit.connectors.weaviate_sample import seek_sample
 from vmkit.connectors.weaviate_write import _MAX_IDS, TO_DISTANCE, WeaviateWrites, _as_uuid
 from vmkit.errors import ConfigError, MissingDependency, TerminalError, TransientError
 from vmkit.records import RecordBatch, RecordId, Rejection
+
+log = logging.getLogger(__name__)
 
 FROM_DISTANCE = {v: k for k, v in TO_DISTANCE.items()} | {"hamming": "hamming"}
 _TRANSIENT_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
@@ -308,6 +313,31 @@ class WeaviateConnector(WeaviateWrites, Connector):
             nxt = orjson.dumps({"pos": pos}).decode() if left else None
             return self._to_batch(res.objects, facts, t), nxt
         return RecordBatch.empty(self._dim or 0), None
+
+    def sample(self, n: int, seed: int = 0) -> list[RecordBatch]:
+        """About ``n`` records spread over the collection, read as short runs after random
+        uuids rather than by reading it all (see weaviate_sample); a collection no bigger than
+        ``n`` is read whole."""
+        if not self._exists():
+            return []
+        facts = self._schema()
+        counts = {t: self._count(t) for t in self._tenant_names(facts["mt"])}
+        if sum(counts.values()) <= n:
+            return super().sample(n, seed)
+        include = self._include(facts)
+
+        def read_after(tenant: str, after: str, limit: int) -> RecordBatch:
+            with self._errors("sample"):
+                res = self._coll(tenant or None).query.fetch_objects(limit=limit, after=after,
+                                                                     include_vector=include)
+            return self._to_batch(res.objects, facts, tenant)
+
+        batches = seek_sample(counts, n, seed, read_after)
+        if sum(map(len, batches)) < n // 2:  # uuids bunched in a corner of their space
+            log.info("cursor seeks found %d records: reading the collection for its sample",
+                     sum(map(len, batches)))
+            return super().sample(n, seed)
+        return batches
 
     @staticmethod
     def _include(facts: dict[str, Any]) -> bool | list[str]:
