@@ -19,35 +19,27 @@ name order, objects in uuid order (Weaviate's ``after`` cursor), so a persisted 
 exactly. Metadata read back: dates as RFC3339 strings, uuids as strings, nulls dropped (Weaviate
 does not distinguish a null from a missing property).
 
-This module holds the SDK plumbing, error mapping, schema facts and reads; the writes (create,
-drop, upsert, delete, tenants, properties) are in weaviate_write.py (WeaviateWrites), and the
-sampling for a profile in weaviate_sample.py.
+This module holds the SDK plumbing, error mapping, schema facts, describe and count; the reads
+(scan, sample, fetch) are in weaviate_read.py (WeaviateReads), the writes (create, drop, upsert,
+delete, tenants, properties) in weaviate_write.py (WeaviateWrites).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-import numpy as np
-import orjson
-
 from vmkit.connectors import weaviate_naming as naming
-from vmkit.connectors import weaviate_types as wtypes
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, first_vector
-from vmkit.connectors.weaviate_sample import seek_sample
-from vmkit.connectors.weaviate_write import _MAX_IDS, TO_DISTANCE, WeaviateWrites, _as_uuid
+from vmkit.connectors.weaviate_read import WeaviateReads
+from vmkit.connectors.weaviate_write import TO_DISTANCE, WeaviateWrites
 from vmkit.errors import ConfigError, MissingDependency, TerminalError, TransientError
-from vmkit.records import RecordBatch, RecordId, Rejection
-
-log = logging.getLogger(__name__)
 
 FROM_DISTANCE = {v: k for k, v in TO_DISTANCE.items()} | {"hamming": "hamming"}
 _TRANSIENT_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
@@ -67,7 +59,7 @@ def _flag(value: str | None) -> bool:
     return (value or "").lower() in ("1", "true", "yes", "on")
 
 
-class WeaviateConnector(WeaviateWrites, Connector):
+class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
     scheme = "weaviate"
     extra = "weaviate"
     capabilities = Capabilities(
@@ -292,115 +284,9 @@ class WeaviateConnector(WeaviateWrites, Connector):
             return 0
         return sum(self._count(t) for t in self._tenant_names(self._schema()["mt"]))
 
-    def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
-        pos: dict[str, Any] = orjson.loads(cursor)["pos"] if cursor else {}
-        facts = self._schema()
-        tenants = self._tenant_names(facts["mt"])  # re-listed: tenants added meanwhile are read too
-        include = self._include(facts)
-        for t in tenants:
-            if pos.get(t) is True:
-                continue
-            with self._errors("scan"):
-                res = self._coll(t or None).query.fetch_objects(limit=limit, after=pos.get(t),
-                                                                include_vector=include)
-            if res.objects:
-                pos[t] = str(res.objects[-1].uuid)
-            if len(res.objects) < limit:
-                pos[t] = True  # a short page is the last one
-            if not res.objects:
-                continue
-            left = [x for x in tenants if pos.get(x) is not True]
-            nxt = orjson.dumps({"pos": pos}).decode() if left else None
-            return self._to_batch(res.objects, facts, t), nxt
-        return RecordBatch.empty(self._dim or 0), None
-
-    def sample(self, n: int, seed: int = 0) -> list[RecordBatch]:
-        """About ``n`` records spread over the collection, read as short runs after random
-        uuids rather than by reading it all (see weaviate_sample); a collection no bigger than
-        ``n`` is read whole."""
-        if not self._exists():
-            return []
-        facts = self._schema()
-        counts = {t: self._count(t) for t in self._tenant_names(facts["mt"])}
-        if sum(counts.values()) <= n:
-            return super().sample(n, seed)
-        include = self._include(facts)
-
-        def read_after(tenant: str, after: str, limit: int) -> RecordBatch:
-            with self._errors("sample"):
-                res = self._coll(tenant or None).query.fetch_objects(limit=limit, after=after,
-                                                                     include_vector=include)
-            return self._to_batch(res.objects, facts, tenant)
-
-        batches = seek_sample(counts, n, seed, read_after)
-        if sum(map(len, batches)) < n // 2:  # uuids bunched in a corner of their space
-            log.info("cursor seeks found %d records: reading the collection for its sample",
-                     sum(map(len, batches)))
-            return super().sample(n, seed)
-        return batches
-
-    @staticmethod
-    def _include(facts: dict[str, Any]) -> bool | list[str]:
-        return True if len(facts["spaces"]) == 1 or facts["others"] else [facts["vector"]]
-
-    def _to_batch(self, objects: list[Any], facts: dict[str, Any], tenant: str) -> RecordBatch:
-        vector, others = facts["vector"], facts["others"]
-        if self._dim is None:
-            self._dim = next((len(o.vector[vector]) for o in objects if vector in o.vector), 0)
-        dims = {n: next((len(o.vector[n]) for o in objects if n in o.vector), 0) for n in others}
-        ns = "" if self.tenant else tenant  # a pinned tenant is the whole collection to vmkit
-        ids, rows, metas, rejected = [], [], [], []
-        named: dict[str, list[Any]] = {n: [] for n in others}
-        for o in objects:
-            rid = str(o.uuid)
-            problems = (f"{why} in '{n}'" for n, d in ((vector, self._dim), *dims.items())
-                        if (why := _vector_problem(o.vector.get(n), d)))
-            if problem := next(problems, ""):  # a batch holds every vector of every record: report it
-                rejected.append(Rejection(rid, problem, "vector", ns))
-                continue
-            ids.append(rid)
-            rows.append(o.vector[vector])
-            for n in others:
-                named[n].append(o.vector[n])
-            metas.append(wtypes.from_weaviate(o.properties))
-        vectors = np.asarray(rows, np.float32) if rows else np.zeros((0, self._dim), np.float32)
-        batch = RecordBatch(ids=list(ids), vectors=vectors, metadata=metas, namespace=ns,
-                            named={n: np.asarray(v, np.float32).reshape(len(ids), dims[n]) for n, v in named.items()},
-                            vector_name=vector if others else "")
-        batch.rejected.extend(rejected)
-        return batch
-
-    def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
-        from weaviate.classes.query import Filter
-
-        tenant = self._write_tenant(namespace)
-        wanted = [u for u in (_as_uuid(i) for i in ids) if u is not None]
-        facts = self._schema()
-        if tenant and not self._tenant_exists(tenant):
-            wanted = []  # a tenant never written holds nothing (the server would refuse the read)
-        found: dict[str, Any] = {}
-        for start in range(0, len(wanted), _MAX_IDS):
-            chunk = wanted[start:start + _MAX_IDS]
-            with self._errors("fetch"):
-                res = self._coll(tenant).query.fetch_objects(
-                    filters=Filter.by_id().contains_any(chunk), limit=len(chunk),
-                    include_vector=self._include(facts))
-            found.update((str(o.uuid), o) for o in res.objects)
-        ordered = [found[u] for u in dict.fromkeys(wanted) if u in found]
-        return self._to_batch(ordered, facts, namespace)
-
     def close(self) -> None:
         with self._lock:
             if self._client is not None:
                 with contextlib.suppress(Exception):
                     self._client.close()
                 self._client = None
-
-
-def _vector_problem(vec: Any, dim: int | None) -> str:
-    if vec is None:
-        return "no vector"
-    if vec and isinstance(vec[0], list):
-        return "a multi-vector (ColBERT-style) value"
-    return f"vector of length {len(vec)}, expected {dim}" if len(vec) != dim else ""
-

@@ -3,8 +3,8 @@
 Creating and dropping the collection, mapping a namespace to its tenant and creating tenants,
 adding properties typed from the data (``_to_property``), inserting objects with per-object
 retries of transient failures, and deleting them. They live apart from ``weaviate.py``, which
-keeps the SDK plumbing, error mapping, schema facts and the reads, so each module has one
-concern. ``WeaviateWrites`` is a mixin: ``WeaviateConnector`` inherits it and holds the state
+keeps the SDK plumbing, error mapping and schema facts (the reads are in ``weaviate_read.py``),
+so each module has one concern. ``WeaviateWrites`` is a mixin: ``WeaviateConnector`` inherits it and holds the state
 and plumbing it uses (declared below for type checking only). ``fetch`` addresses a tenant
 through ``_write_tenant``/``_tenant_exists`` and checks ids with ``_as_uuid``, as writes do.
 """

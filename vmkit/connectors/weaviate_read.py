@@ -1,0 +1,148 @@
+"""Weaviate reads: scanning a collection tenant by tenant in uuid order, sampling it for a
+profile (see weaviate_sample), fetching objects by id, and turning objects into RecordBatches.
+
+``WeaviateReads`` is a mixin, as ``WeaviateWrites`` is: ``WeaviateConnector`` (weaviate.py)
+inherits it and holds the state and plumbing it uses (declared below for type checking only).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+import orjson
+
+from vmkit.connectors import weaviate_types as wtypes
+from vmkit.connectors.base import Connector
+from vmkit.connectors.weaviate_sample import seek_sample
+from vmkit.connectors.weaviate_write import _MAX_IDS, _as_uuid
+from vmkit.records import RecordBatch, RecordId, Rejection
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+log = logging.getLogger("vmkit.connectors.weaviate")
+
+
+class WeaviateReads:
+    """The reading half of WeaviateConnector (see the module docstring)."""
+
+    if TYPE_CHECKING:  # provided by WeaviateConnector (weaviate.py) and WeaviateWrites
+        tenant: str | None
+        _dim: int | None
+
+        def _coll(self, tenant: str | None = None) -> Any: ...
+        def _errors(self, what: str) -> AbstractContextManager[None]: ...
+        def _exists(self) -> bool: ...
+        def _schema(self) -> dict[str, Any]: ...
+        def _tenant_names(self, multi_tenant: bool) -> list[str]: ...
+        def _count(self, tenant: str) -> int: ...
+        def _write_tenant(self, namespace: str) -> str | None: ...
+        def _tenant_exists(self, tenant: str) -> bool: ...
+
+    def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        pos: dict[str, Any] = orjson.loads(cursor)["pos"] if cursor else {}
+        facts = self._schema()
+        tenants = self._tenant_names(facts["mt"])  # re-listed: tenants added meanwhile are read too
+        include = self._include(facts)
+        for t in tenants:
+            if pos.get(t) is True:
+                continue
+            with self._errors("scan"):
+                res = self._coll(t or None).query.fetch_objects(limit=limit, after=pos.get(t),
+                                                                include_vector=include)
+            if res.objects:
+                pos[t] = str(res.objects[-1].uuid)
+            if len(res.objects) < limit:
+                pos[t] = True  # a short page is the last one
+            if not res.objects:
+                continue
+            left = [x for x in tenants if pos.get(x) is not True]
+            nxt = orjson.dumps({"pos": pos}).decode() if left else None
+            return self._to_batch(res.objects, facts, t), nxt
+        return RecordBatch.empty(self._dim or 0), None
+
+    def sample(self, n: int, seed: int = 0) -> list[RecordBatch]:
+        """About ``n`` records spread over the collection, read as short runs after random
+        uuids rather than by reading it all (see weaviate_sample); a collection no bigger than
+        ``n`` is read whole."""
+        if not self._exists():
+            return []
+        facts = self._schema()
+        counts = {t: self._count(t) for t in self._tenant_names(facts["mt"])}
+        if sum(counts.values()) <= n:
+            return Connector.sample(cast(Connector, self), n, seed)  # read it whole
+        include = self._include(facts)
+
+        def read_after(tenant: str, after: str, limit: int) -> RecordBatch:
+            with self._errors("sample"):
+                res = self._coll(tenant or None).query.fetch_objects(limit=limit, after=after,
+                                                                     include_vector=include)
+            return self._to_batch(res.objects, facts, tenant)
+
+        batches = seek_sample(counts, n, seed, read_after)
+        if sum(map(len, batches)) < n // 2:  # uuids bunched in a corner of their space
+            log.info("cursor seeks found %d records: reading the collection for its sample",
+                     sum(map(len, batches)))
+            return Connector.sample(cast(Connector, self), n, seed)  # read it whole
+        return batches
+
+    @staticmethod
+    def _include(facts: dict[str, Any]) -> bool | list[str]:
+        return True if len(facts["spaces"]) == 1 or facts["others"] else [facts["vector"]]
+
+    def _to_batch(self, objects: list[Any], facts: dict[str, Any], tenant: str) -> RecordBatch:
+        vector, others = facts["vector"], facts["others"]
+        if self._dim is None:
+            self._dim = next((len(o.vector[vector]) for o in objects if vector in o.vector), 0)
+        dims = {n: next((len(o.vector[n]) for o in objects if n in o.vector), 0) for n in others}
+        ns = "" if self.tenant else tenant  # a pinned tenant is the whole collection to vmkit
+        ids, rows, metas, rejected = [], [], [], []
+        named: dict[str, list[Any]] = {n: [] for n in others}
+        for o in objects:
+            rid = str(o.uuid)
+            problems = (f"{why} in '{n}'" for n, d in ((vector, self._dim), *dims.items())
+                        if (why := _vector_problem(o.vector.get(n), d)))
+            if problem := next(problems, ""):  # a batch holds every vector of every record: report it
+                rejected.append(Rejection(rid, problem, "vector", ns))
+                continue
+            ids.append(rid)
+            rows.append(o.vector[vector])
+            for n in others:
+                named[n].append(o.vector[n])
+            metas.append(wtypes.from_weaviate(o.properties))
+        vectors = np.asarray(rows, np.float32) if rows else np.zeros((0, self._dim), np.float32)
+        batch = RecordBatch(ids=list(ids), vectors=vectors, metadata=metas, namespace=ns,
+                            named={n: np.asarray(v, np.float32).reshape(len(ids), dims[n]) for n, v in named.items()},
+                            vector_name=vector if others else "")
+        batch.rejected.extend(rejected)
+        return batch
+
+    def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
+        from weaviate.classes.query import Filter
+
+        tenant = self._write_tenant(namespace)
+        wanted = [u for u in (_as_uuid(i) for i in ids) if u is not None]
+        facts = self._schema()
+        if tenant and not self._tenant_exists(tenant):
+            wanted = []  # a tenant never written holds nothing (the server would refuse the read)
+        found: dict[str, Any] = {}
+        for start in range(0, len(wanted), _MAX_IDS):
+            chunk = wanted[start:start + _MAX_IDS]
+            with self._errors("fetch"):
+                res = self._coll(tenant).query.fetch_objects(
+                    filters=Filter.by_id().contains_any(chunk), limit=len(chunk),
+                    include_vector=self._include(facts))
+            found.update((str(o.uuid), o) for o in res.objects)
+        ordered = [found[u] for u in dict.fromkeys(wanted) if u in found]
+        return self._to_batch(ordered, facts, namespace)
+
+
+def _vector_problem(vec: Any, dim: int | None) -> str:
+    if vec is None:
+        return "no vector"
+    if vec and isinstance(vec[0], list):
+        return "a multi-vector (ColBERT-style) value"
+    return f"vector of length {len(vec)}, expected {dim}" if len(vec) != dim else ""
