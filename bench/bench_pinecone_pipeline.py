@@ -2,7 +2,7 @@
 against a plain sequential loop of SDK calls over the same data, in the same run.
 
     .venv/bin/python bench/bench_pinecone_pipeline.py [--records 10000] [--dim 256] [--namespaces 1,8]
-        [--ids doc|uuid]
+        [--ids doc|uuid] [--target qdrant|sink]
 
 The loop is what a one-off script does: for each namespace, list a page of ids, fetch them,
 upsert them, repeat. vmkit reads 1000-record batches ahead of the writer (each listed page's
@@ -15,6 +15,11 @@ over several. The emulator enforces the service's documented request-per-second 
 lists a namespace of at least 5,000 records by the first character of its ids, several at
 once; ``doc-0000001`` ids share too long a prefix to split at 10,000 (the probes would cost
 more than they save) and are listed in sequence.
+
+``--target sink`` takes the writes out of the comparison: vmkit writes to its fingerprint sink
+(no sampled validation: the sink cannot be read back) and the loop only reads. One namespace
+that is listed in sequence then shows the ceiling: the loop makes two round trips a page (list,
+fetch) and vmkit one, so no pipelined reader of it gets past 2x of the read alone.
 
 It also times what planning spends on its profile sample of 2,000 records: vmkit's (queries
 from random points, then a fetch of the ids found) against the generic reservoir over a read of
@@ -37,7 +42,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from emulators.pinecone_emulator import EMU_KEY  # noqa: E402
 
 
-def sequential_loop(index_host: str, n: int, dim: int) -> float:
+def sequential_loop(index_host: str, n: int, dim: int, target: str) -> float:
     from pinecone import Pinecone
     from qdrant_client import QdrantClient, models
 
@@ -45,6 +50,7 @@ def sequential_loop(index_host: str, n: int, dim: int) -> float:
     idx = pc.index(host=index_host)
     q = QdrantClient(":memory:")
     q.create_collection(f"loop{n}", vectors_config=models.VectorParams(size=dim, distance="Dot"))
+    write = target == "qdrant"  # with the sink target, the loop only reads
     t = time.perf_counter()
     copied = 0
     for ns in sorted(idx.describe_index_stats().namespaces):
@@ -54,9 +60,10 @@ def sequential_loop(index_host: str, n: int, dim: int) -> float:
             ids = [v.id for v in page.vectors]
             if ids:
                 got = idx.fetch(ids=ids, namespace=ns).vectors
-                q.upsert(f"loop{n}", points=[models.PointStruct(
-                    id=i, vector=list(got[rid].values), payload={**(got[rid].metadata or {}), "pid": rid})
-                    for i, rid in enumerate(ids, start=copied)], wait=True)
+                if write:
+                    q.upsert(f"loop{n}", points=[models.PointStruct(
+                        id=i, vector=list(got[rid].values), payload={**(got[rid].metadata or {}), "pid": rid})
+                        for i, rid in enumerate(ids, start=copied)], wait=True)
                 copied += len(ids)
             token = page.pagination.next if page.pagination else None
             if not token:
@@ -85,7 +92,7 @@ sys.stdin.read()  # serve until the benchmark closes our stdin
 """
 
 
-def measure(n: int, dim: int, latency_ms: float, spaces: int, ids: str) -> None:
+def measure(n: int, dim: int, latency_ms: float, spaces: int, ids: str, target: str) -> None:
     # The service is another process, as a real one is: it must not share our GIL.
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(ROOT), str(n), str(dim), str(latency_ms), str(spaces), ids],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -93,13 +100,15 @@ def measure(n: int, dim: int, latency_ms: float, spaces: int, ids: str) -> None:
         url, host = server.stdout.readline().split()
         os.environ["PINECONE_CONTROLLER_HOST"] = url
         os.environ["PINECONE_API_KEY"] = EMU_KEY
-        loop_s = sequential_loop(host, n, dim)
+        loop_s = sequential_loop(host, n, dim, target)
 
         from vmkit import Migration
 
         with tempfile.TemporaryDirectory() as tmp:
-            m = Migration.create("pinecone://src", f"qdrant:///:memory:?collection=vm{spaces}", migration_id="b",
-                                 state=Path(tmp) / "s.db", verify=False)
+            sink = target == "sink"  # keeps fingerprints only: nothing to read back for sampling
+            m = Migration.create("pinecone://src", f"sink://vm{spaces}" if sink else f"qdrant:///:memory:?collection=vm{spaces}",
+                                 migration_id="b", state=Path(tmp) / "s.db", verify=False,
+                                 **({"sample_rate": 0.0} if sink else {}))
             t = time.perf_counter()
             status = m.run()
             vm_s = time.perf_counter() - t
@@ -110,11 +119,13 @@ def measure(n: int, dim: int, latency_ms: float, spaces: int, ids: str) -> None:
     finally:
         server.stdin.close()
         server.wait(timeout=30)
-    print(f"\nPinecone emulator ({latency_ms:.0f} ms/request, rate limits, own process) -> Qdrant, {n} x {dim} "
+    print(f"\nPinecone emulator ({latency_ms:.0f} ms/request, rate limits, own process) -> {target}, {n} x {dim} "
           f"in {spaces} namespace{'s' if spaces > 1 else ''}, {ids} ids")
     print(f"{'':44}{'seconds':>9}{'records/s':>12}{'speed-up':>10}")
-    print(f"{'sequential SDK loop (list 100, fetch, upsert)':44}{loop_s:9.2f}{n / loop_s:12.0f}{1:10.2f}")
-    print(f"{'vmkit pipelined (checkpoints + sampling)':44}{vm_s:9.2f}{n / vm_s:12.0f}{loop_s / vm_s:10.2f}")
+    loop_name = "sequential SDK loop (list 100, fetch" + (", upsert)" if target == "qdrant" else ")")
+    vm_name = "vmkit pipelined (checkpoints" + (" + sampling)" if target == "qdrant" else ")")
+    print(f"{loop_name:44}{loop_s:9.2f}{n / loop_s:12.0f}{1:10.2f}")
+    print(f"{vm_name:44}{vm_s:9.2f}{n / vm_s:12.0f}{loop_s / vm_s:10.2f}")
     print(f"vmkit: {status.batches} checkpoints, {status.validation['batches']} batches validated; "
           f"full verification {'passed' if ok else 'FAILED'} in {verify_s:.2f} s (not in the ratio)")
     print(f"planning's profile sample of 2000 records: {sample_s:.2f} s with queries, {full_s:.2f} s "
@@ -143,9 +154,11 @@ def main() -> None:
     ap.add_argument("--latency-ms", type=float, default=20)
     ap.add_argument("--namespaces", default="1,8", help="comma-separated namespace counts to measure")
     ap.add_argument("--ids", choices=("doc", "uuid"), default="doc", help="doc-0000001 or random UUIDs")
+    ap.add_argument("--target", choices=("qdrant", "sink"), default="qdrant",
+                    help="Qdrant embedded in this process, or vmkit's fingerprint sink (the loop then only reads)")
     args = ap.parse_args()
     for spaces in (int(x) for x in args.namespaces.split(",")):
-        measure(args.records, args.dim, args.latency_ms, spaces, args.ids)
+        measure(args.records, args.dim, args.latency_ms, spaces, args.ids, args.target)
 
 
 if __name__ == "__main__":
