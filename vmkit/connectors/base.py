@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 import random
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, ClassVar, Iterable, Iterator, Sequence, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from vmkit.errors import ConfigError, SecretInURI
@@ -117,6 +117,20 @@ class TargetSpec:
         return asdict(self)
 
 
+T = TypeVar("T")
+
+
+def reservoir(items: Iterable[T], n: int, rng: random.Random) -> list[T]:
+    """``n`` of ``items`` drawn uniformly in one pass, holding only ``n`` (reservoir sampling)."""
+    keep: list[T] = []
+    for seen, item in enumerate(items, start=1):
+        if len(keep) < n:
+            keep.append(item)
+        elif (j := rng.randrange(seen)) < n:
+            keep[j] = item
+    return keep
+
+
 class Connector(abc.ABC):
     """One database collection/index, addressed by a URI.
 
@@ -184,19 +198,15 @@ class Connector(abc.ABC):
         This default reads everything once (reservoir sampling); connectors that can seek or
         sample natively override it.
         """
-        rng = random.Random(seed)
-        keep: list[tuple[RecordBatch, int]] = []
-        seen, cursor = 0, None
-        while True:
-            batch, cursor = self.scan(cursor, 1000)
-            for row in range(len(batch)):
-                seen += 1
-                if len(keep) < n:
-                    keep.append((batch, row))
-                elif (j := rng.randrange(seen)) < n:
-                    keep[j] = (batch, row)
-            if cursor is None:
-                break
+        def rows() -> Iterator[tuple[RecordBatch, int]]:
+            cursor = None
+            while True:
+                batch, cursor = self.scan(cursor, 1000)
+                yield from ((batch, row) for row in range(len(batch)))
+                if cursor is None:
+                    return
+
+        keep = reservoir(rows(), n, random.Random(seed))
         by_batch: dict[int, tuple[RecordBatch, list[int]]] = {}
         for batch, row in keep:
             by_batch.setdefault(id(batch), (batch, []))[1].append(row)

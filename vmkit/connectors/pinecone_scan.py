@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
+from vmkit.connectors.base import reservoir
 from vmkit.connectors.pinecone_split import LIST_PAGE, PrefixSplit
 from vmkit.errors import ConfigError, TransientError
 from vmkit.records import RecordBatch
@@ -247,16 +248,9 @@ def scan_ids_file(conn: PineconeConnector, state: dict[str, Any] | None, limit: 
 def sample_ids_file(conn: PineconeConnector, n: int, seed: int) -> list[RecordBatch]:
     """About ``n`` of the records the ids file names, spread over it (a reservoir of its
     lines), fetched by id: the file is the migration's keyspace, not the whole index."""
-    rng, keep, seen = random.Random(seed), list[tuple[str, str]](), 0
     with _open_ids_file(str(conn.ids_file)) as f:
-        for line, raw in enumerate(f):
-            if (entry := _ids_file_entry(conn, raw, line)) is None:
-                continue
-            seen += 1
-            if len(keep) < n:
-                keep.append(entry)
-            elif (j := rng.randrange(seen)) < n:
-                keep[j] = entry
+        entries = (_ids_file_entry(conn, raw, line) for line, raw in enumerate(f))
+        keep = reservoir((e for e in entries if e is not None), n, random.Random(seed))
     by_ns: dict[str, list[str]] = {}
     for ns, rid in keep:
         by_ns.setdefault(ns, []).append(rid)
