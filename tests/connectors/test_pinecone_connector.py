@@ -256,6 +256,22 @@ def _spread(cursors: list, most: int = 25) -> list:
     return cursors[::step] + ([cursors[-1]] if (len(cursors) - 1) % step else [])
 
 
+def test_connections_are_kept_alive_for_every_request_in_flight(emu: PineconeEmulator) -> None:
+    """Probes (32 at once), listings and fetches overlap; each keeps a connection between its
+    requests. Past the SDK's keep-alive count a connection is closed after each request: a
+    TLS handshake a request on the service, and answers left unread until a 30 s timeout."""
+    _split_src(emu)
+    emu.faults.latency_ms = 20  # the probes' waves overlap 32 requests at a time
+    since = time.monotonic()
+    seen, _ = _scan_all("pinecone://split?list_streams=4&split_above=100&rate_limits=off", 1000)
+    emu.faults.latency_ms = 0
+    data = [r for r in emu.requests() if r.plane != "control" and r.started >= since]
+    busiest = max(sum(o.started <= r.started < o.ended for o in data) for r in data)
+    assert len(seen) == 10_430 and len(data) > 300 and busiest > 10  # past the SDK default keep-alive
+    in_flight = 3 * 4 + 32 + 8 + 8  # streams' listings and fetches, probes, queries, writers
+    assert len({r.peer for r in data}) <= in_flight
+
+
 def test_a_namespace_below_split_above_is_not_probed(emu: PineconeEmulator) -> None:
     src = _split_src(emu)
     since = time.monotonic()

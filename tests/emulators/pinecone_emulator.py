@@ -142,6 +142,7 @@ class Logged:
     namespace: str | None = None
     prefix: str | None = None  # a list request's id prefix and page size
     limit: int | None = None
+    peer: int = 0  # the client's port: one per connection it kept open
     started: float = 0.0  # time.monotonic() when the request came in
     ended: float = 0.0  # and when its answer was ready (latency included)
 
@@ -235,9 +236,10 @@ class PineconeEmulator:
 
     # -- request handling --------------------------------------------------------------------
     def dispatch(self, index: str | None, method: str, target: str, headers: Any,
-                 raw: bytes) -> tuple[int, bytes, dict[str, str]]:
+                 raw: bytes, peer: int = 0) -> tuple[int, bytes, dict[str, str]]:
         url = urlsplit(target)
-        entry = Logged("control" if index is None else index, "?", 0, len(raw), started=time.monotonic())
+        entry = Logged("control" if index is None else index, "?", 0, len(raw), peer=peer,
+                       started=time.monotonic())
         try:
             if headers.get("Api-Key") != self.api_key:
                 raise ApiFailure(401, "Invalid API Key", "UNAUTHENTICATED")
@@ -375,7 +377,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         status, body, extra = self.emu.dispatch(self.index, self.command, self.path,
-                                                self.headers, raw)
+                                                self.headers, raw, self.client_address[1])
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

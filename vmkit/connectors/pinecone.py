@@ -40,8 +40,9 @@ import orjson
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector
 from vmkit.connectors.pinecone_rates import pacer_for, parse_limits
-from vmkit.connectors.pinecone_sample import query_sample
+from vmkit.connectors.pinecone_sample import QUERIES_AT_ONCE, query_sample
 from vmkit.connectors.pinecone_scan import ListScan, canonical_ns, sample_ids_file, scan_ids_file
+from vmkit.connectors.pinecone_split import PROBES_AT_ONCE
 from vmkit.connectors.pinecone_write import FETCH_IDS, MAX_METADATA, TO_PINECONE, PineconeWrites
 from vmkit.errors import (
     ConfigError,
@@ -60,6 +61,7 @@ _FROM_PINECONE = {v: k for k, v in TO_PINECONE.items()}
 # request also stays under this many encoded bytes (1000 UUIDs fit in about 3 requests)
 _FETCH_URL_BYTES = 16_000
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WRITERS = 8  # write requests a runner sends at once (RunOptions.write_workers is 4), with room
 
 CAPABILITIES = Capabilities(
     max_batch_records=1000,
@@ -112,8 +114,11 @@ class PineconeConnector(PineconeWrites, Connector):
         except ValueError:
             raise ConfigError("ready_timeout must be a number of seconds") from None
         self._lock = threading.RLock()
-        self._list_scan = ListScan(self, self.int_param("list_streams", 4, 1, 64),
-                                   self.int_param("split_above", 5_000, 1))
+        streams = self.int_param("list_streams", 4, 1, 64)
+        self._list_scan = ListScan(self, streams, self.int_param("split_above", 5_000, 1))
+        # Requests this connector may have in flight at once: a listing and two fetches per
+        # stream, the split's probes, the sample's queries, and the runner's write workers.
+        self._in_flight = 3 * streams + PROBES_AT_ONCE + QUERIES_AT_ONCE + _WRITERS
         self._pacer = pacer_for(self.host or self.index_name,
                                 parse_limits(self.params.get("rate_limits")))
         self._pc: Any = None
@@ -136,7 +141,12 @@ class PineconeConnector(PineconeWrites, Connector):
                 except ImportError:
                     raise MissingDependency("pinecone", self.extra) from None
                 with self.errors("connect"):
-                    self._pc = Pinecone(api_key=self._key())
+                    # The SDK keeps half its pool alive, and past that closes a connection
+                    # after each request: on the service that is a TLS handshake a request,
+                    # and under that churn we saw answers the emulator had written go unread
+                    # until the SDK's 30 s timeout. So every request in flight keeps one.
+                    self._pc = Pinecone(api_key=self._key(),
+                                        connection_pool_maxsize=2 * self._in_flight)
             return self._pc
 
     def data_plane(self) -> Any:

@@ -33,7 +33,7 @@ log = logging.getLogger("vmkit.connectors.pinecone")
 
 PER_QUERY = 25  # ids a point gives: fewer, from more points, spread the sample wider
 _LOCATE = 10  # records (with values) whose norm places the points
-_QUERIES_AT_ONCE = 8
+QUERIES_AT_ONCE = 8
 _ATTEMPTS = 4
 
 
@@ -67,7 +67,7 @@ def _nearest_ids(conn: PineconeConnector, ns: str, want: int, dimension: int,
     # A few more points than the count needs: neighbourhoods of nearby points overlap.
     points = [radius * _direction(rng, dimension)
               for _ in range(math.ceil((want - len(found)) / PER_QUERY) + 2)]
-    with ThreadPoolExecutor(_QUERIES_AT_ONCE, thread_name_prefix="vmkit-pinecone-sample") as pool:
+    with ThreadPoolExecutor(QUERIES_AT_ONCE, thread_name_prefix="vmkit-pinecone-sample") as pool:
         answers = pool.map(lambda p: call_with_retry(conn.nearest, ns, p, PER_QUERY, False,
                                                      attempts=_ATTEMPTS), points)
         for matches in answers:  # in the points' order, so a seed gives one sample

@@ -7,7 +7,7 @@ that hold ids (lower ones cannot: ``s`` is the smallest). Ids are ASCII without 
 one ``limit=1`` probe per character up to 127, which also returns each new prefix's smallest id;
 the prefixes found cover the namespace exactly.
 
-Probes run ``_PROBES_AT_ONCE`` at a time, and a namespace spends at most two per list page it
+Probes run ``PROBES_AT_ONCE`` at a time, and a namespace spends at most two per list page it
 would take in sequence: under the documented 200 list requests a second they take 10 ms a page,
 well under the round trip each page costs in sequence. A level that would pass that is not
 started, and no probe is made unless the first split fits in it for certain (see
@@ -28,7 +28,7 @@ from vmkit.retry import call_with_retry
 log = logging.getLogger("vmkit.connectors.pinecone")
 
 LIST_PAGE = 100  # ids per list page (SDK and service maximum)
-_PROBES_AT_ONCE = 32  # limit=1 listings that look for where a namespace's ids part
+PROBES_AT_ONCE = 32  # limit=1 listings that look for where a namespace's ids part
 _PROBE_ATTEMPTS = 4
 # (namespace, prefix, token, limit) -> (ids, next token): ListScan.list_ids
 ListIds = Callable[[str, str, "str | None", int], "tuple[list[str], str | None]"]
@@ -79,7 +79,7 @@ class PrefixSplit:
         found, so the scan's retry asks only what is still unanswered."""
         todo = [p for p in prefixes if (ns, p) not in self._probed]
         failure: TransientError | None = None
-        with ThreadPoolExecutor(_PROBES_AT_ONCE, thread_name_prefix="vmkit-pinecone-probe") as pool:
+        with ThreadPoolExecutor(PROBES_AT_ONCE, thread_name_prefix="vmkit-pinecone-probe") as pool:
             asked = [(p, pool.submit(call_with_retry, self._list_ids, ns, p, None, 1,
                                      attempts=_PROBE_ATTEMPTS)) for p in todo]
             for p, future in asked:
