@@ -5,8 +5,8 @@ against a plain sequential loop of SDK calls over the same data, in the same run
         [--ids doc|uuid] [--target qdrant|sink]
 
 The loop is what a one-off script does: for each namespace, list a page of ids, fetch them,
-upsert them, repeat. vmkit reads 1000-record batches ahead of the writer (each listed page's
-fetch starts at once, the next batch is listed while this one's fetches finish, and up to 4
+upsert them, repeat. vmkit reads 1000-record batches ahead of the writer (a fetch starts as
+soon as two pages are listed, the next batch is listed while this one's fetches finish, and up to 4
 namespaces are listed at once) and checkpoints every batch; its sampled validation is on, full
 verification is timed apart. The same records are measured in one namespace, where listing
 (100 ids a round trip, each page needing the last one's token) bounds any reader, and spread

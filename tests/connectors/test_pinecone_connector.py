@@ -398,6 +398,17 @@ def test_fetch_in_chunks_of_1000(emu: PineconeEmulator) -> None:
     assert len(conn.fetch([])) == 0
 
 
+def test_a_scan_fetches_two_list_pages_a_request(emu: PineconeEmulator) -> None:
+    """Fetch is limited to half the requests a second that list is: one fetch per two pages
+    (and one for a batch's odd last page) keeps fetching from capping a read."""
+    emu.create_index("pages", 4, "cosine")
+    emu.seed("pages", [(f"r{i:05d}", [1.0, i, 0, 0], None, None) for i in range(1350)])
+    seen, _ = _scan_all("pinecone://pages", 1000)
+    assert seen == [("", f"r{i:05d}") for i in range(1350)]
+    # a batch of 1000 ids: 5 fetches of two pages; then 350: two pages, and the last 150 at its end
+    assert sorted(r.records for r in emu.requests("fetch")) == [150] + [200] * 6
+
+
 def test_fetch_keeps_urls_short_for_long_ids(emu: PineconeEmulator) -> None:
     emu.create_index("long", 4, "cosine")
     ids = [f"{i:0200d}" for i in range(1000)]  # in one GET: a 200 KB URL (httpx stops at 64)

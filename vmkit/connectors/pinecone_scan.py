@@ -4,8 +4,8 @@ a file of ids (pod-based indexes cannot list).
 Listing is what bounds a Pinecone read. A page holds at most 100 ids and needs the previous
 page's token, so one listing gets one page per round trip however many threads wait. Listings
 of disjoint id sets are independent, so up to ``list_streams`` of them (URI option, default 4)
-run at once, each one batch ahead of the reader, and each listed page's fetch starts as soon as
-the page arrives. A stream is a namespace, or, for a namespace holding at least
+run at once, each one batch ahead of the reader, and a fetch starts as soon as every two pages
+arrive (``PAGES_PER_FETCH``). A stream is a namespace, or, for a namespace holding at least
 ``split_above`` records (URI option, default 5,000, i.e. 50 pages in sequence), one id prefix:
 ids are ASCII without NUL, so the non-empty ones of a prefix's one-character extensions (found
 with one ``limit=1`` listing each) cover it exactly (see pinecone_split). Batches are
@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vmkit.connectors.pinecone")
 
+# Ids a fetch asks for: two list pages. Fetch is limited to 100 requests a second per index
+# and list to 200, so one page a fetch would cap a read at 10,000 records a second, half of
+# what listing allows. Two pages wait for each other at most one round trip.
+PAGES_PER_FETCH = 2
 _Key = tuple[str, str, str, int]  # namespace, prefix, token ("" at the start), batch size
 _Listed = tuple[list[str], "str | None", list["Future[RecordBatch]"]]  # ids, next token, fetches
 _Stream = list[Any]  # [namespace, prefix, token or None]
@@ -161,12 +165,24 @@ class ListScan:
             self._ahead.pop(key).cancel()
 
     def _list_submitting(self, ns: str, prefix: str, token: str | None, limit: int) -> _Listed:
-        """List a batch's ids, submitting each page's fetch as soon as the page arrives."""
+        """List a batch's ids, submitting a fetch for every ``PAGES_PER_FETCH`` pages as they
+        arrive (and for the batch's last ones)."""
         _, fetchers = self._pools()
         futures: list[Future[RecordBatch]] = []
-        ids, token = self.list_ids(
-            ns, prefix, token, limit,
-            on_page=lambda page: futures.append(fetchers.submit(self._conn.fetch, page, ns)))
+        held: list[str] = []
+
+        def fetch_held() -> None:
+            futures.append(fetchers.submit(self._conn.fetch, list(held), ns))
+            held.clear()
+
+        def on_page(page: list[str]) -> None:
+            held.extend(page)
+            if len(held) >= PAGES_PER_FETCH * LIST_PAGE:
+                fetch_held()
+
+        ids, token = self.list_ids(ns, prefix, token, limit, on_page=on_page)
+        if held:
+            fetch_held()
         return ids, token, futures
 
     def list_ids(self, ns: str, prefix: str, token: str | None, limit: int,
