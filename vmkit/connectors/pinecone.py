@@ -18,9 +18,10 @@
 - ``rate_limits=list:400,fetch:200`` requests a second where the index's limits were raised
                        (default: the documented ones; ``off``: no pacing; see pinecone_rates)
 
-Reading the whole index (scan) lives in ``pinecone_scan``, with its cursor format; sampling it
-for a profile in ``pinecone_sample``; writes (upsert, delete, create, drop) in
-``pinecone_write``; request pacing in ``pinecone_rates``.
+Reading the whole index (scan) lives in ``pinecone_scan``, with its cursor format, or in
+``pinecone_ids_file`` for an ``ids_file``; sampling it for a profile in ``pinecone_sample``;
+writes (upsert, delete, create, drop) in ``pinecone_write``; request pacing in
+``pinecone_rates``.
 """
 
 from __future__ import annotations
@@ -39,9 +40,10 @@ import numpy as np
 import orjson
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector
+from vmkit.connectors.pinecone_ids_file import sample_ids_file, scan_ids_file
 from vmkit.connectors.pinecone_rates import pacer_for, parse_limits
 from vmkit.connectors.pinecone_sample import QUERIES_AT_ONCE, query_sample
-from vmkit.connectors.pinecone_scan import ListScan, canonical_ns, sample_ids_file, scan_ids_file
+from vmkit.connectors.pinecone_scan import ListScan, canonical_ns
 from vmkit.connectors.pinecone_split import PROBES_AT_ONCE
 from vmkit.connectors.pinecone_write import FETCH_IDS, MAX_METADATA, TO_PINECONE, PineconeWrites
 from vmkit.errors import (

@@ -1,5 +1,5 @@
-"""Reading a whole Pinecone index: list ids and fetch them, several namespaces at once; or walk
-a file of ids (pod-based indexes cannot list).
+"""Reading a whole Pinecone index: list ids and fetch them, several namespaces at once. (A
+pod-based index cannot list: it is read from a file of ids, see pinecone_ids_file.)
 
 Listing is what bounds a Pinecone read. A page holds at most 100 ids and needs the previous
 page's token, so one listing gets one page per round trip however many threads wait. Listings
@@ -17,24 +17,21 @@ PREFIX], ...], "after": NS}``: the streams being read in the order their turns c
 at a stream's start), the streams of started namespaces still waiting for a turn, and the last
 namespace started in bytewise order; later namespaces are still to come, and every other stream
 is finished. Older forms still resume: ``[NS, TOKEN]`` entries (prefix ""), and
-``{"ns": NS, "token": T}`` / ``{"ns": NS, "done": true}``. An ids-file walk:
-``{"offset": BYTES, "line": N}``.
+``{"ns": NS, "token": T}`` / ``{"ns": NS, "done": true}``.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from vmkit.connectors.base import reservoir
 from vmkit.connectors.pinecone_split import LIST_PAGE, PrefixSplit
-from vmkit.errors import ConfigError, TransientError
+from vmkit.errors import TransientError
 from vmkit.records import RecordBatch
 
 if TYPE_CHECKING:
@@ -223,79 +220,8 @@ class ListScan:
                 pool.shutdown(wait=True, cancel_futures=True)
 
 
-def scan_ids_file(conn: PineconeConnector, state: dict[str, Any] | None, limit: int
-                  ) -> tuple[RecordBatch, str | None]:
-    """The next batch of the ids file named by the URI (one namespace per batch)."""
-    if state is not None and "offset" not in state:
-        raise ConfigError("this cursor belongs to a list scan; drop ids_file to resume it")
-    offset, line = (0, 0) if state is None else (state["offset"], state["line"])
-    with _open_ids_file(str(conn.ids_file)) as f:
-        f.seek(offset)
-        while True:
-            ns, ids, more = None, [], False
-            while True:
-                start, raw = f.tell(), f.readline()
-                if not raw:
-                    break
-                entry = _ids_file_entry(conn, raw, line)
-                if entry is None:
-                    line += 1
-                    continue
-                lns, rid = entry
-                if ns is not None and (lns != ns or len(ids) == limit):
-                    f.seek(start)  # batches hold one namespace: this line starts the next
-                    more = True
-                    break
-                line += 1
-                ns = lns
-                ids.append(rid)
-            cursor = orjson.dumps({"offset": f.tell(), "line": line}).decode()
-            if ns is not None:
-                batch = conn.fetch(ids, ns)
-                if missing := len(ids) - len(batch):
-                    log.warning("%d ids from ids_file (before line %d) are not in index '%s'",
-                                missing, line, conn.index_name)
-                if len(batch) or not more:
-                    return batch, cursor if more else None
-            if not more:
-                return RecordBatch.empty(conn.dimension()), None
-
-
-def sample_ids_file(conn: PineconeConnector, n: int, seed: int) -> list[RecordBatch]:
-    """About ``n`` of the records the ids file names, spread over it (a reservoir of its
-    lines), fetched by id: the file is the migration's keyspace, not the whole index."""
-    with _open_ids_file(str(conn.ids_file)) as f:
-        entries = (_ids_file_entry(conn, raw, line) for line, raw in enumerate(f))
-        keep = reservoir((e for e in entries if e is not None), n, random.Random(seed))
-    by_ns: dict[str, list[str]] = {}
-    for ns, rid in keep:
-        by_ns.setdefault(ns, []).append(rid)
-    return [conn.fetch(ids, ns) for ns, ids in sorted(by_ns.items(), key=lambda kv: kv[0].encode())]
-
-
-def _ids_file_entry(conn: PineconeConnector, raw: bytes, line: int) -> tuple[str, str] | None:
-    """(namespace, id) of a line of the ids file (0-based ``line``), or None for a blank line
-    or another namespace than the URI's."""
-    try:
-        text = raw.decode("utf-8").rstrip("\r\n")
-    except UnicodeDecodeError:
-        raise ConfigError(f"ids_file line {line + 1} is not UTF-8") from None
-    ns, tab, rid = text.partition("\t")
-    ns, rid = (canonical_ns(ns), rid) if tab else (conn.namespace or "", text)
-    if not rid or (conn.namespace is not None and ns != conn.namespace):
-        return None
-    return ns, rid
-
-
 DEFAULT_NS = "__default__"  # how 2026-07 stats name the default namespace ("" on the wire)
 
 
 def canonical_ns(ns: str) -> str:
     return "" if ns == DEFAULT_NS else ns
-
-
-def _open_ids_file(path: str) -> BinaryIO:
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise ConfigError(f"cannot read ids_file: {exc.strerror}") from None
