@@ -6,7 +6,7 @@ from __future__ import annotations
 import abc
 import random
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from vmkit.errors import ConfigError, SecretInURI
@@ -129,6 +129,19 @@ def reservoir(items: Iterable[T], n: int, rng: random.Random) -> list[T]:
         elif (j := rng.randrange(seen)) < n:
             keep[j] = item
     return keep
+
+
+def shares(counts: dict[str, int], n: int, draw: Callable[[], float]) -> dict[str, int]:
+    """How many of about ``n`` sampled records each namespace in ``counts`` (namespace ->
+    records) gives: its share of the total, at least one; a namespace whose share is under one
+    record is left out unless ``draw()`` (uniform in [0, 1)) falls under it. Bytewise order."""
+    total = sum(counts.values())
+    out: dict[str, int] = {}
+    for ns in sorted(counts, key=str.encode):
+        share = n * counts[ns] / total
+        if share >= 1 or draw() < share:
+            out[ns] = min(counts[ns], max(1, round(share)))
+    return out
 
 
 class Connector(abc.ABC):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vmkit.connectors.base import shares
 from vmkit.records import RecordBatch
 from vmkit.retry import call_with_retry
 
@@ -41,14 +42,10 @@ def query_sample(conn: PineconeConnector, counts: dict[str, int], n: int, seed: 
                  ) -> list[RecordBatch]:
     """About ``n`` records of the namespaces in ``counts`` (namespace -> records), each
     namespace by its share; one whose share is under one record is sampled with that chance."""
-    rng = np.random.default_rng(seed)
-    dimension, total = conn.dimension(), sum(counts.values())
+    rng, dimension = np.random.default_rng(seed), conn.dimension()
     batches = []
-    for ns in sorted(counts, key=str.encode):
-        share = n * counts[ns] / total
-        if share < 1 and rng.random() >= share:
-            continue
-        ids = _nearest_ids(conn, ns, min(counts[ns], max(1, round(share))), dimension, rng)
+    for ns, want in shares(counts, n, rng.random).items():
+        ids = _nearest_ids(conn, ns, want, dimension, rng)
         if ids:
             batches.append(conn.fetch(ids, ns))
     log.info("sampled %d records with queries (%d namespaces)", sum(map(len, batches)), len(batches))

@@ -16,6 +16,7 @@ import random
 import uuid
 from collections.abc import Callable
 
+from vmkit.connectors.base import shares
 from vmkit.records import RecordBatch, RecordId
 from vmkit.retry import call_with_retry
 
@@ -29,13 +30,10 @@ ReadAfter = Callable[[str, str, int], RecordBatch]
 def seek_sample(counts: dict[str, int], n: int, seed: int, read_after: ReadAfter) -> list[RecordBatch]:
     """About ``n`` records of the tenants in ``counts`` (tenant -> records), each by its
     share; a tenant whose share is under one record is sampled with that chance."""
-    rng, total = random.Random(seed), sum(counts.values())
+    rng = random.Random(seed)
     batches: list[RecordBatch] = []
-    for tenant in sorted(counts):
-        share = n * counts[tenant] / total
-        if share < 1 and rng.random() >= share:
-            continue
-        want, seen = min(counts[tenant], max(1, round(share))), set[RecordId]()
+    for tenant, want in shares(counts, n, rng.random).items():
+        seen = set[RecordId]()
         # Twice the seeks the count needs, at most: one past the last uuid comes back short.
         for _ in range(2 * math.ceil(want / RUN)):
             if len(seen) >= want:
