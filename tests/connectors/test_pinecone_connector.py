@@ -284,6 +284,26 @@ def test_a_namespace_below_split_above_is_not_probed(emu: PineconeEmulator) -> N
     assert one == _in_turns_split({"": src[""]}, 500, 4, 10400)  # a URI's one namespace splits too
 
 
+@pytest.mark.parametrize("limit, lists", [(1000, 61), (64, 1 + 95)])
+def test_an_unsplit_namespace_starts_from_the_page_its_split_looked_at(emu: PineconeEmulator, limit: int,
+                                                                        lists: int) -> None:
+    """A namespace big enough to be looked at for a split, whose ids part too late to split,
+    is listed from the first page fetched for that look: each page once (61 for 6,050 ids). A
+    batch smaller than that page lists afresh, in pages of its own size."""
+    ids = [f"doc-{i:07d}" for i in range(6050)]
+    emu.create_index("docs", DIM, "dotproduct")
+    emu.rates.limits = {}
+    vecs = np.random.default_rng(5).standard_normal((len(ids), DIM)).astype(np.float32)
+    emu.seed("docs", [(rid, vecs[i], None, None) for i, rid in enumerate(ids)])
+    since = time.monotonic()
+    full, cursors = _scan_all("pinecone://docs?rate_limits=off", limit)
+    assert full == [("", rid) for rid in ids]
+    listed = [r for r in emu.requests("list") if r.started >= since]
+    assert len(listed) == lists and all(r.limit != 1 for r in listed)
+    for cursor, done in _spread(cursors[:-1], 5):
+        assert _scan_all("pinecone://docs?rate_limits=off", limit, cursor)[0] == full[done:]
+
+
 def _hex_ids(prefix: str, n: int, seed: int) -> list[str]:
     rng = np.random.default_rng(seed)
     return [f"{prefix}{rng.integers(1 << 32):08x}" for _ in range(n)]

@@ -83,6 +83,7 @@ class ListScan:
                 return RecordBatch.empty(self._conn.dimension()), None
             for ns, prefix, token in streams[: self._streams]:
                 self._list_ahead(ns, prefix, token, limit)
+            self._split.first_pages.clear()  # a later start of the namespace lists afresh
             ns, prefix, token = streams.pop(0)
             ids, token, fetches = self._take(ns, prefix, token, limit)
             if token:  # its next turn comes after the others'
@@ -148,7 +149,10 @@ class ListScan:
         key = (ns, prefix, token or "", limit)
         if key not in self._ahead:
             listers, _ = self._pools()
-            self._ahead[key] = listers.submit(self._list_submitting, ns, prefix, token, limit)
+            # A namespace that was looked at for a split starts from the page seen then.
+            first = self._split.first_pages.pop(ns, None) if token is None and prefix == "" else None
+            start = first if first is not None and len(first[0]) <= limit else None
+            self._ahead[key] = listers.submit(self._list_submitting, ns, prefix, token, limit, start)
 
     def _take(self, ns: str, prefix: str, token: str | None, limit: int) -> _Listed:
         """The listing for this turn (a failed one raises here, as listing inline would)."""
@@ -161,9 +165,11 @@ class ListScan:
         for key in [k for k in self._ahead if k not in wanted]:
             self._ahead.pop(key).cancel()
 
-    def _list_submitting(self, ns: str, prefix: str, token: str | None, limit: int) -> _Listed:
-        """List a batch's ids, submitting a fetch for every ``PAGES_PER_FETCH`` pages as they
-        arrive (and for the batch's last ones)."""
+    def _list_submitting(self, ns: str, prefix: str, token: str | None, limit: int,
+                         start: tuple[list[str], str | None] | None = None) -> _Listed:
+        """List a batch's ids (from ``start``, its first page already listed, if given),
+        submitting a fetch for every ``PAGES_PER_FETCH`` pages as they arrive (and for the
+        batch's last ones)."""
         _, fetchers = self._pools()
         futures: list[Future[RecordBatch]] = []
         held: list[str] = []
@@ -177,18 +183,25 @@ class ListScan:
             if len(held) >= PAGES_PER_FETCH * LIST_PAGE:
                 fetch_held()
 
-        ids, token = self.list_ids(ns, prefix, token, limit, on_page=on_page)
+        ids, token = self.list_ids(ns, prefix, token, limit, on_page=on_page, start=start)
         if held:
             fetch_held()
         return ids, token, futures
 
     def list_ids(self, ns: str, prefix: str, token: str | None, limit: int,
-                 on_page: Callable[[list[str]], None] | None = None) -> tuple[list[str], str | None]:
-        """Up to ``limit`` ids starting with ``prefix`` after ``token``, asking for exactly
-        what is missing so that the returned token resumes right after the last id (never
-        mid-page). A transient failure after some pages returns those (a shorter batch)
-        instead of losing them."""
+                 on_page: Callable[[list[str]], None] | None = None,
+                 start: tuple[list[str], str | None] | None = None) -> tuple[list[str], str | None]:
+        """Up to ``limit`` ids starting with ``prefix`` after ``token`` (or the first page and
+        its token, ``start``), asking for exactly what is missing so that the returned token
+        resumes right after the last id (never mid-page). A transient failure after some
+        pages returns those (a shorter batch) instead of losing them."""
         index, ids = self._conn.data_plane(), list[str]()
+        if start is not None:
+            ids, token = list(start[0]), start[1]
+            if on_page is not None and ids:
+                on_page(list(ids))
+            if not token:
+                return ids, None
         while len(ids) < limit:
             self._conn.pace("list")
             try:

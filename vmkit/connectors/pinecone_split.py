@@ -51,12 +51,16 @@ class PrefixSplit:
         self._list_ids = list_ids
         self._streams = streams
         self._probed: dict[tuple[str, str], str | None] = {}  # (ns, prefix) -> its smallest id
+        self.first_pages: dict[str, tuple[list[str], str | None]] = {}  # ns -> (ids, next token)
 
     def prefixes(self, ns: str, count: int) -> list[str]:
-        """The prefixes ``ns`` (holding about ``count`` records) is listed as, bytewise."""
+        """The prefixes ``ns`` (holding about ``count`` records) is listed as, bytewise. When
+        that is the whole namespace, the page it looked at is kept in ``first_pages``: the
+        listing starts from it instead of asking again."""
         budget = count * 2 // LIST_PAGE
-        first, _ = call_with_retry(self._list_ids, ns, "", None, LIST_PAGE, attempts=_PROBE_ATTEMPTS)
+        first, token = call_with_retry(self._list_ids, ns, "", None, LIST_PAGE, attempts=_PROBE_ATTEMPTS)
         if len(first) < 2 or first_split_cost(first) > budget:
+            self.first_pages[ns] = (first, token)
             return [""]
         smallest = {"": first[0]}
         while len(smallest) < self._streams:
