@@ -268,7 +268,7 @@ def test_connections_are_kept_alive_for_every_request_in_flight(emu: PineconeEmu
     data = [r for r in emu.requests() if r.plane != "control" and r.started >= since]
     busiest = max(sum(o.started <= r.started < o.ended for o in data) for r in data)
     assert len(seen) == 10_430 and len(data) > 300 and busiest > 10  # past the SDK default keep-alive
-    in_flight = 3 * 4 + 32 + 8 + 8  # streams' listings and fetches, probes, queries, writers
+    in_flight = 3 * 4 + 32 + 8 + 8 + 8  # streams' listings and fetches, probes, queries, sampled namespaces, writers
     assert len({r.peer for r in data}) <= in_flight
 
 

@@ -78,6 +78,25 @@ def test_one_namespace_is_sampled_alone(emu: PineconeEmulator) -> None:
     assert {r.namespace for r in emu.requests("query")} == {"big"}
 
 
+def test_namespaces_are_sampled_at_once(emu: PineconeEmulator) -> None:
+    """A multi-tenant index of 40 namespaces: each gives its share, several namespaces wait
+    on their round trips at once, and the sample is still the seed's alone."""
+    spaces = {f"t{k:02d}": 60 for k in range(40)}
+    _seed(emu, "tenants", "cosine", spaces=spaces)
+    emu.faults.latency_ms = 20
+    since = len(emu.log)
+    batches = connect("pinecone://tenants").sample(400, seed=5)
+    asked = [r for r in emu.log[since:] if r.op in ("query", "fetch")]
+    emu.faults.latency_ms = 0
+    assert [b.namespace for b in batches] == sorted(spaces)  # in namespace order, 10 each
+    assert all(len(b) == 10 and {m["ns"] for m in b.metadata} == {b.namespace} for b in batches)
+    assert {r.namespace for r in asked if r.op == "query"} == set(spaces)
+    at_once = max(len({o.namespace for o in asked if o.started <= r.started < o.ended}) for r in asked)
+    assert at_once > 1
+    again = connect("pinecone://tenants").sample(400, seed=5)
+    assert [b.ids for b in again] == [b.ids for b in batches]
+
+
 def test_pod_index_sampling(emu: PineconeEmulator, tmp_path: Path) -> None:
     """A pod index cannot list: planning says so at once, as the scan would. With an ids file,
     the sample comes from the file's ids (the records the migration will read), fetched."""

@@ -42,7 +42,7 @@ import orjson
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector
 from vmkit.connectors.pinecone_ids_file import sample_ids_file, scan_ids_file
 from vmkit.connectors.pinecone_rates import pacer_for, parse_limits
-from vmkit.connectors.pinecone_sample import QUERIES_AT_ONCE, query_sample
+from vmkit.connectors.pinecone_sample import NAMESPACES_AT_ONCE, QUERIES_AT_ONCE, query_sample
 from vmkit.connectors.pinecone_scan import ListScan, canonical_ns
 from vmkit.connectors.pinecone_split import PROBES_AT_ONCE
 from vmkit.connectors.pinecone_write import FETCH_IDS, MAX_METADATA, TO_PINECONE, PineconeWrites
@@ -119,8 +119,9 @@ class PineconeConnector(PineconeWrites, Connector):
         streams = self.int_param("list_streams", 4, 1, 64)
         self._list_scan = ListScan(self, streams, self.int_param("split_above", 5_000, 1))
         # Requests this connector may have in flight at once: a listing and two fetches per
-        # stream, the split's probes, the sample's queries, and the runner's write workers.
-        self._in_flight = 3 * streams + PROBES_AT_ONCE + QUERIES_AT_ONCE + _WRITERS
+        # stream, the split's probes, the sample's queries and namespaces (a locating query or
+        # a fetch each), and the runner's write workers.
+        self._in_flight = 3 * streams + PROBES_AT_ONCE + QUERIES_AT_ONCE + NAMESPACES_AT_ONCE + _WRITERS
         self._pacer = pacer_for(self.host or self.index_name,
                                 parse_limits(self.params.get("rate_limits")))
         self._pc: Any = None

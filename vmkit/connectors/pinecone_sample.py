@@ -35,6 +35,10 @@ log = logging.getLogger("vmkit.connectors.pinecone")
 PER_QUERY = 25  # ids a point gives: fewer, from more points, spread the sample wider
 _LOCATE = 10  # records (with values) whose norm places the points
 QUERIES_AT_ONCE = 8
+# Namespaces sampled at once. Each takes a few round trips in sequence (locate, query, fetch),
+# and an index may hold thousands of small ones, so one at a time would take longer than
+# reading the index.
+NAMESPACES_AT_ONCE = 8
 _ATTEMPTS = 4
 
 
@@ -43,17 +47,23 @@ def query_sample(conn: PineconeConnector, counts: dict[str, int], n: int, seed: 
     """About ``n`` records of the namespaces in ``counts`` (namespace -> records), each
     namespace by its share; one whose share is under one record is sampled with that chance."""
     rng, dimension = np.random.default_rng(seed), conn.dimension()
-    batches = []
-    for ns, want in shares(counts, n, rng.random).items():
-        ids = _nearest_ids(conn, ns, want, dimension, rng)
-        if ids:
-            batches.append(conn.fetch(ids, ns))
+    wanted = shares(counts, n, rng.random)
+    # A generator of its own for each namespace: the sample does not depend on which
+    # namespace's answers come first.
+    rngs = dict(zip(wanted, rng.spawn(len(wanted))))
+    with ThreadPoolExecutor(QUERIES_AT_ONCE, thread_name_prefix="vmkit-pinecone-sample") as queries, \
+            ThreadPoolExecutor(NAMESPACES_AT_ONCE, thread_name_prefix="vmkit-pinecone-sample-ns") as spaces:
+        def sample_namespace(ns: str) -> RecordBatch | None:
+            ids = _nearest_ids(conn, ns, wanted[ns], dimension, rngs[ns], queries)
+            return conn.fetch(ids, ns) if ids else None
+
+        batches = [b for b in spaces.map(sample_namespace, wanted) if b is not None]
     log.info("sampled %d records with queries (%d namespaces)", sum(map(len, batches)), len(batches))
     return batches
 
 
 def _nearest_ids(conn: PineconeConnector, ns: str, want: int, dimension: int,
-                 rng: np.random.Generator) -> list[str]:
+                 rng: np.random.Generator, queries: ThreadPoolExecutor) -> list[str]:
     """``want`` ids of namespace ``ns`` (fewer if the points keep finding the same ones)."""
     first = _direction(rng, dimension)
     located = call_with_retry(conn.nearest, ns, first, min(want, _LOCATE), True, attempts=_ATTEMPTS)
@@ -64,11 +74,10 @@ def _nearest_ids(conn: PineconeConnector, ns: str, want: int, dimension: int,
     # A few more points than the count needs: neighbourhoods of nearby points overlap.
     points = [radius * _direction(rng, dimension)
               for _ in range(math.ceil((want - len(found)) / PER_QUERY) + 2)]
-    with ThreadPoolExecutor(QUERIES_AT_ONCE, thread_name_prefix="vmkit-pinecone-sample") as pool:
-        answers = pool.map(lambda p: call_with_retry(conn.nearest, ns, p, PER_QUERY, False,
-                                                     attempts=_ATTEMPTS), points)
-        for matches in answers:  # in the points' order, so a seed gives one sample
-            found.update(dict.fromkeys(m.id for m in matches))
+    answers = queries.map(lambda p: call_with_retry(conn.nearest, ns, p, PER_QUERY, False,
+                                                    attempts=_ATTEMPTS), points)
+    for matches in answers:  # in the points' order, so a seed gives one sample
+        found.update(dict.fromkeys(m.id for m in matches))
     return list(found)[:want]
 
 
