@@ -552,6 +552,26 @@ def test_a_big_collection_is_sampled_by_cursor_seeks(emu: WeaviateEmulator, monk
     assert [b.ids for b in again] == [b.ids for b in batches]  # a seed gives one sample
 
 
+def test_tenants_and_their_seeks_are_sampled_at_once(emu: WeaviateEmulator,
+                                                     open_: Callable[..., WeaviateConnector]) -> None:
+    """20 tenants: each gives its share, several seeks wait on their round trips at once,
+    and the sample is still the seed's alone."""
+    conn = open_(multi_tenancy="true")
+    conn.create(TargetSpec("Docs", DIM, "cosine"))
+    sizes = {f"t{k:02d}": 500 for k in range(20)}
+    _fill(conn, sizes, _random_ids)
+    emu.faults.latency_s, emu.faults.busiest = 0.01, 0
+    batches = conn.sample(400, seed=2)
+    emu.faults.latency_s = 0
+    got: dict[str, list[str]] = {}
+    for b in batches:
+        got.setdefault(b.namespace, []).extend(b.ids)
+    assert {t: len(ids) for t, ids in got.items()} == dict.fromkeys(sizes, 20)
+    assert all(len(set(ids)) == 20 for ids in got.values())
+    assert emu.faults.busiest > 1
+    assert [b.ids for b in conn.sample(400, seed=2)] == [b.ids for b in batches]
+
+
 def test_a_small_collection_is_read_whole_for_its_sample(docs: WeaviateConnector) -> None:
     docs.upsert(batch(40))
     assert sorted(rid for b in docs.sample(100) for rid in b.ids) == sorted(ids_of(40))

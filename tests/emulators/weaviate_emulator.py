@@ -45,10 +45,12 @@ class Faults:
     object_transient_ids: dict[str, int] = field(default_factory=dict)  # uuid -> failures left
     http_fail_next: list[int] = field(default_factory=list)  # statuses for the next REST calls
     injected: int = 0  # how many faults fired
+    busiest: int = 0  # most gRPC calls seen waiting out their latency at once
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.lock = threading.Lock()
+        self._waiting = 0
 
     def reseed(self, seed: int) -> None:
         self.rng = random.Random(seed)
@@ -56,7 +58,12 @@ class Faults:
     def call_fault(self, method: str) -> str | None:
         """Status-code name to refuse a gRPC call with, or None."""
         if self.latency_s:
+            with self.lock:
+                self._waiting += 1
+                self.busiest = max(self.busiest, self._waiting)
             time.sleep(self.latency_s)
+            with self.lock:
+                self._waiting -= 1
         if method == "Health" or (self.methods is not None and method not in self.methods):
             return None
         with self.lock:

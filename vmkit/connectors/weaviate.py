@@ -31,6 +31,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,6 +39,7 @@ from urllib.parse import urlsplit
 from vmkit.connectors import weaviate_naming as naming
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, first_vector
 from vmkit.connectors.weaviate_read import WeaviateReads
+from vmkit.connectors.weaviate_sample import TENANTS_AT_ONCE
 from vmkit.connectors.weaviate_write import TO_DISTANCE, WeaviateWrites
 from vmkit.errors import ConfigError, MissingDependency, TerminalError, TransientError
 
@@ -252,6 +254,15 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
         with self._errors("count"):
             return int(self._coll(tenant or None).aggregate.over_all(total_count=True).total_count or 0)
 
+    def _counts(self, multi_tenant: bool) -> dict[str, int]:
+        """Records per tenant ("" for a collection without tenants), several tenants counted
+        at once: a collection may hold thousands of tenants, each count a round trip."""
+        names = self._tenant_names(multi_tenant)
+        if len(names) == 1:
+            return {names[0]: self._count(names[0])}
+        with ThreadPoolExecutor(TENANTS_AT_ONCE, thread_name_prefix="vmkit-weaviate-count") as pool:
+            return dict(zip(names, pool.map(self._count, names)))
+
     # -- contract ---------------------------------------------------------------------------------
     def describe(self) -> WeaviateCollectionInfo | None:
         if not self._exists():
@@ -259,7 +270,7 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
         self._facts = None  # describe always reads the schema afresh
         facts = self._schema()
         spaces, selected, others = facts["spaces"], facts["vector"], facts["others"]
-        counts = {t: self._count(t) for t in self._tenant_names(facts["mt"])}
+        counts = self._counts(facts["mt"])
         dims: dict[str, int] = {}
         for t in (t for t, n in counts.items() if n):  # the API has no dimension: sample one
             with self._errors("sample"):
@@ -282,7 +293,7 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
     def count(self) -> int:
         if not self._exists():
             return 0
-        return sum(self._count(t) for t in self._tenant_names(self._schema()["mt"]))
+        return sum(self._counts(self._schema()["mt"]).values())
 
     def close(self) -> None:
         with self._lock:

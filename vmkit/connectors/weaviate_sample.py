@@ -15,6 +15,9 @@ import math
 import random
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from itertools import repeat
 
 from vmkit.connectors.base import shares
 from vmkit.records import RecordBatch, RecordId
@@ -23,6 +26,10 @@ from vmkit.retry import call_with_retry
 log = logging.getLogger("vmkit.connectors.weaviate")
 
 RUN = 50  # objects a seek reads
+# Seeks in flight, and tenants sampled, at once: each seek is a round trip, and a collection
+# may hold thousands of small tenants.
+SEEKS_AT_ONCE = 8
+TENANTS_AT_ONCE = 8
 # (tenant, after uuid, limit) -> the objects that follow it, as a batch
 ReadAfter = Callable[[str, str, int], RecordBatch]
 
@@ -31,18 +38,36 @@ def seek_sample(counts: dict[str, int], n: int, seed: int, read_after: ReadAfter
     """About ``n`` records of the tenants in ``counts`` (tenant -> records), each by its
     share; a tenant whose share is under one record is sampled with that chance."""
     rng = random.Random(seed)
-    batches: list[RecordBatch] = []
-    for tenant, want in shares(counts, n, rng.random).items():
-        seen = set[RecordId]()
-        # Twice the seeks the count needs, at most: one past the last uuid comes back short.
-        for _ in range(2 * math.ceil(want / RUN)):
-            if len(seen) >= want:
-                break
-            after = str(uuid.UUID(int=rng.getrandbits(128)))
-            run = call_with_retry(read_after, tenant, after, min(RUN, want - len(seen)), attempts=4)
-            fresh = [i for i, rid in enumerate(run.ids) if rid not in seen]
-            seen.update(run.ids)
+    wanted = shares(counts, n, rng.random)
+    # A generator of its own for each tenant: the sample does not depend on which tenant's
+    # answers come first.
+    rngs = {tenant: random.Random(rng.getrandbits(64)) for tenant in wanted}
+    with ThreadPoolExecutor(SEEKS_AT_ONCE, thread_name_prefix="vmkit-weaviate-seek") as seeks, \
+            ThreadPoolExecutor(TENANTS_AT_ONCE, thread_name_prefix="vmkit-weaviate-sample") as tenants:
+        def sample_tenant(tenant: str) -> list[RecordBatch]:
+            return _runs(tenant, wanted[tenant], rngs[tenant], read_after, seeks)
+
+        batches = [b for runs in tenants.map(sample_tenant, wanted) for b in runs]
+    log.info("sampled %d records with cursor seeks", sum(map(len, batches)))
+    return batches
+
+
+def _runs(tenant: str, want: int, rng: random.Random, read_after: ReadAfter,
+          seeks: ThreadPoolExecutor) -> list[RecordBatch]:
+    """Up to ``want`` distinct records of ``tenant``: runs after random uuids, as many seeks
+    at once as the count still needs, in rounds, twice the seeks it needs at most (one past
+    the last uuid comes back short)."""
+    seen, batches = set[RecordId](), list[RecordBatch]()
+    left = 2 * math.ceil(want / RUN)
+    while len(seen) < want and left:
+        afters = [str(uuid.UUID(int=rng.getrandbits(128)))
+                  for _ in range(min(left, math.ceil((want - len(seen)) / RUN)))]
+        left -= len(afters)
+        limit = min(RUN, want - len(seen))
+        runs = seeks.map(partial(call_with_retry, read_after, tenant, attempts=4), afters, repeat(limit))
+        for run in runs:  # in the seeks' order, so a seed gives one sample
+            fresh = [i for i, rid in enumerate(run.ids) if rid not in seen][: want - len(seen)]
+            seen.update(run.ids[i] for i in fresh)
             if fresh:
                 batches.append(run.take(fresh))
-    log.info("sampled %d records with cursor seeks", sum(map(len, batches)))
     return batches
