@@ -114,7 +114,7 @@ class Plan:
         if self.estimates:
             e = self.estimates
             lines.append(f"  estimates: ~{e['bytes'] / 1e6:.1f} MB on the wire in ~{int(e['write_requests'])} "
-                         f"write requests; reading ~{e['read_seconds']} s at the sampled rate")
+                         "write requests")
         if any(self.source_namespaces):
             where = {"field": f"field '{self.namespace_field}'",
                      "collections": "one collection each"}.get(self.namespace_policy, self.namespace_policy)
@@ -269,5 +269,4 @@ def _estimates(the_plan: Plan, schema: Schema, caps: Capabilities) -> dict[str, 
         "batches": float(the_plan.estimated_batches),
         "bytes": round(total_bytes),
         "write_requests": float(max(the_plan.estimated_batches, math.ceil(total_bytes / caps.max_batch_bytes))),
-        "read_seconds": round(the_plan.source_count / schema.read_records_per_s, 1) if schema.read_records_per_s else 0.0,
     }

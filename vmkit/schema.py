@@ -116,7 +116,9 @@ class Schema:
     metadata_bytes_max: int
     metadata_bytes_p99: int
     fields: dict[str, FieldStats]
-    read_records_per_s: float
+    # How long drawing the sample took. Not a read rate: sources sample by queries, seeks or
+    # a whole read, so it says nothing of how fast a scan goes (the run's progress does).
+    sample_seconds: float
     id_examples: dict[str, list[RecordId]] = field(default_factory=dict)
     # The sampled records themselves (not serialized): the planner dry-runs them.
     sample_batches: list[RecordBatch] = field(default_factory=list, repr=False, compare=False)
@@ -138,7 +140,8 @@ class Schema:
 
     def lines(self) -> list[str]:
         out = [
-            f"schema of {self.source_uri}: {self.sampled} of {self.total} records sampled",
+            f"schema of {self.source_uri}: {self.sampled} of {self.total} records sampled"
+            + (f" in {self.sample_seconds:.1f} s" if self.sample_seconds else ""),
             f"  vectors: dim {self.dimension} {self.dtype} metric {self.metric}"
             + (f"; sparse in {self.sparse_records}" if self.sparse else ""),
             "  ids: " + ", ".join(f"{k} {v}" for k, v in sorted(self.id_kinds.items()))
@@ -169,7 +172,7 @@ def infer_schema(source: Connector, sample: int = 2000, seed: int = 0) -> Schema
         raise ValueError(f"source {source.uri} does not exist")
     started = time.monotonic()
     batches = source.sample(sample, seed)
-    elapsed = max(time.monotonic() - started, 1e-9)
+    elapsed = time.monotonic() - started
     return profile(source.uri, info.count, info.metric, info.namespaces, batches, elapsed)
 
 
@@ -218,6 +221,6 @@ def profile(uri: str, total: int, metric: str, namespaces: dict[str, int],
         nonfinite_vectors=nonfinite[:EXAMPLES * 10], zero_vectors=zero[:EXAMPLES * 10],
         metadata_bytes_max=max(sizes, default=0),
         metadata_bytes_p99=int(np.percentile(sizes, 99)) if sizes else 0,
-        fields=dict(sorted(fields.items(), key=lambda kv: str(kv[0]))), read_records_per_s=sampled / elapsed if elapsed else 0.0,
+        fields=dict(sorted(fields.items(), key=lambda kv: str(kv[0]))), sample_seconds=round(elapsed, 3),
         id_examples=id_examples, sample_batches=batches,
     )

@@ -11,6 +11,7 @@ import pytest
 
 from vmkit import TargetSpec, connect
 from vmkit import plan as make_plan
+from vmkit.batching import record_sizes
 from vmkit.connectors.base import Capabilities
 from vmkit.errors import PlanError
 from vmkit.plan import Plan, PlanWarning
@@ -127,6 +128,20 @@ def test_str_names_target_and_warnings():
     assert "renames: old->new" in text and "field 'tenant'" in text
     for w in p.warnings:
         assert str(w) in text
+
+
+def test_estimates_scale_the_sample_to_the_source():
+    """Bytes on the wire: the sampled records' sizes, per record, times the source's count
+    (here the sample is the whole source, so the figure is exact). Write requests: one a
+    batch, more when the bytes need them. No read time: a sample says nothing of a scan's."""
+    src = mem_source(n=40)
+    sizes = record_sizes(src.scan(None, 100)[0], connect("memory://dst").capabilities)
+    p = make_plan(src, connect("memory://dst"), batch_size=10)
+    assert p.estimates == {"batches": 4.0, "bytes": int(sizes.sum()), "write_requests": 4.0}
+    small = make_plan(src, connect(f"memory://dst2?max_bytes={int(sizes.sum()) // 6}"), batch_size=10)
+    assert small.estimates["write_requests"] == 7.0
+    assert f"~{int(sizes.sum()) / 1e6:.1f} MB on the wire in ~4 write requests" in str(p)
+    assert "s at the" not in str(p)
 
 
 # -- errors ----------------------------------------------------------------------------------
