@@ -44,7 +44,9 @@ def test_a_big_index_is_sampled_with_queries_not_read(emu: PineconeEmulator, met
 
     by_ns = {b.namespace: b for b in batches}
     assert not [r for r in asked if r.op == "list"], "a sample must not list the index"
-    assert sum(r.records for r in asked if r.op == "fetch") == sum(map(len, batches))
+    # The locating query of each namespace returns up to 10 whole records: 10, 10 and 1 here.
+    # Only the rest are fetched.
+    assert sum(r.records for r in asked if r.op == "fetch") == sum(map(len, batches)) - 21
     assert emu.rates.refused == 0
     # By share: 300 of 9,040 records -> 100 of the default namespace, 199 of "big", 1 of
     # "tiny" (points may find fewer: their neighbourhoods overlap).
@@ -79,8 +81,9 @@ def test_one_namespace_is_sampled_alone(emu: PineconeEmulator) -> None:
 
 
 def test_namespaces_are_sampled_at_once(emu: PineconeEmulator) -> None:
-    """A multi-tenant index of 40 namespaces: each gives its share, several namespaces wait
-    on their round trips at once, and the sample is still the seed's alone."""
+    """A multi-tenant index of 40 namespaces: each gives its share, in whole records from the
+    query that places its points (no fetch: fetch is limited per index), several namespaces
+    wait on their round trips at once, and the sample is still the seed's alone."""
     spaces = {f"t{k:02d}": 60 for k in range(40)}
     _seed(emu, "tenants", "cosine", spaces=spaces)
     emu.faults.latency_ms = 20
@@ -91,6 +94,11 @@ def test_namespaces_are_sampled_at_once(emu: PineconeEmulator) -> None:
     assert [b.namespace for b in batches] == sorted(spaces)  # in namespace order, 10 each
     assert all(len(b) == 10 and {m["ns"] for m in b.metadata} == {b.namespace} for b in batches)
     assert {r.namespace for r in asked if r.op == "query"} == set(spaces)
+    assert not [r for r in asked if r.op == "fetch"]  # a share of 10 comes whole with its query
+    for k, b in enumerate(batches):  # exactly as stored, as a fetch would give them
+        seeded = np.random.default_rng(k).standard_normal((60, DIM)).astype(np.float32)
+        rows = [int(rid.rsplit("-", 1)[1]) for rid in b.ids]
+        assert np.array_equal(b.vectors, seeded[rows]) and [m["i"] for m in b.metadata] == rows
     at_once = max(len({o.namespace for o in asked if o.started <= r.started < o.ended}) for r in asked)
     assert at_once > 1
     again = connect("pinecone://tenants").sample(400, seed=5)

@@ -320,13 +320,14 @@ class PineconeConnector(PineconeWrites, Connector):
             return super().sample(n, seed)
         return query_sample(self, counts, n, seed)
 
-    def nearest(self, namespace: str, point: np.ndarray, top_k: int, values: bool) -> list[Any]:
-        """The ``top_k`` records nearest ``point`` in ``namespace`` (ids, and values if asked)."""
+    def nearest(self, namespace: str, point: np.ndarray, top_k: int, records: bool) -> list[Any]:
+        """The ``top_k`` records nearest ``point`` in ``namespace``: ids, or whole records
+        (values and metadata, as ``records_of`` takes them) if asked."""
         index = self.data_plane()
         self.pace("query", namespace)
         with self.errors("query"):
             return list(index.query(vector=point.tolist(), top_k=top_k, namespace=namespace,
-                                    include_values=values).matches)
+                                    include_values=records, include_metadata=records).matches)
 
     def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
         namespace = canonical_ns(namespace)
@@ -337,15 +338,17 @@ class PineconeConnector(PineconeWrites, Connector):
             self.pace("fetch")
             with self.errors("fetch"):
                 found.update(index.fetch(ids=chunk, namespace=namespace).vectors)
-        order = [i for i in dict.fromkeys(wanted) if i in found]
-        rows = [found[i] for i in order]
+        return self.records_of([found[i] for i in dict.fromkeys(wanted) if i in found], namespace)
+
+    def records_of(self, rows: Sequence[Any], namespace: str) -> RecordBatch:
+        """A batch of the SDK's fetched vectors or query matches (with values and metadata)."""
         if not rows:
             return RecordBatch.empty(self.dimension(), namespace)
         sparse = [None if v.sparse_values is None
                   else SparseVector.of(v.sparse_values.indices, v.sparse_values.values)
                   for v in rows]
         return RecordBatch(
-            ids=list(order),
+            ids=[v.id for v in rows],
             vectors=np.asarray([v.values for v in rows], dtype=np.float32),
             metadata=[dict(v.metadata or {}) for v in rows],
             sparse=sparse if any(s is not None for s in sparse) else None,

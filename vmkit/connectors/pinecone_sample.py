@@ -4,8 +4,11 @@ Profiling a source (``infer_schema``, dry runs) wants about 2,000 records from a
 Reading the whole index for them would cost as much as the migration: Pinecone bills reads,
 and fetch is limited to 100 requests a second (about 10,000 records a second). So each
 namespace, by its share of the records, gives the ids nearest to random points, a few at a
-time from many points, and only those ids are fetched. Queries ask for ids alone, so no
-dimension comes near the response size limit.
+time from many points, and only those ids are fetched. The first query, which places the
+points, returns up to 10 whole records (values and metadata); the others ask for ids alone, so
+no dimension comes near the response size limit. A namespace whose share is 10 or fewer (an
+index of many small namespaces) is sampled by that one query, with no fetch: fetch is limited
+per index, queries per namespace.
 
 The points are random directions at the distance from the origin where the namespace's records
 lie (the norm of those nearest one random direction): for cosine and dotproduct the distance
@@ -19,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -53,23 +56,25 @@ def query_sample(conn: PineconeConnector, counts: dict[str, int], n: int, seed: 
     rngs = dict(zip(wanted, rng.spawn(len(wanted))))
     with ThreadPoolExecutor(QUERIES_AT_ONCE, thread_name_prefix="vmkit-pinecone-sample") as queries, \
             ThreadPoolExecutor(NAMESPACES_AT_ONCE, thread_name_prefix="vmkit-pinecone-sample-ns") as spaces:
-        def sample_namespace(ns: str) -> RecordBatch | None:
-            ids = _nearest_ids(conn, ns, wanted[ns], dimension, rngs[ns], queries)
-            return conn.fetch(ids, ns) if ids else None
+        def sample_namespace(ns: str) -> RecordBatch:
+            located, more = _nearest(conn, ns, wanted[ns], dimension, rngs[ns], queries)
+            return RecordBatch.concat([conn.records_of(located, ns), conn.fetch(more, ns) if more else
+                                       RecordBatch.empty(dimension, ns)])
 
-        batches = [b for b in spaces.map(sample_namespace, wanted) if b is not None]
+        batches = [b for b in spaces.map(sample_namespace, wanted) if len(b)]
     log.info("sampled %d records with queries (%d namespaces)", sum(map(len, batches)), len(batches))
     return batches
 
 
-def _nearest_ids(conn: PineconeConnector, ns: str, want: int, dimension: int,
-                 rng: np.random.Generator, queries: ThreadPoolExecutor) -> list[str]:
-    """``want`` ids of namespace ``ns`` (fewer if the points keep finding the same ones)."""
+def _nearest(conn: PineconeConnector, ns: str, want: int, dimension: int,
+             rng: np.random.Generator, queries: ThreadPoolExecutor) -> tuple[list[Any], list[str]]:
+    """``want`` records of namespace ``ns`` (fewer if the points keep finding the same ones):
+    the whole records the locating query returned, and the ids found after them."""
     first = _direction(rng, dimension)
     located = call_with_retry(conn.nearest, ns, first, min(want, _LOCATE), True, attempts=_ATTEMPTS)
+    if len(located) >= want or not located:
+        return located[:want], []
     found = dict.fromkeys(m.id for m in located)
-    if len(found) >= want or not located:
-        return list(found)[:want]
     radius = float(np.mean([np.linalg.norm(m.values) for m in located]))
     # A few more points than the count needs: neighbourhoods of nearby points overlap.
     points = [radius * _direction(rng, dimension)
@@ -78,7 +83,7 @@ def _nearest_ids(conn: PineconeConnector, ns: str, want: int, dimension: int,
                                                     attempts=_ATTEMPTS), points)
     for matches in answers:  # in the points' order, so a seed gives one sample
         found.update(dict.fromkeys(m.id for m in matches))
-    return list(found)[:want]
+    return located, list(found)[len(located):want]
 
 
 def _direction(rng: np.random.Generator, dimension: int) -> np.ndarray:
