@@ -34,6 +34,7 @@ bench: install  ## benchmarks: each prints its figures beside a baseline from th
 	$(PY) bench/bench_pinecone_pipeline.py
 	$(PY) bench/bench_synthetic_scale.py
 	$(PY) bench/bench_weaviate_sample.py
+	$(PY) bench/bench_weaviate_tenants.py
 
 lint: install
 	$(VENV)/bin/ruff check vmkit tests bench

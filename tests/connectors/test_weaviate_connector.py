@@ -188,27 +188,94 @@ def test_scan_resumes_from_persisted_cursor(docs: WeaviateConnector, open_: Call
     assert [m["n"] for m in whole.metadata] == [src.metadata[k]["n"] for k in order]
 
 
-def test_scan_across_tenants_resumes_mid_tenant(open_: Callable[..., WeaviateConnector]) -> None:
-    conn = open_(multi_tenancy="true")
+_SIZES = {"alpha": 23, "beta": 0, "gamma": 9, "delta": 31}
+
+
+def _tenants(emu: WeaviateEmulator, open_: Callable[..., WeaviateConnector], **params: Any) -> WeaviateConnector:
+    """Collection "Docs" with the tenants of ``_SIZES``; beta exists and holds nothing."""
+    conn = open_(multi_tenancy="true", **params)
     conn.create(TargetSpec("Docs", DIM, "dot"))
-    sizes = {"alpha": 23, "beta": 0, "gamma": 9, "delta": 31}
-    for k, (t, n) in enumerate(sizes.items()):
+    for k, (t, n) in enumerate(_SIZES.items()):
         if n:
             conn.upsert(batch(n, start=k * 1000, ns=t))
+    with emu.client() as client:
+        client.collections.get("Docs").tenants.create("beta")
+    return conn
+
+
+def _in_turns(sizes: dict[str, int], limit: int, streams: int) -> list[tuple[str, int]]:
+    """(tenant, records) of each batch: tenants opened in bytewise order, ``streams`` at once,
+    each taking a page in turn until a short one."""
+    waiting = sorted(sizes, key=str.encode)
+    left = dict(sizes)
+    open_: list[str] = []
+    out = []
+    while waiting or open_:
+        while waiting and len(open_) < streams:
+            open_.append(waiting.pop(0))
+        t = open_.pop(0)
+        page = min(limit, left[t])
+        left[t] -= page
+        if page == limit:
+            open_.append(t)
+        if page:
+            out.append((t, page))
+    return out
+
+
+@pytest.mark.parametrize("streams", [1, 2, 4])
+def test_scan_reads_tenants_in_turn_and_resumes_anywhere(emu: WeaviateEmulator, open_: Callable[..., WeaviateConnector],
+                                                        streams: int) -> None:
+    conn = _tenants(emu, open_, tenant_streams=streams)
     info = conn.describe()
-    assert info is not None and info.namespaces == {"alpha": 23, "gamma": 9, "delta": 31}
+    assert info is not None and info.namespaces == _SIZES
     assert conn.count() == 63
-    b1, cur = conn.scan(None, 10)
-    b2, cur = conn.scan(cur, 10)
-    assert b1.namespace == b2.namespace == "alpha"
-    assert set(orjson.loads(str(cur))["pos"]) == {"alpha"}  # each tenant keeps its own position
-    rest = scan_all(open_(multi_tenancy="true"), cur, 10)
+    full, cursors, cursor = [], [], None
+    while True:
+        b, cursor = conn.scan(cursor, 10)
+        if len(b):
+            full.append((b.namespace, list(b.ids)))
+            cursors.append(cursor)
+        if cursor is None:
+            break
+    assert [(t, len(ids)) for t, ids in full] == _in_turns(_SIZES, 10, streams)
+    for t, k in (("alpha", 0), ("gamma", 2000), ("delta", 3000)):  # each tenant whole, in uuid order
+        assert [i for u, ids in full if u == t for i in ids] == ids_of(_SIZES[t], k)
+    for k, cur in enumerate(cursors[:-1]):  # a new process resumes from any batch's cursor
+        rest = [(b.namespace, list(b.ids)) for b in scan_all(open_(multi_tenancy="true", tenant_streams=streams), cur)
+                if len(b)]
+        assert rest == full[k + 1:]
+
+
+def test_scan_resumes_a_cursor_of_the_earlier_form(emu: WeaviateEmulator,
+                                                  open_: Callable[..., WeaviateConnector]) -> None:
+    """State files written when each tenant kept its own position (true once finished, absent
+    before it started) still resume: the rest of alpha, then the tenants not started."""
+    _tenants(emu, open_)
+    old = orjson.dumps({"pos": {"alpha": ids_of(10)[-1], "beta": True}}).decode()
+    rest = [b for b in scan_all(open_(multi_tenancy="true"), old) if len(b)]
     seen: dict[str, list[str]] = {}
-    for b in [b1, b2, *rest]:
+    for b in rest:
         seen.setdefault(b.namespace, []).extend(b.ids)
-    assert {t: len(v) for t, v in seen.items()} == {"alpha": 23, "gamma": 9, "delta": 31}
-    assert all(len(v) == len(set(v)) for v in seen.values())
-    assert [b.namespace for b in rest][-1] == "gamma"  # tenants in name order
+    assert seen == {"alpha": ids_of(23)[10:], "gamma": ids_of(9, 2000), "delta": ids_of(31, 3000)}
+
+
+def test_tenants_are_read_at_once_with_one_listing_of_them(emu: WeaviateEmulator,
+                                                           open_: Callable[..., WeaviateConnector]) -> None:
+    """Small tenants, each a round trip: four are read ahead at once, and the tenant list is
+    asked for once, not once a page (again only to see whether tenants were added at the end)."""
+    conn = open_(multi_tenancy="true")
+    conn.create(TargetSpec("Docs", DIM, "dot"))
+    for t in range(24):
+        conn.upsert(batch(5, start=t * 100, ns=f"t{t:02d}"))
+    emu.faults.latency_s, emu.faults.busiest = 0.01, 0
+    reader = open_(multi_tenancy="true")
+    before = emu.servicer.tenant_lists
+    got = [b for b in scan_all(reader) if len(b)]
+    emu.faults.latency_s = 0
+    assert [b.namespace for b in got] == [f"t{t:02d}" for t in range(24)]
+    assert emu.faults.busiest > 1
+    assert emu.servicer.tenant_lists - before <= 2
 
 
 def test_pinned_tenant_reads_and_writes_one_tenant(open_: Callable[..., WeaviateConnector]) -> None:

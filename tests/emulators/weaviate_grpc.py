@@ -187,6 +187,7 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):
                  object_fault: Callable[[str], str | None]) -> None:
         self.store, self.guard, self.object_fault = store, guard, object_fault
         self.calls: list[tuple[str, int]] = []  # (method, consistency level) per data call, for tests
+        self.tenant_lists = 0  # TenantsGet calls
 
     def _run(self, method: str, context: grpc.ServicerContext, fn: Callable[[], Any]) -> Any:
         self.guard(method, context)
@@ -250,6 +251,8 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):
         return self._run("BatchDelete", context, run)
 
     def TenantsGet(self, req: tenants_pb2.TenantsGetRequest, context: grpc.ServicerContext) -> Any:
+        self.tenant_lists += 1
+
         def run() -> tenants_pb2.TenantsGetReply:
             coll = self.store.get(req.collection)
             if not coll.multi_tenant:

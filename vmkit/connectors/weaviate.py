@@ -40,6 +40,7 @@ from vmkit.connectors import weaviate_naming as naming
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, first_vector
 from vmkit.connectors.weaviate_read import WeaviateReads
 from vmkit.connectors.weaviate_sample import TENANTS_AT_ONCE
+from vmkit.connectors.weaviate_scan import TenantScan
 from vmkit.connectors.weaviate_write import TO_DISTANCE, WeaviateWrites
 from vmkit.errors import ConfigError, MissingDependency, TerminalError, TransientError
 
@@ -115,6 +116,7 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
         self._facts: dict[str, Any] | None = None  # multi-tenant, named vectors, properties
         self._tenants: set[str] = set()  # tenants known to exist (cache)
         self._dim: int | None = None
+        self._tenant_scan = TenantScan(self, self.int_param("tenant_streams", 4, 1, 64))
 
     # -- plumbing --------------------------------------------------------------------------------
     def _api_key(self) -> str | None:
@@ -296,6 +298,7 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
         return sum(self._counts(self._schema()["mt"]).values())
 
     def close(self) -> None:
+        self._tenant_scan.close()  # outside the lock: a read ahead may be waiting for it
         with self._lock:
             if self._client is not None:
                 with contextlib.suppress(Exception):

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-import orjson
 
 from vmkit.connectors import weaviate_types as wtypes
 from vmkit.connectors.base import Connector
@@ -23,6 +22,8 @@ from vmkit.records import RecordBatch, RecordId, Rejection
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
+    from vmkit.connectors.weaviate_scan import TenantScan
+
 log = logging.getLogger("vmkit.connectors.weaviate")
 
 
@@ -32,6 +33,7 @@ class WeaviateReads:
     if TYPE_CHECKING:  # provided by WeaviateConnector (weaviate.py) and WeaviateWrites
         tenant: str | None
         _dim: int | None
+        _tenant_scan: TenantScan
 
         def _coll(self, tenant: str | None = None) -> Any: ...
         def _errors(self, what: str) -> AbstractContextManager[None]: ...
@@ -43,26 +45,8 @@ class WeaviateReads:
         def _tenant_exists(self, tenant: str) -> bool: ...
 
     def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
-        pos: dict[str, Any] = orjson.loads(cursor)["pos"] if cursor else {}
-        facts = self._schema()
-        tenants = self._tenant_names(facts["mt"])  # re-listed: tenants added meanwhile are read too
-        include = self._include(facts)
-        for t in tenants:
-            if pos.get(t) is True:
-                continue
-            with self._errors("scan"):
-                res = self._coll(t or None).query.fetch_objects(limit=limit, after=pos.get(t),
-                                                                include_vector=include)
-            if res.objects:
-                pos[t] = str(res.objects[-1].uuid)
-            if len(res.objects) < limit:
-                pos[t] = True  # a short page is the last one
-            if not res.objects:
-                continue
-            left = [x for x in tenants if pos.get(x) is not True]
-            nxt = orjson.dumps({"pos": pos}).decode() if left else None
-            return self._to_batch(res.objects, facts, t), nxt
-        return RecordBatch.empty(self._dim or 0), None
+        """Every tenant in uuid order, several at once (see weaviate_scan)."""
+        return self._tenant_scan.scan(cursor, limit)
 
     def sample(self, n: int, seed: int = 0) -> list[RecordBatch]:
         """About ``n`` records spread over the collection, read as short runs after random
