@@ -13,6 +13,10 @@ tenant's start), tenants still waiting for a turn, and the last tenant started i
 order; later tenants are still to come, and every other one is finished. A collection without
 tenants is the one tenant "". The older form ``{"pos": {TENANT: uuid | true}}`` (each tenant's
 position, true once finished, absent before it started) still resumes.
+
+As for Pinecone namespaces, a tenant created during the scan is read if its name sorts after
+the last one started; one that sorts before is not, and full verification finds its records
+missing (``vmkit.sync`` catches such writes up from its journal).
 """
 
 from __future__ import annotations
