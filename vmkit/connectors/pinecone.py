@@ -18,8 +18,9 @@
 - ``rate_limits=list:400,fetch:200`` requests a second where the index's limits were raised
                        (default: the documented ones; ``off``: no pacing; see pinecone_rates)
 
-Reading the whole index (scan) lives in ``pinecone_scan``, with its cursor format, or in
-``pinecone_ids_file`` for an ``ids_file``; sampling it for a profile in ``pinecone_sample``;
+Reads (scan, sample, fetch) live in ``pinecone_read``: reading the whole index in
+``pinecone_scan``, with its cursor format, or in ``pinecone_ids_file`` for an ``ids_file``;
+sampling it for a profile in ``pinecone_sample``;
 writes (upsert, delete, create, drop) in ``pinecone_write``; request pacing in
 ``pinecone_rates``.
 """
@@ -30,22 +31,19 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
-from urllib.parse import parse_qs, quote_plus, urlsplit
-
-import numpy as np
-import orjson
+from urllib.parse import parse_qs, urlsplit
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector
-from vmkit.connectors.pinecone_ids_file import sample_ids_file, scan_ids_file
 from vmkit.connectors.pinecone_rates import pacer_for, parse_limits
-from vmkit.connectors.pinecone_sample import NAMESPACES_AT_ONCE, QUERIES_AT_ONCE, query_sample
+from vmkit.connectors.pinecone_read import ListUnsupported, PineconeReads
+from vmkit.connectors.pinecone_sample import NAMESPACES_AT_ONCE, QUERIES_AT_ONCE
 from vmkit.connectors.pinecone_scan import ListScan, canonical_ns
 from vmkit.connectors.pinecone_split import PROBES_AT_ONCE
-from vmkit.connectors.pinecone_write import FETCH_IDS, MAX_METADATA, TO_PINECONE, PineconeWrites
+from vmkit.connectors.pinecone_write import MAX_METADATA, TO_PINECONE, PineconeWrites
 from vmkit.errors import (
     ConfigError,
     InvalidData,
@@ -54,14 +52,11 @@ from vmkit.errors import (
     TransientError,
     VmkitError,
 )
-from vmkit.records import RecordBatch, RecordId, SparseVector
 
 log = logging.getLogger(__name__)
+__all__ = ["CAPABILITIES", "ListUnsupported", "PineconeConnector"]
 
 _FROM_PINECONE = {v: k for k, v in TO_PINECONE.items()}
-# fetch is a GET with every id in the query string; proxies cap request lines at 8-64 KB, so a
-# request also stays under this many encoded bytes (1000 UUIDs fit in about 3 requests)
-_FETCH_URL_BYTES = 16_000
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WRITERS = 8  # write requests a runner sends at once (RunOptions.write_workers is 4), with room
 
@@ -86,11 +81,7 @@ CAPABILITIES = Capabilities(
 )
 
 
-class ListUnsupported(ConfigError, TerminalError):
-    """A pod-based index cannot enumerate its ids: a config problem, and never worth a retry."""
-
-
-class PineconeConnector(PineconeWrites, Connector):
+class PineconeConnector(PineconeReads, PineconeWrites, Connector):
     scheme = "pinecone"
     extra = "pinecone"
 
@@ -284,77 +275,6 @@ class PineconeConnector(PineconeWrites, Connector):
         return {canonical_ns(ns): s.vector_count for ns, s in stats.namespaces.items()
                 if s.vector_count}
 
-    def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
-        if limit < 1:
-            raise ValueError("scan limit must be at least 1")
-        state = orjson.loads(cursor) if cursor else None
-        if self.ids_file is not None:
-            return scan_ids_file(self, state, limit)
-        if state is not None and "offset" in state:
-            raise ConfigError("this cursor belongs to an ids_file scan; keep the same URI to resume")
-        self._require_listable()
-        return self._list_scan.scan(state, limit)
-
-    def _require_listable(self) -> None:
-        if self.ids_file is None and not self._listable():
-            raise ListUnsupported(
-                f"Pinecone index '{self.index_name}' is pod-based: pod indexes cannot list their "
-                "ids, so vmkit cannot enumerate it. Give the ids in a file instead: "
-                f"pinecone://{self.index_name}?ids_file=/abs/path/ids.txt (one id a line, or "
-                "namespace<TAB>id), e.g. exported from your application's database."
-            )
-
-    def sample(self, n: int, seed: int = 0) -> list[RecordBatch]:
-        """About ``n`` records spread over what a scan reads, without reading it all: drawn
-        from the ids file if there is one, else found with queries (see pinecone_sample). An
-        index no bigger than ``n``, or one with sparse vectors only (no dense point to query
-        from), is read whole."""
-        if self.ids_file is not None:
-            return sample_ids_file(self, n, seed)
-        self._require_listable()  # a migration of it could not start: say so at planning
-        counts = self.namespace_counts()
-        if self.namespace is not None:
-            counts = {self.namespace: counts[self.namespace]} if counts.get(self.namespace) else {}
-        self._model()
-        if sum(counts.values()) <= n or not self.dimension():
-            return super().sample(n, seed)
-        return query_sample(self, counts, n, seed)
-
-    def nearest(self, namespace: str, point: np.ndarray, top_k: int, records: bool) -> list[Any]:
-        """The ``top_k`` records nearest ``point`` in ``namespace``: ids, or whole records
-        (values and metadata, as ``records_of`` takes them) if asked."""
-        index = self.data_plane()
-        self.pace("query", namespace)
-        with self.errors("query"):
-            return list(index.query(vector=point.tolist(), top_k=top_k, namespace=namespace,
-                                    include_values=records, include_metadata=records).matches)
-
-    def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
-        namespace = canonical_ns(namespace)
-        wanted = [str(i) for i in ids]
-        found: dict[str, Any] = {}
-        index = self.data_plane()
-        for chunk in _url_chunks(list(dict.fromkeys(wanted))):
-            self.pace("fetch")
-            with self.errors("fetch"):
-                found.update(index.fetch(ids=chunk, namespace=namespace).vectors)
-        return self.records_of([found[i] for i in dict.fromkeys(wanted) if i in found], namespace)
-
-    def records_of(self, rows: Sequence[Any], namespace: str) -> RecordBatch:
-        """A batch of the SDK's fetched vectors or query matches (with values and metadata)."""
-        if not rows:
-            return RecordBatch.empty(self.dimension(), namespace)
-        sparse = [None if v.sparse_values is None
-                  else SparseVector.of(v.sparse_values.indices, v.sparse_values.values)
-                  for v in rows]
-        return RecordBatch(
-            ids=[v.id for v in rows],
-            vectors=np.asarray([v.values for v in rows], dtype=np.float32),
-            metadata=[dict(v.metadata or {}) for v in rows],
-            sparse=sparse if any(s is not None for s in sparse) else None,
-            namespace=namespace,
-        )
-
     def dimension(self) -> int:
         model = self._model_cache
         dense = model.schema.fields.get("_values") if model is not None else None
@@ -367,19 +287,6 @@ class PineconeConnector(PineconeWrites, Connector):
                 if client is not None:
                     client.close()
             self._index = self._pc = None
-
-
-def _url_chunks(ids: list[str]) -> Iterator[list[str]]:
-    """Runs of ids within the fetch limits: 1000 ids and _FETCH_URL_BYTES of query string."""
-    start, used = 0, 0
-    for i, rid in enumerate(ids):
-        size = len(quote_plus(rid)) + 5  # "&ids="
-        if i > start and (i - start == FETCH_IDS or used + size > _FETCH_URL_BYTES):
-            yield ids[start:i]
-            start, used = i, 0
-        used += size
-    if start < len(ids):
-        yield ids[start:]
 
 
 def _retry_after(exc: Any) -> float | None:

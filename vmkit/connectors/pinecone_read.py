@@ -1,0 +1,136 @@
+"""The reading half of PineconeConnector: scan, sample, fetch and nearest (see pinecone.py for
+the URI; the whole-index scan is pinecone_scan, the ids-file one pinecone_ids_file, the profile
+sample pinecone_sample)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import quote_plus
+
+import numpy as np
+import orjson
+
+from vmkit.connectors.base import Connector
+from vmkit.connectors.pinecone_ids_file import sample_ids_file, scan_ids_file
+from vmkit.connectors.pinecone_sample import query_sample
+from vmkit.connectors.pinecone_scan import canonical_ns
+from vmkit.connectors.pinecone_write import FETCH_IDS
+from vmkit.errors import ConfigError, TerminalError
+from vmkit.records import RecordBatch, RecordId, SparseVector
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from vmkit.connectors.pinecone import PineconeConnector
+    from vmkit.connectors.pinecone_scan import ListScan
+
+# fetch is a GET with every id in the query string; proxies cap request lines at 8-64 KB, so a
+# request also stays under this many encoded bytes (1000 UUIDs fit in about 3 requests)
+_FETCH_URL_BYTES = 16_000
+
+
+class ListUnsupported(ConfigError, TerminalError):
+    """A pod-based index cannot enumerate its ids: a config problem, and never worth a retry."""
+
+
+class PineconeReads:
+    """The reading half of PineconeConnector."""
+
+    if TYPE_CHECKING:  # provided by PineconeConnector (pinecone.py)
+        ids_file: str | None
+        namespace: str | None
+        index_name: str
+        _list_scan: ListScan
+
+        def data_plane(self) -> Any: ...
+        def pace(self, op: str, namespace: str = "", weight: int = 1) -> None: ...
+        def errors(self, what: str, write: bool = False) -> AbstractContextManager[None]: ...
+        def namespace_counts(self) -> dict[str, int]: ...
+        def dimension(self) -> int: ...
+        def _model(self, refresh: bool = False) -> Any: ...
+        def _listable(self) -> bool: ...
+
+    def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        if limit < 1:
+            raise ValueError("scan limit must be at least 1")
+        state = orjson.loads(cursor) if cursor else None
+        if self.ids_file is not None:
+            return scan_ids_file(cast("PineconeConnector", self), state, limit)
+        if state is not None and "offset" in state:
+            raise ConfigError("this cursor belongs to an ids_file scan; keep the same URI to resume")
+        self._require_listable()
+        return self._list_scan.scan(state, limit)
+
+    def _require_listable(self) -> None:
+        if self.ids_file is None and not self._listable():
+            raise ListUnsupported(
+                f"Pinecone index '{self.index_name}' is pod-based: pod indexes cannot list their "
+                "ids, so vmkit cannot enumerate it. Give the ids in a file instead: "
+                f"pinecone://{self.index_name}?ids_file=/abs/path/ids.txt (one id a line, or "
+                "namespace<TAB>id), e.g. exported from your application's database."
+            )
+
+    def sample(self, n: int, seed: int = 0) -> list[RecordBatch]:
+        """About ``n`` records spread over what a scan reads, without reading it all: drawn
+        from the ids file if there is one, else found with queries (see pinecone_sample). An
+        index no bigger than ``n``, or one with sparse vectors only (no dense point to query
+        from), is read whole."""
+        if self.ids_file is not None:
+            return sample_ids_file(cast("PineconeConnector", self), n, seed)
+        self._require_listable()  # a migration of it could not start: say so at planning
+        counts = self.namespace_counts()
+        if self.namespace is not None:
+            counts = {self.namespace: counts[self.namespace]} if counts.get(self.namespace) else {}
+        self._model()
+        if sum(counts.values()) <= n or not self.dimension():
+            return Connector.sample(cast(Connector, self), n, seed)  # read it whole
+        return query_sample(cast("PineconeConnector", self), counts, n, seed)
+
+    def nearest(self, namespace: str, point: np.ndarray, top_k: int, records: bool) -> list[Any]:
+        """The ``top_k`` records nearest ``point`` in ``namespace``: ids, or whole records
+        (values and metadata, as ``records_of`` takes them) if asked."""
+        index = self.data_plane()
+        self.pace("query", namespace)
+        with self.errors("query"):
+            return list(index.query(vector=point.tolist(), top_k=top_k, namespace=namespace,
+                                    include_values=records, include_metadata=records).matches)
+
+    def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
+        namespace = canonical_ns(namespace)
+        wanted = [str(i) for i in ids]
+        found: dict[str, Any] = {}
+        index = self.data_plane()
+        for chunk in _url_chunks(list(dict.fromkeys(wanted))):
+            self.pace("fetch")
+            with self.errors("fetch"):
+                found.update(index.fetch(ids=chunk, namespace=namespace).vectors)
+        return self.records_of([found[i] for i in dict.fromkeys(wanted) if i in found], namespace)
+
+    def records_of(self, rows: Sequence[Any], namespace: str) -> RecordBatch:
+        """A batch of the SDK's fetched vectors or query matches (with values and metadata)."""
+        if not rows:
+            return RecordBatch.empty(self.dimension(), namespace)
+        sparse = [None if v.sparse_values is None
+                  else SparseVector.of(v.sparse_values.indices, v.sparse_values.values)
+                  for v in rows]
+        return RecordBatch(
+            ids=[v.id for v in rows],
+            vectors=np.asarray([v.values for v in rows], dtype=np.float32),
+            metadata=[dict(v.metadata or {}) for v in rows],
+            sparse=sparse if any(s is not None for s in sparse) else None,
+            namespace=namespace,
+        )
+
+
+def _url_chunks(ids: list[str]) -> Iterator[list[str]]:
+    """Runs of ids within the fetch limits: 1000 ids and _FETCH_URL_BYTES of query string."""
+    start, used = 0, 0
+    for i, rid in enumerate(ids):
+        size = len(quote_plus(rid)) + 5  # "&ids="
+        if i > start and (i - start == FETCH_IDS or used + size > _FETCH_URL_BYTES):
+            yield ids[start:i]
+            start, used = i, 0
+        used += size
+    if start < len(ids):
+        yield ids[start:]
