@@ -105,6 +105,16 @@ def test_namespaces_are_sampled_at_once(emu: PineconeEmulator) -> None:
     assert [b.ids for b in again] == [b.ids for b in batches]
 
 
+def test_a_failing_fetch_is_retried(emu: PineconeEmulator, sdk_sleeps: list) -> None:
+    """The ids found are fetched with the same retries as the queries: a fetch that fails past
+    the SDK's own retries (4 attempts) does not fail the sample."""
+    _seed(emu, "src", "cosine")
+    emu.faults.inject(503, times=5, op="fetch")
+    batches = connect("pinecone://src?namespace=big").sample(100, seed=1)
+    assert 90 <= sum(map(len, batches)) <= 100
+    assert emu.faults.injected == 5 and len(sdk_sleeps) >= 3
+
+
 def test_pod_index_sampling(emu: PineconeEmulator, tmp_path: Path) -> None:
     """A pod index cannot list: planning says so at once, as the scan would. With an ids file,
     the sample comes from the file's ids (the records the migration will read), fetched."""

@@ -58,8 +58,8 @@ def query_sample(conn: PineconeConnector, counts: dict[str, int], n: int, seed: 
             ThreadPoolExecutor(NAMESPACES_AT_ONCE, thread_name_prefix="vmkit-pinecone-sample-ns") as spaces:
         def sample_namespace(ns: str) -> RecordBatch:
             located, more = _nearest(conn, ns, wanted[ns], dimension, rngs[ns], queries)
-            return RecordBatch.concat([conn.records_of(located, ns), conn.fetch(more, ns) if more else
-                                       RecordBatch.empty(dimension, ns)])
+            fetched = call_with_retry(conn.fetch, more, ns, attempts=_ATTEMPTS) if more else None
+            return RecordBatch.concat([conn.records_of(located, ns), fetched or RecordBatch.empty(dimension, ns)])
 
         batches = [b for b in spaces.map(sample_namespace, wanted) if len(b)]
     log.info("sampled %d records with queries (%d namespaces)", sum(map(len, batches)), len(batches))
