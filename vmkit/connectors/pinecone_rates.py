@@ -30,9 +30,11 @@ DOCUMENTED: dict[str, tuple[int, bool]] = {
     "delete_records": (5000, True),  # weighed by the ids in each delete request
 }
 
-# The window is a tenth longer than the documented second: requests leave the process after
-# uneven delays (thread switches, connection set-up), and must still arrive within the limit.
-_WINDOW_MS = 1100
+# The window is a fifth longer than the documented second: requests leave the process after
+# uneven delays (thread switches, connection set-up, and full garbage collections, which stop
+# every thread for 100 ms or more in a process with a large heap), and must still arrive
+# within the limit. A tenth was not enough: CI saw a 429 behind such a pause.
+_WINDOW_MS = 1200
 
 
 def parse_limits(option: str | None) -> dict[str, int]:
