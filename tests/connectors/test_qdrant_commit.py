@@ -64,7 +64,7 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[1] + "/tests/connectors")
     from test_qdrant_commit import _batch, DIM
     from vmkit import TargetSpec, connect
-    import vmkit.connectors.qdrant as q
+    import vmkit.connectors.qdrant_write as q
     from qdrant_client.local.persistence import CollectionPersistence
     if sys.argv[3] == "per-point":  # the engine's own commits, to show what the test tells apart
         import contextlib

@@ -12,6 +12,9 @@ collection with several named dense vectors is read whole (``default``, else the
 RecordBatch.vectors; the others RecordBatch.named) and records with several vectors are written
 under their own names. ``sparse=NAME`` names the sparse vector (default ``sparse``). A point
 missing one of the collection's named vectors is reported as a rejected read, never dropped.
+
+Writes (upsert, delete, create, drop) live in ``qdrant_write``; the embedded engine's one
+commit per write in ``qdrant_commit``.
 """
 
 from __future__ import annotations
@@ -28,17 +31,14 @@ from urllib.parse import urlencode, urlsplit
 import numpy as np
 import orjson
 
-from vmkit.batching import split_batch
 from vmkit.connectors.base import (
-    DEFAULT_VECTOR,
     Capabilities,
     CollectionInfo,
     Connector,
-    TargetSpec,
     first_vector,
 )
-from vmkit.connectors.qdrant_commit import one_commit
-from vmkit.connectors.shared import SharedHandles, import_sdk
+from vmkit.connectors.qdrant_write import _TO_QDRANT, QdrantWrites, _sdk
+from vmkit.connectors.shared import SharedHandles
 from vmkit.errors import (
     ConfigError,
     InvalidData,
@@ -49,7 +49,6 @@ from vmkit.records import RecordBatch, RecordId, Rejection, SparseVector
 
 log = logging.getLogger("vmkit.connectors.qdrant")
 
-_TO_QDRANT = {"cosine": "Cosine", "euclidean": "Euclid", "dot": "Dot", "manhattan": "Manhattan"}
 _FROM_QDRANT = {v: k for k, v in _TO_QDRANT.items()}
 
 # The embedded engine allows one client per directory per process: share it, counted.
@@ -60,11 +59,7 @@ _NO_LOCK = contextlib.nullcontext()
 _LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
-def _sdk() -> Any:
-    return import_sdk("qdrant_client", "qdrant-client", "qdrant")
-
-
-class QdrantConnector(Connector):
+class QdrantConnector(QdrantWrites, Connector):
     scheme = "qdrant"
     extra = "qdrant"
     capabilities = Capabilities(
@@ -220,62 +215,8 @@ class QdrantConnector(Connector):
         )
         return self._to_batch(points)
 
-    def upsert(self, batch: RecordBatch) -> None:
-        models = _sdk().models
-        if batch.named and self.vector_name:
-            raise TerminalError(f"records carry {len(batch.named) + 1} named vectors but the URI's "
-                                f"vector={self.vector_name} names one: drop vector= from the target URI")
-        # The embedded engine validates every point itself and writes synchronously: build the
-        # points unvalidated and use upload_points, which inspects one point for local
-        # inference where upsert inspects them all. A server gets validated points, upsert.
-        embedded = not self._key_env
-        make = models.PointStruct.model_construct if embedded else models.PointStruct
-        for part in split_batch(batch, self.capabilities):
-            points = [make(id=rid, vector=self._vector_struct(part, i, models), payload=part.metadata[i])
-                      for i, rid in enumerate(part.ids)]
-            self._write(self.client.upload_points if embedded else self.client.upsert, points=points)
-
-    def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
-        models = _sdk().models
-        self._write(self.client.delete, points_selector=models.PointIdsList(points=list(ids)))
-
-    def _write(self, fn: Any, **kwargs: Any) -> None:
-        """A write to this collection, acknowledged when durable. On the embedded engine its
-        points share one SQLite commit instead of one each (see qdrant_commit)."""
-        if self._key_env:
-            self._call(fn, self.collection, wait=True, **kwargs)
-            return
-
-        def in_one_commit() -> None:
-            with one_commit(self.client, self.collection):
-                fn(self.collection, wait=True, **kwargs)
-
-        self._call(in_one_commit)
-
     def count(self) -> int:
         return int(self._call(self.client.count, self.collection, exact=True).count)
-
-    def create(self, spec: TargetSpec) -> None:
-        models = _sdk().models
-        params = models.VectorParams(size=spec.dimension, distance=_TO_QDRANT[spec.metric])
-        config: Any = {self.vector_name: params} if self.vector_name else params
-        if spec.extra_vectors:
-            if self.vector_name:
-                raise TerminalError(f"the source has {len(spec.extra_vectors) + 1} named vectors; "
-                                    f"vector={self.vector_name} on the target URI names one: drop it")
-            config = {name or DEFAULT_VECTOR: models.VectorParams(size=d, distance=_TO_QDRANT[m])
-                      for name, (d, m) in spec.vector_spaces().items()}
-        self._call(
-            self.client.create_collection,
-            self.collection,
-            vectors_config=config,
-            sparse_vectors_config={self.sparse_name: models.SparseVectorParams()} if spec.sparse else None,
-        )
-        self._vectors = None
-
-    def drop(self) -> None:
-        self._call(self.client.delete_collection, self.collection)
-        self._vectors = None
 
     def sibling(self, collection: str) -> "QdrantConnector":
         """The collection ``collection`` in the same place (the embedded engine's handle is
@@ -315,23 +256,6 @@ class QdrantConnector(Connector):
     def _dimension(self) -> int:
         info = self.describe()
         return 0 if info is None else info.dimension
-
-    def _vector_struct(self, batch: RecordBatch, i: int, models: Any) -> Any:
-        dense: list[float] = batch.vectors[i].tolist()
-        sp = None if batch.sparse is None else batch.sparse[i]
-        first = self.vector_name or (batch.vector_name or DEFAULT_VECTOR if batch.named else "")
-        if sp is None and not first:
-            return dense
-        named: dict[str, Any] = {}
-        if len(dense):
-            named[first] = dense
-        for name, vectors in batch.named.items():
-            named[name] = vectors[i].tolist()
-        if sp is not None:
-            named[self.sparse_name] = models.SparseVector(
-                indices=sp.indices.tolist(), values=sp.values.tolist()
-            )
-        return named
 
     def _to_batch(self, points: list[Any]) -> RecordBatch:
         first, others = self._layout()
