@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from vmkit.connectors.pinecone_split import LIST_PAGE, PrefixSplit
+from vmkit.connectors.pinecone_split import LIST_PAGE, FirstPage, PrefixSplit
 from vmkit.errors import TransientError
 from vmkit.records import RecordBatch
 
@@ -74,6 +74,7 @@ class ListScan:
         self._ahead: dict[_Key, Future[_Listed]] = {}
         self._counts: dict[str, int] | None = None  # records per namespace, from stats
         self._split = PrefixSplit(self.list_ids, streams)
+        self._first_pages: dict[str, FirstPage] = {}  # namespaces whose split look listed page 1
 
     def scan(self, state: dict[str, Any] | None, limit: int) -> tuple[RecordBatch, str | None]:
         streams, queue, after = open_streams(state)
@@ -83,7 +84,7 @@ class ListScan:
                 return RecordBatch.empty(self._conn.dimension()), None
             for ns, prefix, token in streams[: self._streams]:
                 self._list_ahead(ns, prefix, token, limit)
-            self._split.first_pages.clear()  # a later start of the namespace lists afresh
+            self._first_pages.clear()  # a later start of the namespace lists afresh
             ns, prefix, token = streams.pop(0)
             ids, token, fetches = self._take(ns, prefix, token, limit)
             if token:  # its next turn comes after the others'
@@ -123,7 +124,12 @@ class ListScan:
         if self._counts is None or ns not in self._counts:  # one namespace named by the URI
             self._counts = self._conn.namespace_counts()
         count = self._counts.get(ns, 0)
-        return self._split.prefixes(ns, count) if count >= self._split_above else [""]
+        if count < self._split_above:
+            return [""]
+        prefixes, first = self._split.prefixes(ns, count)
+        if first is not None:
+            self._first_pages[ns] = first
+        return prefixes
 
     def _next_namespace(self, after: str | None, refresh: bool) -> str | None:
         if self._conn.namespace is not None:
@@ -150,7 +156,7 @@ class ListScan:
         if key not in self._ahead:
             listers, _ = self._pools()
             # A namespace that was looked at for a split starts from the page seen then.
-            first = self._split.first_pages.pop(ns, None) if token is None and prefix == "" else None
+            first = self._first_pages.pop(ns, None) if token is None and prefix == "" else None
             start = first if first is not None and len(first[0]) <= limit else None
             self._ahead[key] = listers.submit(self._list_submitting, ns, prefix, token, limit, start)
 
@@ -166,7 +172,7 @@ class ListScan:
             self._ahead.pop(key).cancel()
 
     def _list_submitting(self, ns: str, prefix: str, token: str | None, limit: int,
-                         start: tuple[list[str], str | None] | None = None) -> _Listed:
+                         start: FirstPage | None = None) -> _Listed:
         """List a batch's ids (from ``start``, its first page already listed, if given),
         submitting a fetch for every ``PAGES_PER_FETCH`` pages as they arrive (and for the
         batch's last ones)."""
@@ -190,7 +196,7 @@ class ListScan:
 
     def list_ids(self, ns: str, prefix: str, token: str | None, limit: int,
                  on_page: Callable[[list[str]], None] | None = None,
-                 start: tuple[list[str], str | None] | None = None) -> tuple[list[str], str | None]:
+                 start: FirstPage | None = None) -> tuple[list[str], str | None]:
         """Up to ``limit`` ids starting with ``prefix`` after ``token`` (or the first page and
         its token, ``start``), asking for exactly what is missing so that the returned token
         resumes right after the last id (never mid-page). A transient failure after some

@@ -32,6 +32,7 @@ PROBES_AT_ONCE = 32  # limit=1 listings that look for where a namespace's ids pa
 _PROBE_ATTEMPTS = 4
 # (namespace, prefix, token, limit) -> (ids, next token): ListScan.list_ids
 ListIds = Callable[[str, str, "str | None", int], "tuple[list[str], str | None]"]
+FirstPage = tuple[list[str], "str | None"]  # a listing's first ids and the token after them
 
 
 def first_split_cost(first_page: list[str]) -> int:
@@ -51,17 +52,15 @@ class PrefixSplit:
         self._list_ids = list_ids
         self._streams = streams
         self._probed: dict[tuple[str, str], str | None] = {}  # (ns, prefix) -> its smallest id
-        self.first_pages: dict[str, tuple[list[str], str | None]] = {}  # ns -> (ids, next token)
 
-    def prefixes(self, ns: str, count: int) -> list[str]:
-        """The prefixes ``ns`` (holding about ``count`` records) is listed as, bytewise. When
-        that is the whole namespace, the page it looked at is kept in ``first_pages``: the
-        listing starts from it instead of asking again."""
+    def prefixes(self, ns: str, count: int) -> tuple[list[str], FirstPage | None]:
+        """The prefixes ``ns`` (holding about ``count`` records) is listed as, bytewise; and
+        when that is the whole namespace, the first page looked at (its ids and next token),
+        which its listing can start from instead of asking again."""
         budget = count * 2 // LIST_PAGE
         first, token = call_with_retry(self._list_ids, ns, "", None, LIST_PAGE, attempts=_PROBE_ATTEMPTS)
         if len(first) < 2 or first_split_cost(first) > budget:
-            self.first_pages[ns] = (first, token)
-            return [""]
+            return [""], (first, token)
         smallest = {"": first[0]}
         while len(smallest) < self._streams:
             probes = [p + chr(c) for p, s in smallest.items() if len(s) > len(p)
@@ -74,7 +73,7 @@ class PrefixSplit:
             smallest = refined
         log.debug("namespace %r: listing %d id prefixes at once", ns, len(smallest))
         self._probed = {}
-        return sorted(smallest, key=str.encode)
+        return sorted(smallest, key=str.encode), None
 
     def _probe(self, ns: str, prefixes: list[str]) -> dict[str, str]:
         """Each of ``prefixes`` that holds ids, with its smallest id. A probe is retried on its
