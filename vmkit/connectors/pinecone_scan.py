@@ -26,11 +26,13 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from vmkit.connectors.pinecone_split import LIST_PAGE, FirstPage, PrefixSplit
+from vmkit.connectors.read_ahead import ReadAhead
 from vmkit.errors import TransientError
 from vmkit.records import RecordBatch
 
@@ -69,9 +71,8 @@ class ListScan:
         self._streams = streams
         self._split_above = split_above
         self._lock = threading.Lock()
-        self._listers: ThreadPoolExecutor | None = None
+        self._listings: ReadAhead[_Key, _Listed] = ReadAhead(streams, "vmkit-pinecone-list")
         self._fetchers: ThreadPoolExecutor | None = None
-        self._ahead: dict[_Key, Future[_Listed]] = {}
         self._counts: dict[str, int] | None = None  # records per namespace, from stats
         self._split = PrefixSplit(self.list_ids, streams)
         self._first_pages: dict[str, FirstPage] = {}  # namespaces whose split look listed page 1
@@ -144,39 +145,35 @@ class ListScan:
         rest = later()
         return rest[0] if rest else None
 
-    def _pools(self) -> tuple[ThreadPoolExecutor, ThreadPoolExecutor]:
+    def _fetch_pool(self) -> ThreadPoolExecutor:
         with self._lock:
-            if self._listers is None or self._fetchers is None:
-                self._listers = ThreadPoolExecutor(self._streams, thread_name_prefix="vmkit-pinecone-list")
+            if self._fetchers is None:
                 self._fetchers = ThreadPoolExecutor(2 * self._streams, thread_name_prefix="vmkit-pinecone-fetch")
-            return self._listers, self._fetchers
+            return self._fetchers
 
     def _list_ahead(self, ns: str, prefix: str, token: str | None, limit: int) -> None:
         key = (ns, prefix, token or "", limit)
-        if key not in self._ahead:
-            listers, _ = self._pools()
+        if key not in self._listings:
             # A namespace that was looked at for a split starts from the page seen then.
             first = self._first_pages.pop(ns, None) if token is None and prefix == "" else None
             start = first if first is not None and len(first[0]) <= limit else None
-            self._ahead[key] = listers.submit(self._list_submitting, ns, prefix, token, limit, start)
+            self._listings.start(key, partial(self._list_submitting, ns, prefix, token, limit, start))
 
     def _take(self, ns: str, prefix: str, token: str | None, limit: int) -> _Listed:
         """The listing for this turn (a failed one raises here, as listing inline would)."""
-        future = self._ahead.pop((ns, prefix, token or "", limit), None)
-        return future.result() if future is not None else self._list_submitting(ns, prefix, token, limit)
+        return self._listings.take((ns, prefix, token or "", limit),
+                                   partial(self._list_submitting, ns, prefix, token, limit))
 
     def _forget_all_but(self, streams: list[_Stream], limit: int) -> None:
         """Drop listings ahead that no open stream will take (another cursor was given)."""
-        wanted = {(ns, prefix, token or "", limit) for ns, prefix, token in streams}
-        for key in [k for k in self._ahead if k not in wanted]:
-            self._ahead.pop(key).cancel()
+        self._listings.keep_only({(ns, prefix, token or "", limit) for ns, prefix, token in streams})
 
     def _list_submitting(self, ns: str, prefix: str, token: str | None, limit: int,
                          start: FirstPage | None = None) -> _Listed:
         """List a batch's ids (from ``start``, its first page already listed, if given),
         submitting a fetch for every ``PAGES_PER_FETCH`` pages as they arrive (and for the
         batch's last ones)."""
-        _, fetchers = self._pools()
+        fetchers = self._fetch_pool()
         futures: list[Future[RecordBatch]] = []
         held: list[str] = []
 
@@ -231,12 +228,11 @@ class ListScan:
     def close(self) -> None:
         """Stop the threads. Called outside the connector's lock: a listing ahead may be
         waiting for it (to build the SDK client) and must be let finish."""
+        self._listings.close()  # first: listings may still submit fetches
         with self._lock:
-            pools, self._listers, self._fetchers = (self._listers, self._fetchers), None, None
-            self._ahead = {}
-        for pool in pools:  # the listers first: they may still submit fetches
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            fetchers, self._fetchers = self._fetchers, None
+        if fetchers is not None:
+            fetchers.shutdown(wait=True, cancel_futures=True)
 
 
 DEFAULT_NS = "__default__"  # how 2026-07 stats name the default namespace ("" on the wire)

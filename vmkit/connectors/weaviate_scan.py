@@ -21,12 +21,12 @@ missing (``vmkit.sync`` catches such writes up from its journal).
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from vmkit.connectors.read_ahead import ReadAhead
 from vmkit.records import RecordBatch
 
 if TYPE_CHECKING:
@@ -42,9 +42,7 @@ class TenantScan:
     def __init__(self, conn: WeaviateConnector, streams: int) -> None:
         self._conn = conn
         self._streams = streams
-        self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self._ahead: dict[_Key, Future[_Page]] = {}
+        self._reads: ReadAhead[_Key, _Page] = ReadAhead(streams, "vmkit-weaviate-scan")
         self._tenants: list[str] | None = None  # bytewise; asked for again when all open ones end
 
     def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
@@ -102,20 +100,14 @@ class TenantScan:
         return self._tenants
 
     def _read_ahead(self, tenant: str, pos: str | None, limit: int) -> None:
-        key = (tenant, pos or "", limit)
-        if key not in self._ahead:
-            self._ahead[key] = self._executor().submit(self._read, tenant, pos, limit)
+        self._reads.start((tenant, pos or "", limit), partial(self._read, tenant, pos, limit))
 
     def _take(self, tenant: str, pos: str | None, limit: int) -> _Page:
         """This turn's page (a failed read ahead raises here, as reading inline would)."""
-        future = self._ahead.pop((tenant, pos or "", limit), None)
-        return future.result() if future is not None else self._read(tenant, pos, limit)
+        return self._reads.take((tenant, pos or "", limit), partial(self._read, tenant, pos, limit))
 
     def _forget_all_but(self, streams: list[list[Any]], limit: int) -> None:
-        """Drop reads ahead that no open tenant will take (another cursor was given)."""
-        wanted = {(t, pos or "", limit) for t, pos in streams}
-        for key in [k for k in self._ahead if k not in wanted]:
-            self._ahead.pop(key).cancel()
+        self._reads.keep_only({(t, pos or "", limit) for t, pos in streams})
 
     def _read(self, tenant: str, pos: str | None, limit: int) -> _Page:
         conn = self._conn
@@ -127,14 +119,5 @@ class TenantScan:
             return RecordBatch.empty(conn._dim or 0), pos, 0
         return conn._to_batch(res.objects, facts, tenant), str(res.objects[-1].uuid), len(res.objects)
 
-    def _executor(self) -> ThreadPoolExecutor:
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._streams, thread_name_prefix="vmkit-weaviate-scan")
-            return self._pool
-
     def close(self) -> None:
-        with self._lock:
-            pool, self._pool, self._ahead = self._pool, None, {}
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        self._reads.close()
