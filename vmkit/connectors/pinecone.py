@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector
+from vmkit.connectors.msgspec_types import prepare_struct_types
 from vmkit.connectors.pinecone_rates import pacer_for, parse_limits
 from vmkit.connectors.pinecone_read import ListUnsupported, PineconeReads
 from vmkit.connectors.pinecone_sample import NAMESPACES_AT_ONCE, QUERIES_AT_ONCE
@@ -154,7 +155,9 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
                                             "or has no host yet")
                     host = model.host
                 with self.errors("connect"):
-                    self._index = self._control().index(host=host)
+                    index = self._control().index(host=host)
+                prepare_struct_types("pinecone")  # before the scan's threads decode at once
+                self._index = index
             return self._index
 
     def _model(self, refresh: bool = False) -> Any:
