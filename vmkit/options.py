@@ -22,6 +22,7 @@ class MigrationOptions:
     retry_cap_s: float = 30.0
     prefetch: int = 2  # batches read and mapped ahead of the writer
     write_workers: int = 4  # parallel write requests within one batch (targets that allow it)
+    tune_interpreter: bool = True  # GIL handover and GC for the length of a run (vmkit.interpreter)
     nested_policy: str = "json"
     namespace_policy: str = "auto"  # auto | keep | field | collections | drop (vmkit.plan)
     namespace_collection: str = "{collection}_{namespace}"  # collection name per namespace ("collections")

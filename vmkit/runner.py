@@ -30,6 +30,7 @@ from vmkit.errors import (
     TransientError,
 )
 from vmkit.fingerprint import batch_checksum
+from vmkit.interpreter import tuned_for_io
 from vmkit.options import MigrationOptions
 from vmkit.pipeline import BatchWriter, Prefetcher
 from vmkit.plan import Plan
@@ -188,17 +189,18 @@ class Migration:
         lease = self.store.acquire_lease(self.id)
         restore = _trap_signals(self._stop)
         try:
-            source, target = self._open_connectors()
-            plan = self._checked_plan(source, target)
-            if rec.state == "not_started":
-                self._prepare_target(target, plan)
-                self.store.transition(self.id, "in_progress")
-            self.store.set_flag(self.id, "stop_requested", False)
-            self._stop.clear()
-            finished = self.store.get(self.id).scan_done or self._loop(
-                source, target, plan, lease, max_batches, on_batch)
-            if finished:
-                self._finish(source, target, plan)
+            with tuned_for_io(self.options.tune_interpreter):
+                source, target = self._open_connectors()
+                plan = self._checked_plan(source, target)
+                if rec.state == "not_started":
+                    self._prepare_target(target, plan)
+                    self.store.transition(self.id, "in_progress")
+                self.store.set_flag(self.id, "stop_requested", False)
+                self._stop.clear()
+                finished = self.store.get(self.id).scan_done or self._loop(
+                    source, target, plan, lease, max_batches, on_batch)
+                if finished:
+                    self._finish(source, target, plan)
         finally:
             restore()
             self.store.release_lease(self.id, lease)
@@ -320,8 +322,9 @@ class Migration:
             source, target = self._open_connectors()
         assert source is not None and target is not None
         try:
-            result = verify(source, target, plan or self.plan, freshness_s=self._freshness(target),
-                            dead_letter=self.store.refused_keys(self.id), retry=self._retry)
+            with tuned_for_io(self.options.tune_interpreter):
+                result = verify(source, target, plan or self.plan, freshness_s=self._freshness(target),
+                                dead_letter=self.store.refused_keys(self.id), retry=self._retry)
         finally:
             if own:
                 self.close()

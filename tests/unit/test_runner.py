@@ -3,12 +3,16 @@ auto-rollback, idempotent re-runs."""
 
 from __future__ import annotations
 
+import gc
+import sys
+
 import numpy as np
 import pytest
 
 from vmkit import Migration, TargetSpec, connect
-from vmkit.connectors.memory import faults_for
+from vmkit.connectors.memory import MemoryConnector, faults_for
 from vmkit.errors import AutoRolledBack, IllegalTransition, TerminalError
+from vmkit.interpreter import SWITCH_INTERVAL_S
 from vmkit.records import RecordBatch
 
 FAST = {"retry_initial_s": 0.001, "retry_cap_s": 0.01}
@@ -116,3 +120,24 @@ def test_skipping_verification_is_shown(tmp_path):
     m, st = run(tmp_path, make_source(), "memory://dst", verify=False)
     assert st.state == "completed" and st.verification == "skipped"
     assert "full verification: skipped" in str(st)
+
+
+@pytest.mark.parametrize("tune", [True, False])
+def test_a_run_and_its_verification_tune_the_interpreter_unless_told_not_to(tmp_path, monkeypatch, tune):
+    seen: set[float] = set()
+    scan = MemoryConnector.scan
+
+    def noting(self, *args, **kwargs):
+        seen.add(round(sys.getswitchinterval(), 6))
+        return scan(self, *args, **kwargs)
+
+    before = sys.getswitchinterval()
+    monkeypatch.setattr(MemoryConnector, "scan", noting)
+    m, st = run(tmp_path, make_source(n=300), "memory://dst", batch_size=100, tune_interpreter=tune)
+    assert st.state == "completed" and st.verification == "passed"
+    # The copy and its verification both scan the source.
+    assert seen == {round(min(before, SWITCH_INTERVAL_S) if tune else before, 6)}
+    seen.clear()
+    m.verify()
+    assert seen == {round(min(before, SWITCH_INTERVAL_S) if tune else before, 6)}
+    assert sys.getswitchinterval() == before and gc.get_freeze_count() == 0
