@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import numpy as np
 from vmkit.connectors import connect
 
 ACK = re.compile(r"batch (\d+) acknowledged")
+ACK_AT = re.compile(r"^\S+ (\d\d):(\d\d):(\d\d),(\d{3}) DEBUG \S+: batch \d+ acknowledged", re.M)
 
 
 def cli(args: list[str], state: Path, log: Path | None = None, env: dict[str, str] | None = None,
@@ -44,6 +46,24 @@ def wait_for_ack(proc: subprocess.Popen[bytes], log: Path, above: int, timeout: 
             return False
         time.sleep(0.01)
     raise TimeoutError("child made no progress")
+
+
+def batch_seconds(*logs: Path, default: float = 0.05) -> float:
+    """The median time between consecutive acknowledgements in these runner logs (their
+    timestamps are to the millisecond), or ``default`` before any log holds two."""
+    gaps: list[float] = []
+    for log in logs:
+        if log.exists():
+            at = [int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+                  for h, m, s, ms in ACK_AT.findall(log.read_text())]
+            gaps += [b - a for a, b in zip(at, at[1:]) if b >= a]  # (not across midnight)
+    return float(np.median(gaps)) if gaps else default
+
+
+def sleep_into_next_batch(rng: random.Random, *logs: Path) -> None:
+    """Sleep to a random moment inside the batch after the last acknowledged one (write,
+    commit or validation), however fast batches go."""
+    time.sleep(rng.uniform(0.0, batch_seconds(*logs)))
 
 
 def kill9(proc: subprocess.Popen[bytes]) -> int:

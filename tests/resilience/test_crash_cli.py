@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import random
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from resilience.helpers import cli, contents, kill9, max_acked, wait_for_ack
+from resilience.helpers import cli, contents, kill9, max_acked, sleep_into_next_batch, wait_for_ack
 
 from vmkit.datasets import fill
 from vmkit.state import StateStore
@@ -55,9 +54,10 @@ def test_sigkill_at_seeded_random_moments(source, tmp_path):
     state, mid = tmp_path / "state.db", "crash"
     start = ["migrate", "start", "--source", source, "--target", target, "--id", mid,
              "--batch-size", str(BATCH), "--no-progress"]
-    kills, replays = 0, []
+    kills, replays, logs = 0, [], []
     while kills < 12:
         log = tmp_path / f"run{kills}.log"
+        logs.append(log)
         proc = cli(start, state, log)
         before = committed(state, mid)
         # A random number of batches in, then a random moment inside the next one (write,
@@ -65,7 +65,7 @@ def test_sigkill_at_seeded_random_moments(source, tmp_path):
         # mid-run a dozen times.
         if not wait_for_ack(proc, log, above=before + rng.randrange(2)):
             break  # finished before we could kill it
-        time.sleep(rng.uniform(0.0, 0.05))
+        sleep_into_next_batch(rng, *logs)
         assert kill9(proc) == -9 or proc.returncode == 0
         if proc.returncode == 0:
             break

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from resilience.helpers import cli, contents, kill9, max_acked, wait_for_ack
+from resilience.helpers import cli, contents, kill9, max_acked, sleep_into_next_batch, wait_for_ack
 
 from vmkit import connect
 from vmkit.state import StateStore
@@ -89,16 +89,17 @@ def test_sigkill_at_20_seeded_random_moments(work, record_property):
     rng = random.Random(20261126)
     start = ["migrate", "start", "--source", source, "--target", target, "--id", mid,
              "--batch-size", str(batch), "--sample-rate", "0.2", "--no-progress"]
-    kills, replays, started = 0, [], time.monotonic()
+    kills, replays, started, logs = 0, [], time.monotonic(), []
     while kills < 20:
         log = work / f"run{kills}.log"
+        logs.append(log)
         proc = cli(start, state, log)
         before = committed(state, mid)
         # A random number of batches in, then a random moment inside the next one: paced by
         # batches, not seconds, so a faster target still dies mid-run twenty times.
         if not wait_for_ack(proc, log, above=before + rng.randrange(3), timeout=120):
             break
-        time.sleep(rng.uniform(0.0, 0.05))
+        sleep_into_next_batch(rng, *logs)
         if kill9(proc) != -9:
             break  # finished first
         kills += 1
@@ -130,14 +131,15 @@ def test_crash_loop_on_100k_records(work, record_property):
     rng = random.Random(100_000)
     start = ["migrate", "start", "--source", source, "--target", target, "--id", mid,
              "--batch-size", str(batch), "--no-progress"]
-    kills, replays, runs, started = 0, [], 0, time.monotonic()
+    kills, replays, runs, started, logs = 0, [], 0, time.monotonic(), []
     while True:
         runs += 1
         log = work / f"run{runs}.log"
+        logs.append(log)
         proc = cli(start, state, log)
         before = committed(state, mid)
         if wait_for_ack(proc, log, above=before + rng.randint(0, 9), timeout=300):
-            time.sleep(rng.uniform(0.0, 0.05))  # somewhere inside the next batch
+            sleep_into_next_batch(rng, *logs)
             kill9(proc)
         proc.wait()
         if proc.returncode == 0:
