@@ -46,7 +46,7 @@ _saved: _Saved | None = None
 
 @contextmanager
 def tuned_for_io(enabled: bool = True) -> Iterator[None]:
-    """Runs the block with the GIL handed over sooner and pre-existing objects frozen."""
+    """Runs the block with the settings above (nothing changes when not ``enabled``)."""
     if not enabled:
         yield
         return
