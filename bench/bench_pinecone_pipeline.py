@@ -2,10 +2,11 @@
 against a plain sequential loop of SDK calls over the same data, in the same run.
 
     .venv/bin/python bench/bench_pinecone_pipeline.py [--records 10000] [--dim 256] [--namespaces 1,8]
-        [--ids doc|uuid] [--target qdrant|sink]
+        [--ids doc|uuid] [--target qdrant|sink] [--rounds 3]
 
-The loop is what a one-off script does: for each namespace, list a page of ids, fetch them,
-upsert them, repeat. vmkit reads 1000-record batches ahead of the writer (a fetch starts as
+The loop is what a one-off script does: make its clients, then for each namespace list a page
+of ids, fetch them, upsert them, repeat; its time includes making the clients, as vmkit's
+includes opening its connectors. vmkit reads 1000-record batches ahead of the writer (a fetch starts as
 soon as two pages are listed, the next batch is listed while this one's fetches finish, and up to 4
 namespaces are listed at once) and checkpoints every batch; its sampled validation is on, full
 verification is timed apart. The same records are measured in one namespace, where listing
@@ -16,9 +17,11 @@ lists a namespace of at least 5,000 records by the first character of its ids, s
 once; ``doc-0000001`` ids share too long a prefix to split at 10,000 (the probes would cost
 more than they save) and are listed in sequence.
 
-vmkit runs twice: as it comes, and with ``tune_interpreter=False``, which leaves CPython's GIL
-switch interval (5 ms) and garbage collection as they are (see ``vmkit/interpreter.py``); each
+Each round times the loop, then vmkit twice: as it comes, and with ``tune_interpreter=False``,
+which leaves CPython's GIL switch interval (5 ms) and garbage collection as they are (see ``vmkit/interpreter.py``); each
 timed part starts after a full collection, so none pays for the garbage of the one before.
+This machine's speed drifts by tens of percent over minutes, so one round's ratio says little:
+the figures are the median of the rounds' and their range (``--rounds``, default 3).
 
 ``--target sink`` takes the writes out of the comparison: vmkit writes to its fingerprint sink
 (no sampled validation: the sink cannot be read back) and the loop only reads. One namespace
@@ -40,6 +43,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,16 +53,17 @@ from emulators.pinecone_emulator import EMU_KEY  # noqa: E402
 
 
 def sequential_loop(index_host: str, n: int, dim: int, target: str) -> float:
+    """The loop's seconds, its clients' set-up included, as vmkit's run includes its own."""
     from pinecone import Pinecone
     from qdrant_client import QdrantClient, models
 
+    gc.collect()
+    t = time.perf_counter()
     pc = Pinecone(api_key=EMU_KEY)
     idx = pc.index(host=index_host)
     q = QdrantClient(":memory:")
     q.create_collection(f"loop{n}", vectors_config=models.VectorParams(size=dim, distance="Dot"))
     write = target == "qdrant"  # with the sink target, the loop only reads
-    gc.collect()
-    t = time.perf_counter()
     copied = 0
     for ns in sorted(idx.describe_index_stats().namespaces):
         token = None
@@ -99,7 +104,7 @@ sys.stdin.read()  # serve until the benchmark closes our stdin
 """
 
 
-def measure(n: int, dim: int, latency_ms: float, spaces: int, ids: str, target: str) -> None:
+def measure(n: int, dim: int, latency_ms: float, spaces: int, ids: str, target: str, rounds: int) -> None:
     # The service is another process, as a real one is: it must not share our GIL.
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(ROOT), str(n), str(dim), str(latency_ms), str(spaces), ids],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -107,34 +112,42 @@ def measure(n: int, dim: int, latency_ms: float, spaces: int, ids: str, target: 
         url, host = server.stdout.readline().split()
         os.environ["PINECONE_CONTROLLER_HOST"] = url
         os.environ["PINECONE_API_KEY"] = EMU_KEY
-        loop_s = sequential_loop(host, n, dim, target)
-
-        vm_s, status, ok, verify_s = vmkit_run(spaces, target, tune=True)
-        untuned_s = vmkit_run(spaces, target, tune=False)[0]
+        loop, tuned, untuned = [], [], []
+        for r in range(rounds):  # in turn, so a slower minute of this shared machine hits all three
+            loop.append(sequential_loop(host, n, dim, target))
+            vm_s, status, ok, verify_s = vmkit_run(spaces, target, tune=True, name=f"r{r}", verify=r == 0)
+            tuned.append(vm_s)
+            if r == 0:
+                first = (status, ok, verify_s)
+            untuned.append(vmkit_run(spaces, target, tune=False, name=f"r{r}", verify=False)[0])
         sample_s, full_s = profile_sample_seconds(2000)
     finally:
         server.stdin.close()
         server.wait(timeout=30)
+    status, ok, verify_s = first
     print(f"\nPinecone emulator ({latency_ms:.0f} ms/request, rate limits, own process) -> {target}, {n} x {dim} "
-          f"in {spaces} namespace{'s' if spaces > 1 else ''}, {ids} ids")
-    print(f"{'':44}{'seconds':>9}{'records/s':>12}{'speed-up':>10}")
+          f"in {spaces} namespace{'s' if spaces > 1 else ''}, {ids} ids; {rounds} round{'s' if rounds > 1 else ''}, "
+          "each timing all three in turn: seconds are medians, speed-ups the median of each round's and their range")
+    print(f"{'':44}{'seconds':>9}{'records/s':>12}{'speed-up':>10}  rounds")
     loop_name = "sequential SDK loop (list 100, fetch" + (", upsert)" if target == "qdrant" else ")")
     vm_name = "vmkit pipelined (checkpoints" + (" + sampling)" if target == "qdrant" else ")")
-    print(f"{loop_name:44}{loop_s:9.2f}{n / loop_s:12.0f}{1:10.2f}")
-    print(f"{vm_name:44}{vm_s:9.2f}{n / vm_s:12.0f}{loop_s / vm_s:10.2f}")
-    print(f"{'  same, interpreter untouched':44}{untuned_s:9.2f}{n / untuned_s:12.0f}{loop_s / untuned_s:10.2f}")
+    print(f"{loop_name:44}{median(loop):9.2f}{n / median(loop):12.0f}{1:10.2f}")
+    for name, times in ((vm_name, tuned), ("  same, interpreter untouched", untuned)):
+        ratios = [a / b for a, b in zip(loop, times)]
+        print(f"{name:44}{median(times):9.2f}{n / median(times):12.0f}{median(ratios):10.2f}  "
+              f"{min(ratios):.2f}-{max(ratios):.2f}")
     print(f"vmkit: {status.batches} checkpoints, {status.validation['batches']} batches validated; "
-          f"full verification {'passed' if ok else 'FAILED'} in {verify_s:.2f} s (not in the ratio)")
+          f"full verification {'passed' if ok else 'FAILED'} in {verify_s:.2f} s (first round, not in the ratio)")
     print(f"planning's profile sample of 2000 records: {sample_s:.2f} s with queries, {full_s:.2f} s "
           f"reading the whole index ({full_s / sample_s:.1f}x)")
 
 
-def vmkit_run(spaces: int, target: str, tune: bool) -> tuple[float, Any, bool, float]:
-    """vmkit's copy (seconds, status) and its full verification (passed, seconds), timed apart;
-    ``tune=False`` leaves the GIL switch interval and garbage collection as they are."""
+def vmkit_run(spaces: int, target: str, tune: bool, name: str, verify: bool) -> tuple[float, Any, bool, float]:
+    """vmkit's copy (seconds, status) and, if asked, its full verification (passed, seconds),
+    timed apart; ``tune=False`` leaves the GIL switch interval and garbage collection as they are."""
     from vmkit import Migration
 
-    name = f"vm{spaces}{'' if tune else 'u'}"
+    name = f"vm{spaces}{name}{'' if tune else 'u'}"
     with tempfile.TemporaryDirectory() as tmp:
         sink = target == "sink"  # keeps fingerprints only: nothing to read back for sampling
         m = Migration.create("pinecone://src", f"sink://{name}" if sink else f"qdrant:///:memory:?collection={name}",
@@ -144,6 +157,8 @@ def vmkit_run(spaces: int, target: str, tune: bool) -> tuple[float, Any, bool, f
         t = time.perf_counter()
         status = m.run()
         vm_s = time.perf_counter() - t
+        if not verify:
+            return vm_s, status, False, 0.0
         t = time.perf_counter()
         ok = m.verify().passed
         return vm_s, status, ok, time.perf_counter() - t
@@ -173,9 +188,10 @@ def main() -> None:
     ap.add_argument("--ids", choices=("doc", "uuid"), default="doc", help="doc-0000001 or random UUIDs")
     ap.add_argument("--target", choices=("qdrant", "sink"), default="qdrant",
                     help="Qdrant embedded in this process, or vmkit's fingerprint sink (the loop then only reads)")
+    ap.add_argument("--rounds", type=int, default=3, help="times to run the loop and vmkit, in turn")
     args = ap.parse_args()
     for spaces in (int(x) for x in args.namespaces.split(",")):
-        measure(args.records, args.dim, args.latency_ms, spaces, args.ids, args.target)
+        measure(args.records, args.dim, args.latency_ms, spaces, args.ids, args.target, max(1, args.rounds))
 
 
 if __name__ == "__main__":
