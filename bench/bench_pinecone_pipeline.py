@@ -5,21 +5,22 @@ against a plain sequential loop of SDK calls over the same data, in the same run
         [--ids doc|uuid] [--target qdrant|sink] [--rounds 3]
 
 The loop is what a one-off script does: make its clients, then for each namespace list a page
-of ids, fetch them, upsert them, repeat; its time includes making the clients, as vmkit's
-includes opening its connectors. vmkit reads 1000-record batches ahead of the writer (a fetch starts as
-soon as two pages are listed, the next batch is listed while this one's fetches finish, and up to 4
-namespaces are listed at once) and checkpoints every batch; its sampled validation is on, full
-verification is timed apart. The same records are measured in one namespace, where listing
-(100 ids a round trip, each page needing the last one's token) bounds any reader, and spread
-over several. The emulator enforces the service's documented request-per-second limits
-(list 200, fetch 100 per index), and vmkit paces itself under them. With ``--ids uuid``, vmkit
-lists a namespace of at least 5,000 records by the first character of its ids, several at
-once; ``doc-0000001`` ids share too long a prefix to split at 10,000 (the probes would cost
-more than they save) and are listed in sequence.
+of ids, fetch them, upsert them, repeat. Its time includes making the clients, as vmkit's
+includes opening its connectors. vmkit reads 1000-record batches ahead of the writer (a fetch
+starts as soon as two pages are listed, the next batch is listed while this one's fetches
+finish, and up to 4 namespaces are listed at once) and checkpoints every batch; its sampled
+validation is on, full verification is timed apart. The same records are measured in one
+namespace, where listing (100 ids a round trip, each page needing the last one's token) bounds
+any reader, and spread over several. The emulator enforces the service's documented
+request-per-second limits (list 200, fetch 100 per index), and vmkit paces itself under them.
+With ``--ids uuid``, vmkit lists a namespace of at least 5,000 records by the first character
+of its ids, several at once; ``doc-0000001`` ids share too long a prefix to split at 10,000
+(the probes would cost more than they save) and are listed in sequence.
 
 Each round times the loop, then vmkit twice: as it comes, and with ``tune_interpreter=False``,
-which leaves CPython's GIL switch interval (5 ms) and garbage collection as they are (see ``vmkit/interpreter.py``); each
-timed part starts after a full collection, so none pays for the garbage of the one before.
+which leaves CPython's GIL switch interval (5 ms) and garbage collection as they are (see
+``vmkit/interpreter.py``); each timed part starts after a full collection, so none pays for the
+garbage of the one before.
 This machine's speed drifts by tens of percent over minutes, so one round's ratio says little:
 the figures are the median of the rounds' and their range (``--rounds``, default 3).
 
@@ -113,17 +114,18 @@ def measure(n: int, dim: int, latency_ms: float, spaces: int, ids: str, target: 
         os.environ["PINECONE_CONTROLLER_HOST"] = url
         os.environ["PINECONE_API_KEY"] = EMU_KEY
         loop, tuned, untuned = [], [], []
+        first: tuple[Any, bool, float] | None = None  # the first round's status and verification
         for r in range(rounds):  # in turn, so a slower minute of this shared machine hits all three
             loop.append(sequential_loop(host, n, dim, target))
             vm_s, status, ok, verify_s = vmkit_run(spaces, target, tune=True, name=f"r{r}", verify=r == 0)
             tuned.append(vm_s)
-            if r == 0:
-                first = (status, ok, verify_s)
+            first = first or (status, ok, verify_s)
             untuned.append(vmkit_run(spaces, target, tune=False, name=f"r{r}", verify=False)[0])
         sample_s, full_s = profile_sample_seconds(2000)
     finally:
         server.stdin.close()
         server.wait(timeout=30)
+    assert first is not None
     status, ok, verify_s = first
     print(f"\nPinecone emulator ({latency_ms:.0f} ms/request, rate limits, own process) -> {target}, {n} x {dim} "
           f"in {spaces} namespace{'s' if spaces > 1 else ''}, {ids} ids; {rounds} round{'s' if rounds > 1 else ''}, "
