@@ -219,8 +219,8 @@ def _split_src(emu: PineconeEmulator) -> dict[str, dict[str, tuple]]:
 
 def _in_turns_split(src: dict, limit: int, streams: int, split_above: int) -> list[tuple[str, str]]:
     """The documented order with prefixes: a namespace holding at least ``split_above`` ids is
-    one stream per first character (in code order), waiting streams open before the next
-    namespace, and streams take turns as namespaces do."""
+    one stream per first character (in code order), all open at once, and streams take turns
+    as namespaces do."""
     units = []
     for ns in sorted(src, key=str.encode):
         ids = sorted(src[ns], key=str.encode)
@@ -232,14 +232,17 @@ def _in_turns_split(src: dict, limit: int, streams: int, split_above: int) -> li
 
 
 def _rotation(units: list[tuple[str, list[str]]], limit: int, streams: int) -> list[tuple[str, str]]:
-    """Streams (namespace, its ids in order) opened in the given order, ``streams`` at a
-    time, each giving up to ``limit`` ids per turn."""
+    """Streams (namespace, its ids in order) opened in the given order, each giving up to
+    ``limit`` ids per turn: all of a namespace's at once, and the next namespace's while fewer
+    than ``streams`` are open."""
     units = list(units)
     open_: list = []
     order = []
     while units or open_:
         while units and len(open_) < streams:
-            open_.append(list(units.pop(0)))
+            ns = units[0][0]
+            while units and units[0][0] == ns:
+                open_.append(list(units.pop(0)))
         ns, ids = open_.pop(0)
         order += [(ns, rid) for rid in ids[:limit]]
         if ids[limit:]:
@@ -370,6 +373,29 @@ def test_split_refines_prefixes_from_the_smallest_id(emu: PineconeEmulator, ids:
                               for p in prefixes], 1000, streams)
     for cursor, done in _spread(cursors[:-1], 10):
         assert _scan_all(uri, 1000, cursor)[0] == full[done:]
+
+
+def test_a_split_namespace_lists_all_its_prefixes_in_turn(emu: PineconeEmulator) -> None:
+    """Five prefixes and four streams: all five take turns from the start, so they finish
+    together (the fifth does not wait for a free slot and then go alone, a fifth of the
+    namespace in sequence), and still no more than four listings run at once."""
+    emu.create_index("five", DIM, "dotproduct")
+    emu.rates.limits = {}
+    ids = [rid for c in "abcde" for rid in _hex_ids(c, 2000, ord(c))]  # parts at the first character
+    vecs = np.random.default_rng(11).standard_normal((len(ids), DIM)).astype(np.float32)
+    emu.seed("five", [(rid, vecs[i], None, None) for i, rid in enumerate(ids)])
+    emu.faults.latency_ms = 10  # long enough for listings to overlap when they run at once
+    since = time.monotonic()
+    full, _ = _scan_all("pinecone://five?list_streams=4&split_above=1000&rate_limits=off", 500)
+    emu.faults.latency_ms = 0
+    assert sorted(r for _, r in full) == sorted(ids)
+    first = {c: min(k for k, (_, r) in enumerate(full) if r[0] == c) for c in "abcde"}
+    last = {c: max(k for k, (_, r) in enumerate(full) if r[0] == c) for c in "abcde"}
+    assert max(first.values()) < min(last.values())  # every prefix started before any finished
+    pages = [r for r in emu.requests("list") if r.started >= since and r.limit != 1]
+    assert {r.prefix for r in pages} >= set("abcde")
+    busiest = max(sum(o.started <= r.started < o.ended for o in pages) for r in pages)
+    assert 3 <= busiest <= 4
 
 
 def test_scan_resumes_cursors_of_earlier_forms(src: dict) -> None:

@@ -3,21 +3,24 @@ pod-based index cannot list: it is read from a file of ids, see pinecone_ids_fil
 
 Listing is what bounds a Pinecone read. A page holds at most 100 ids and needs the previous
 page's token, so one listing gets one page per round trip however many threads wait. Listings
-of disjoint id sets are independent, so up to ``list_streams`` of them (URI option, default 4)
-run at once, each one batch ahead of the reader, and a fetch starts as soon as every two pages
-arrive (``PAGES_PER_FETCH``). A stream is a namespace, or, for a namespace holding at least
-``split_above`` records (URI option, default 5,000, i.e. 50 pages in sequence), one id prefix:
-ids are ASCII without NUL, so the non-empty ones of a prefix's one-character extensions (found
-with one ``limit=1`` listing each) cover it exactly (see pinecone_split). Batches are
-handed out in turn, in a fixed rotation, so a scan is deterministic and a cursor resumes it
-exactly.
+of disjoint id sets are independent, so several streams take turns, a batch a turn, and the
+next ``list_streams`` (URI option, default 4) in turn are listed ahead of the reader at once; a
+fetch starts as soon as every two pages arrive (``PAGES_PER_FETCH``). A stream is a namespace,
+or, for a namespace holding at least ``split_above`` records (URI option, default 5,000, i.e.
+50 pages in sequence), one id prefix: ids are ASCII without NUL, so the non-empty ones of a
+prefix's one-character extensions (found with one ``limit=1`` listing each) cover it exactly
+(see pinecone_split). All of a namespace's prefixes join the rotation when it starts, so they
+finish together: had five waited for four slots, the fifth would be listed alone at the end,
+a fifth of the namespace in sequence. The next namespace starts while fewer than
+``list_streams`` streams are open. The rotation is fixed, so a scan is deterministic and a
+cursor resumes it exactly.
 
-Cursors are JSON. A listing scan: ``{"open": [[NS, PREFIX, TOKEN], ...], "queue": [[NS,
-PREFIX], ...], "after": NS}``: the streams being read in the order their turns come (TOKEN null
-at a stream's start), the streams of started namespaces still waiting for a turn, and the last
+Cursors are JSON. A listing scan: ``{"open": [[NS, PREFIX, TOKEN], ...], "after": NS}``: the
+streams being read in the order their turns come (TOKEN null at a stream's start), and the last
 namespace started in bytewise order; later namespaces are still to come, and every other stream
-is finished. Older forms still resume: ``[NS, TOKEN]`` entries (prefix ""), and
-``{"ns": NS, "token": T}`` / ``{"ns": NS, "done": true}``.
+is finished. Older forms still resume: a ``"queue": [[NS, PREFIX], ...]`` of streams that had
+not yet had a turn, ``[NS, TOKEN]`` entries (prefix ""), and ``{"ns": NS, "token": T}`` /
+``{"ns": NS, "done": true}``.
 """
 
 from __future__ import annotations
@@ -90,19 +93,21 @@ class ListScan:
             ids, token, fetches = self._take(ns, prefix, token, limit)
             if token:  # its next turn comes after the others'
                 streams.append([ns, prefix, token])
-                self._list_ahead(ns, prefix, token, limit)
+            for s_ns, s_prefix, s_token in streams[: self._streams]:  # the stream next in the window
+                self._list_ahead(s_ns, s_prefix, s_token, limit)
             self._forget_all_but(streams, limit)
             if ids:
                 batch = RecordBatch.concat([f.result() for f in fetches])
                 batch.namespace = ns
                 if len(batch):
-                    return batch, orjson.dumps({"open": streams, "queue": queue, "after": after}).decode()
+                    return batch, orjson.dumps({"open": streams, "after": after}).decode()
             # else nothing listed, or the listed ids vanished before the fetch: next turn
 
     def _top_up(self, streams: list[_Stream], queue: list[list[str]], after: str | None) -> str | None:
-        """Open streams until ``list_streams`` are open or none is left to start: the waiting
-        ones of started namespaces first, then the next namespace's."""
-        while len(streams) < self._streams:
+        """Open every stream of a started namespace (waiting in ``queue`` only in cursors
+        written before they all took turns), then the next namespace's while fewer than
+        ``list_streams`` are open."""
+        while queue or len(streams) < self._streams:
             if queue:
                 ns, prefix = queue.pop(0)
                 streams.append([ns, prefix, None])
