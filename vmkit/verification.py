@@ -108,7 +108,7 @@ def verify(
     result.target_records = len(target_digests)
 
     suspects: dict[Key, Suspect] = {}
-    seen: set[Key] = set()
+    matched = 0
     for batch in _scan_all(source, scan_size, retry):
         mapped = map_batch(batch, plan)
         result.source_records += mapped.read
@@ -118,14 +118,15 @@ def verify(
             if dead_letter and (mapped.source_namespace, mapped.source_ids[i]) in dead_letter:
                 result.rejected += 1
                 continue
-            seen.add(key)
-            if target_digests.get(key) == digest:
-                result.matched += 1
+            # Each target digest is taken once compared, so what is left at the end is extra.
+            if target_digests.pop(key, None) == digest:
+                matched += 1
             else:
                 sparse = None if out.sparse is None else out.sparse[i]
                 named = {n: v[i].copy() for n, v in out.dense_vectors().items()} if out.named else {}
                 suspects[key] = (out.vectors[i].copy(), out.metadata[i], sparse, named)
-    result.extra = sorted((k for k in target_digests if k not in seen), key=_sort_key)
+    result.matched = matched
+    result.extra = sorted(target_digests, key=_sort_key)
     del target_digests
     _recheck(suspects, target, opts, freshness_s, result, retry)
     result.seconds = time.monotonic() - started
