@@ -86,15 +86,13 @@ class ListScan:
             after = self._top_up(streams, queue, after)
             if not streams:
                 return RecordBatch.empty(self._conn.dimension()), None
-            for ns, prefix, token in streams[: self._streams]:
-                self._list_ahead(ns, prefix, token, limit)
+            self._list_window(streams, limit)
             self._first_pages.clear()  # a later start of the namespace lists afresh
             ns, prefix, token = streams.pop(0)
             ids, token, fetches = self._take(ns, prefix, token, limit)
             if token:  # its next turn comes after the others'
                 streams.append([ns, prefix, token])
-            for s_ns, s_prefix, s_token in streams[: self._streams]:  # the stream next in the window
-                self._list_ahead(s_ns, s_prefix, s_token, limit)
+            self._list_window(streams, limit)  # its newcomer starts before this batch's fetches end
             self._forget_all_but(streams, limit)
             if ids:
                 batch = RecordBatch.concat([f.result() for f in fetches])
@@ -155,6 +153,11 @@ class ListScan:
             if self._fetchers is None:
                 self._fetchers = ThreadPoolExecutor(2 * self._streams, thread_name_prefix="vmkit-pinecone-fetch")
             return self._fetchers
+
+    def _list_window(self, streams: list[_Stream], limit: int) -> None:
+        """List ahead the next ``list_streams`` streams in turn (those not already)."""
+        for ns, prefix, token in streams[: self._streams]:
+            self._list_ahead(ns, prefix, token, limit)
 
     def _list_ahead(self, ns: str, prefix: str, token: str | None, limit: int) -> None:
         key = (ns, prefix, token or "", limit)
