@@ -20,10 +20,13 @@ from vmkit.records import Metadata, RecordBatch, RecordId, SparseVector
 Digest = bytes  # 16 bytes
 
 
+_CANONICAL = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
 def canonical_metadata(meta: Metadata, numbers_as_float: bool = False) -> bytes:
     if numbers_as_float:
         meta = _floats(meta)
-    return orjson.dumps(meta, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return orjson.dumps(meta, option=_CANONICAL)
 
 
 def _floats(value: Any) -> Any:
@@ -88,6 +91,12 @@ def batch_digests(
     prefix = batch.namespace.encode() + b"\x00"
     digest = xxhash.xxh3_128_digest
     sparse = batch.sparse
+    if sparse is None and not named and not numbers_as_float:  # the common case, in one expression
+        ns, dumps = batch.namespace, orjson.dumps
+        yield from (((ns, rid), digest(b"".join((prefix, rows[i * width:(i + 1) * width], b"\x02",
+                                                  dumps(meta, option=_CANONICAL)))))
+                    for i, (rid, meta) in enumerate(zip(batch.ids, batch.metadata)))
+        return
     for i, rid in enumerate(batch.ids):
         sp: SparseVector | None = None if sparse is None else sparse[i]
         tail = b"\x02" + canonical_metadata(batch.metadata[i], numbers_as_float)
