@@ -398,6 +398,22 @@ def test_a_split_namespace_lists_all_its_prefixes_in_turn(emu: PineconeEmulator)
     assert 3 <= busiest <= 4
 
 
+def test_a_cursor_with_waiting_prefixes_still_resumes(emu: PineconeEmulator) -> None:
+    """Cursors written before every prefix took turns kept the ones not yet started in a
+    "queue": resumed now, those join the rotation, and every id still comes exactly once."""
+    src = _split_src(emu)
+    uri = "pinecone://split?list_streams=4&split_above=100&rate_limits=off"
+    full, cursors = _scan_all(uri, 300)
+    cursor, done = cursors[0]
+    state = orjson.loads(cursor)
+    waiting = [s[:2] for s in state["open"][4:] if s[2] is None]
+    assert len(waiting) > 10  # the first page's turn: most prefixes not started
+    old = {"open": [s for s in state["open"] if s[:2] not in waiting], "queue": waiting, "after": state["after"]}
+    rest, _ = _scan_all(uri, 300, orjson.dumps(old).decode())
+    assert sorted(rest) == sorted(full[done:]) and len(rest) == len(set(rest))
+    assert len(full) == sum(len(v) for v in src.values())
+
+
 def test_scan_resumes_cursors_of_earlier_forms(src: dict) -> None:
     """State files written before namespaces (one at a time) or prefixes (streams without
     one) were listed at once still resume."""
