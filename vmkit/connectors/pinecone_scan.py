@@ -53,17 +53,17 @@ _Listed = tuple[list[str], "str | None", list["Future[RecordBatch]"]]  # ids, ne
 _Stream = list[Any]  # [namespace, prefix, token or None]
 
 
-def open_streams(state: dict[str, Any] | None) -> tuple[list[_Stream], list[list[str]], str | None]:
-    """The open streams (in turn order, with their tokens), the streams waiting for a turn,
-    and the last namespace started."""
+def open_streams(state: dict[str, Any] | None) -> tuple[list[_Stream], str | None]:
+    """The open streams (in turn order, with their tokens) and the last namespace started. An
+    older cursor's streams still waiting for a turn join the rotation at its end."""
     if state is None:
-        return [], [], None
+        return [], None
     if "open" in state:
         streams = [list(s) if len(s) == 3 else [s[0], "", s[1]] for s in state["open"]]
-        return streams, [list(q) for q in state.get("queue", [])], state["after"]
+        return streams + [[ns, prefix, None] for ns, prefix in state.get("queue", [])], state["after"]
     if state.get("done"):
-        return [], [], state["ns"]
-    return [[state["ns"], "", state["token"]]], [], state["ns"]
+        return [], state["ns"]
+    return [[state["ns"], "", state["token"]]], state["ns"]
 
 
 class ListScan:
@@ -81,9 +81,9 @@ class ListScan:
         self._first_pages: dict[str, FirstPage] = {}  # namespaces whose split look listed page 1
 
     def scan(self, state: dict[str, Any] | None, limit: int) -> tuple[RecordBatch, str | None]:
-        streams, queue, after = open_streams(state)
+        streams, after = open_streams(state)
         while True:
-            after = self._top_up(streams, queue, after)
+            after = self._top_up(streams, after)
             if not streams:
                 return RecordBatch.empty(self._conn.dimension()), None
             self._list_window(streams, limit)
@@ -101,21 +101,16 @@ class ListScan:
                     return batch, orjson.dumps({"open": streams, "after": after}).decode()
             # else nothing listed, or the listed ids vanished before the fetch: next turn
 
-    def _top_up(self, streams: list[_Stream], queue: list[list[str]], after: str | None) -> str | None:
-        """Open every stream of a started namespace (waiting in ``queue`` only in cursors
-        written before they all took turns), then the next namespace's while fewer than
+    def _top_up(self, streams: list[_Stream], after: str | None) -> str | None:
+        """Open the next namespace's streams (all its prefixes at once) while fewer than
         ``list_streams`` are open."""
-        while queue or len(streams) < self._streams:
-            if queue:
-                ns, prefix = queue.pop(0)
-                streams.append([ns, prefix, None])
-                continue
+        while len(streams) < self._streams:
             # Ask the index again only when nothing is open: one stats call per namespace
             # boundary at most, and never between a listed batch and its return.
             nxt = self._next_namespace(after, refresh=not streams)
             if nxt is None:
                 break
-            queue.extend([nxt, prefix] for prefix in self._prefixes(nxt))
+            streams.extend([nxt, prefix, None] for prefix in self._prefixes(nxt))
             after = nxt
         return after
 
