@@ -26,6 +26,15 @@ class MigrationOptions:
     nested_policy: str = "json"
     namespace_policy: str = "auto"  # auto | keep | field | collections | drop (vmkit.plan)
     namespace_collection: str = "{collection}_{namespace}"  # collection name per namespace ("collections")
+    # Records the source listed but could not hand over end in the dead-letter table as
+    # source_unreadable and keep the migration from completed, unless accepted here.
+    accept_unreadable: bool = False
+    # The breaker: a run stops (resumable) when rejections pass this share of the records read
+    # over the last ``reject_window`` batches (0 disables), or one reason rejects
+    # ``max_reason_run`` records in a row.
+    max_reject_rate: float = 0.01
+    reject_window: int = 10
+    max_reason_run: int = 100
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -34,6 +43,8 @@ class MigrationOptions:
             raise ConfigError("sample_rate must be between 0 and 1")
         if not -1.0 <= self.min_similarity <= 1.0:
             raise ConfigError("min_similarity must be between -1 and 1")
+        if not 0.0 <= self.max_reject_rate <= 1.0:
+            raise ConfigError("max_reject_rate must be between 0 and 1 (0 disables the breaker)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -34,6 +34,13 @@ class SparseVector:
         return hash((self.indices.tobytes(), self.values.tobytes()))
 
 
+# Rejection.field of a record the source listed but could not hand over (a fetch that never
+# returned a listed id, a document that cannot be decoded): counted as read, dead-lettered
+# with the reason, and it keeps the migration from ``completed`` unless the user accepts it
+# (MigrationOptions.accept_unreadable).
+SOURCE_UNREADABLE = "source_unreadable"
+
+
 @dataclass(frozen=True)
 class Rejection:
     """A record that was read but will not be written, and why."""

@@ -199,6 +199,15 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     def count(self) -> int: ...
 
+    def namespace_counts(self) -> dict[str, int]:
+        """The source's own record count per namespace (tenant, partition; ``""`` for a
+        collection without them): what the records read are reconciled with. Connectors whose
+        describe() does not say override it."""
+        info = self.describe()
+        if info is None:
+            return {}
+        return dict(info.namespaces) if info.namespaces else {"": info.count}
+
     @abc.abstractmethod
     def create(self, spec: TargetSpec) -> None: ...
 
