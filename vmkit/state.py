@@ -224,11 +224,15 @@ class StateStore:
             names = [d[0] for d in cur.description]
             return [_record(dict(zip(names, r))) for r in cur.fetchall()]
 
-    def transition(self, mid: str, new: str, detail: str = "") -> None:
+    def transition(self, mid: str, new: str, detail: str = "", lease: str | None = None) -> None:
+        """Move to state ``new``; with ``lease``, only while that runner still holds the lease
+        (a runner whose lease was taken over cannot change state)."""
         with self._tx() as db:
-            row = db.execute("SELECT state FROM migrations WHERE id=?", (mid,)).fetchone()
+            row = db.execute("SELECT state, lease_owner FROM migrations WHERE id=?", (mid,)).fetchone()
             if row is None:
                 raise UnknownMigration(mid)
+            if lease is not None and row[1] != lease:
+                raise LeaseHeld(f"migration '{mid}': this runner's lease was taken over; stopping")
             if new not in _NEXT.get(row[0], set()):
                 raise IllegalTransition(mid, row[0], new)
             db.execute("UPDATE migrations SET state=?, updated_at=? WHERE id=?", (new, time.time(), mid))
@@ -345,6 +349,15 @@ class StateStore:
                        (token, pid, host, now, mid))
             lease.hold(token)
         return token
+
+    def renew_lease(self, mid: str, token: str) -> None:
+        """Mark the lease fresh during long work without checkpoints (verification, sync);
+        raise LeaseHeld if another runner took it over meanwhile."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE migrations SET lease_at=? WHERE id=? AND lease_owner=?",
+                             (time.time(), mid, token))
+            if cur.rowcount == 0:
+                raise LeaseHeld(f"migration '{mid}': this runner's lease was taken over; stopping")
 
     def release_lease(self, mid: str, token: str) -> None:
         lease.drop(token)  # first: a failed release still leaves no live holder here
