@@ -72,25 +72,36 @@ class Migration:
     @classmethod
     def create(cls, source: str, target: str, *, migration_id: str | None = None,
                state: Any = None, plan: Plan | None = None, **options: Any) -> "Migration":
-        """Register a new migration and its plan (made now unless given); nothing is written
-        to the target yet."""
+        """Register a new migration, then make its plan (unless given); nothing is written to
+        the target yet. The migration is registered before planning, the slow part: a kill
+        while planning leaves one that ``run()`` (``vmkit migrate resume``) plans and runs."""
         opts = MigrationOptions(**options)
         store = state if isinstance(state, StateStore) else StateStore(state)
         mid = migration_id or f"mig-{uuid.uuid4().hex[:8]}"
         with connect(source) as src, connect(target) as dst:  # validates URIs before storing them
-            # Planning only reads, so a transient failure re-plans from the start.
-            the_plan = plan or call_with_retry(
-                make_plan, src, dst, batch_size=opts.batch_size, nested_policy=opts.nested_policy,
-                namespace_policy=opts.namespace_policy, namespace_collection=opts.namespace_collection,
-                attempts=opts.retry_attempts, initial_s=opts.retry_initial_s, cap_s=opts.retry_cap_s)
-        if (the_plan.source_uri, the_plan.target_uri) != (source, target):
+            store.create(mid, source, target, opts.to_dict())
+            log.info("created migration %s: %s -> %s", mid, source, target)
+            migration = cls(store, mid)
+            migration._make_plan(src, dst, plan)
+        return migration
+
+    def _make_plan(self, source: Connector, target: Connector, given: Plan | None = None) -> Plan:
+        """Make (or take) the plan and store it; PlanError, recorded, if it has errors."""
+        opts = self.options
+        crashpoints.hit("planning")
+        # Planning only reads, so a transient failure re-plans from the start.
+        the_plan = given or call_with_retry(
+            make_plan, source, target, batch_size=opts.batch_size, nested_policy=opts.nested_policy,
+            namespace_policy=opts.namespace_policy, namespace_collection=opts.namespace_collection,
+            attempts=opts.retry_attempts, initial_s=opts.retry_initial_s, cap_s=opts.retry_cap_s)
+        if (the_plan.source_uri, the_plan.target_uri) != (source.uri, target.uri):
             raise PlanChanged("the plan was made for other URIs")
         if the_plan.errors:
-            raise PlanError("the plan has errors:\n" + "\n".join(str(w) for w in the_plan.errors))
-        store.create(mid, source, target, opts.to_dict())
-        store.set_plan(mid, the_plan.to_json(), the_plan.hash)
-        log.info("created migration %s: %s -> %s", mid, source, target)
-        return cls(store, mid)
+            msg = "the plan has errors:\n" + "\n".join(str(w) for w in the_plan.errors)
+            self.store.record_error(self.id, None, "plan", msg)
+            raise PlanError(msg)
+        self.store.set_plan(self.id, the_plan.to_json(), the_plan.hash)
+        return the_plan
 
     @classmethod
     def open(cls, migration_id: str, state: Any = None) -> "Migration":
@@ -100,7 +111,9 @@ class Migration:
     @property
     def plan(self) -> Plan:
         rec = self.store.get(self.id)
-        assert rec.plan_json is not None
+        if rec.plan_json is None:
+            raise StateError(f"migration '{self.id}' has no plan yet (planning was interrupted or "
+                             f"failed): `vmkit migrate resume --id {self.id}` plans and runs it")
         return Plan.from_json(rec.plan_json)
 
     def status(self) -> Status:
@@ -117,8 +130,9 @@ class Migration:
         rec = self.store.get(self.id)
         if self._source is None:
             self._source = connect(rec.source_uri)
-        if self._target is None:
-            self._target = open_target(rec.target_uri, self.plan)
+        if self._target is None:  # routed by the plan's namespace map, once there is a plan
+            self._target = (open_target(rec.target_uri, self.plan) if rec.plan_json is not None
+                            else connect(rec.target_uri))
         return self._source, self._target
 
     def close(self) -> None:
@@ -191,6 +205,11 @@ class Migration:
         try:
             with tuned_for_io(self.options.tune_interpreter):
                 source, target = self._open_connectors()
+                if self.store.get(self.id).plan_json is None:  # registered, then killed while planning
+                    self._make_plan(source, target)
+                    target.close()  # reopened as the plan routes it
+                    self._target = None
+                    source, target = self._open_connectors()
                 plan = self._checked_plan(source, target)
                 if rec.state == "not_started":
                     self._prepare_target(target, plan)

@@ -33,6 +33,16 @@ class Status:
     rejections_by_reason: dict[str, int]
     events: list[str] = field(default_factory=list)
     sync: dict[str, Any] | None = None  # vmkit.sync progress, for sync-driven migrations
+    planned: bool = True  # False between registration and the stored plan
+
+    @property
+    def headline(self) -> str:
+        """The state as a user reads it first: a completion with rejections says so."""
+        if self.state == "not_started" and not self.planned:
+            return "not_started (planning)"
+        if self.state == "completed" and self.records_rejected:
+            return f"completed with {self.records_rejected} rejected"
+        return self.state
 
     @property
     def balanced(self) -> bool:
@@ -45,7 +55,7 @@ class Status:
     def lines(self) -> list[str]:
         pct = f" ({100 * self.records_read / self.expected_records:.1f}%)" if self.expected_records else ""
         out = [
-            f"migration {self.id}: {self.state}"
+            f"migration {self.id}: {self.headline}"
             + (" (stop requested)" if self.stop_requested and self.state == "in_progress" else "")
             + (f", running as {self.running}" if self.running else ""),
             f"  {self.source_uri} -> {self.target_uri}",
@@ -130,5 +140,5 @@ def read_status(store: StateStore, mid: str) -> Status:
         stop_requested=rec.stop_requested, running=running, verification=rec.verification,
         verification_detail=rec.verification_detail, validation=validation, errors=errors,
         last_errors=last, rejections_by_reason=reasons, events=events,
-        sync=synced.to_dict() if synced else None,
+        sync=synced.to_dict() if synced else None, planned=rec.plan_json is not None,
     )

@@ -125,3 +125,21 @@ def test_sigterm_finishes_the_batch_and_exits_cleanly(source, tmp_path):
     assert max_acked(log) == committed(state, mid)  # nothing acknowledged left uncommitted
     finish(cli(["migrate", "resume", "--id", mid, "--no-progress"], state))
     assert_equal(source, target, state, mid)
+
+
+def test_sigkill_while_planning_then_resume_completes(source, tmp_path):
+    """`migrate start` registers the migration before planning (the slow part): killed while
+    planning, it is there as `not_started (planning)` and `migrate resume` plans and runs it."""
+    target = f"qdrant://{tmp_path}/dst?collection=docs"
+    state, mid = tmp_path / "state.db", "planning"
+    proc = cli(["migrate", "start", "--source", source, "--target", target, "--id", mid,
+                "--batch-size", "500", "--no-progress"], state, env={"VMKIT_CRASH_AT": "planning"})
+    assert proc.wait(timeout=120) == -9
+    store = StateStore(state)
+    rec = store.get(mid)
+    assert rec.state == "not_started" and rec.plan_json is None
+    store.close()
+    status = finish(cli(["status", "--id", mid], state))
+    assert f"migration {mid}: not_started (planning)" in status
+    finish(cli(["migrate", "resume", "--id", mid, "--no-progress"], state))
+    assert_equal(source, target, state, mid)
