@@ -12,12 +12,15 @@ Retry decisions are made with ``isinstance`` on the two marker classes, never on
      │    ├── LeaseHeld            another live runner drives this migration
      │    ├── PlanChanged          resume with a plan that differs from the stored one
      │    ├── AutoRolledBack       sampled validation failed too often: the run rolled back
+     │    ├── BreakerTripped       rejections passed their bound: the run stopped (resumable)
      │    └── StateCorrupt         integrity check failed or the file is not a vmkit store
      ├── ConnectorError
      │    ├── TransientError       timeouts, 429, 5xx: retried with backoff
      │    └── TerminalError        4xx, auth, missing collection: fail fast
-     │         └── InvalidData      the target refused the records themselves: the runner
-     │                              bisects the batch and dead-letters the culprits
+     │         ├── InvalidData      the target refused the records themselves: the runner
+     │         │                    bisects the batch and dead-letters the culprits
+     │         └── SystemicRefusal  the target refuses every record for one reason: the
+     │                              request or collection is at fault; nothing dead-lettered
      ├── PlanError                 the plan cannot be carried out
      └── VerificationFailed        full verification found missing/extra/mismatched ids
 """
@@ -82,6 +85,10 @@ class StateCorrupt(StateError):
     pass
 
 
+class BreakerTripped(StateError):
+    """Rejections passed ``max_reject_rate``: the run stopped after its last checkpoint."""
+
+
 class AutoRolledBack(StateError):
     pass
 
@@ -104,6 +111,12 @@ class TerminalError(ConnectorError):
 
 class InvalidData(TerminalError):
     """The request was refused because of the data it carried (HTTP 400 on a write)."""
+
+
+class SystemicRefusal(TerminalError):
+    """The target refused record after record for one and the same reason: the request or the
+    collection is at fault (dimension, schema, quota), not the records, so they are not
+    dead-lettered and the run stops resumably."""
 
 
 class PlanError(VmkitError):

@@ -12,8 +12,9 @@ import signal
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from vmkit import crashpoints
 from vmkit.connectors import connect
@@ -21,11 +22,13 @@ from vmkit.connectors.base import Connector
 from vmkit.connectors.routed import open_target
 from vmkit.errors import (
     AutoRolledBack,
+    BreakerTripped,
     IllegalTransition,
     InvalidData,
     PlanChanged,
     PlanError,
     StateError,
+    SystemicRefusal,
     TerminalError,
     TransientError,
 )
@@ -35,13 +38,25 @@ from vmkit.options import MigrationOptions
 from vmkit.pipeline import BatchWriter, Prefetcher
 from vmkit.plan import Plan
 from vmkit.plan import plan as make_plan
+from vmkit.records import SOURCE_UNREADABLE
 from vmkit.retry import call_with_retry
 from vmkit.state import BatchCommit, StateStore
 from vmkit.status import Status, read_status
 from vmkit.validate import is_sampled, validate_sample
 from vmkit.verification import Verification, verify
 
+if TYPE_CHECKING:
+    from vmkit.repair import RepairOutcome
+
 log = logging.getLogger("vmkit.runner")
+
+# Rejections the breaker counts: refusals by the target and records the source could not hand
+# over. Rejections by the plan's own rules are announced by the plan and predicted exactly by a
+# dry run, so they do not trip it.
+_BREAKER_FIELDS = frozenset({"record", SOURCE_UNREADABLE})
+# The breaker judges a rate once its window is full or holds this many records read: one
+# refusal in a first batch of 50 is no rate.
+_BREAKER_MIN_RECORDS = 1000
 
 
 @dataclass
@@ -80,9 +95,9 @@ class Migration:
         mid = migration_id or f"mig-{uuid.uuid4().hex[:8]}"
         with connect(source) as src, connect(target) as dst:  # validates URIs before storing them
             store.create(mid, source, target, opts.to_dict())
-            log.info("created migration %s: %s -> %s", mid, source, target)
             migration = cls(store, mid)
             migration._make_plan(src, dst, plan)
+        log.info("created migration %s: %s -> %s", mid, source, target)
         return migration
 
     def _make_plan(self, source: Connector, target: Connector, given: Plan | None = None) -> Plan:
@@ -171,6 +186,16 @@ class Migration:
             self.close()
         return self.status()
 
+    def update_options(self, **changes: Any) -> None:
+        """Change stored options for the runs to come (e.g. ``accept_unreadable=True``,
+        ``max_reject_rate=0.05`` after the breaker stopped a run)."""
+        changed = {k: v for k, v in changes.items() if getattr(self.options, k, object()) != v}
+        if not changed:
+            return
+        opts = MigrationOptions.from_dict({**self.options.to_dict(), **changed})
+        self.store.set_options(self.id, opts.to_dict(), ", ".join(f"{k}={v}" for k, v in sorted(changed.items())))
+        self.options = opts
+
     # -- the run ---------------------------------------------------------------------------
     def replan(self, new_plan: Plan, accept_change: bool = False) -> None:
         """Replace the stored plan. Refused when it changes what happens to the data, unless
@@ -219,7 +244,7 @@ class Migration:
                 finished = self.store.get(self.id).scan_done or self._loop(
                     source, target, plan, lease, max_batches, on_batch)
                 if finished:
-                    self._finish(source, target, plan)
+                    self._finish(source, target, plan, lease)
         finally:
             restore()
             self.store.release_lease(self.id, lease)
@@ -254,7 +279,9 @@ class Migration:
         done_here, started = 0, time.monotonic()
         freshness = self._freshness(target)
         reader = Prefetcher(source, plan, rec.cursor, self._retry, depth=opts.prefetch)
-        writer = BatchWriter(target, self._retry, workers=opts.write_workers)
+        writer = BatchWriter(target, self._retry, workers=opts.write_workers,
+                             max_reason_run=opts.max_reason_run)
+        window: deque[tuple[int, int]] = deque(maxlen=max(1, opts.reject_window))
         try:
             for item in reader:
                 if self._should_stop() or (max_batches is not None and done_here >= max_batches):
@@ -262,7 +289,11 @@ class Migration:
                              "`vmkit migrate resume --id %s`", self.id, rec.batches + done_here, self.id)
                     return False
                 t0 = time.monotonic()
-                written, rejected = writer.write(item.mapped)
+                try:
+                    written, rejected = writer.write(item.mapped)
+                except SystemicRefusal as exc:
+                    self.store.record_error(self.id, None, "terminal", f"{type(exc).__name__}: {exc}")
+                    raise
                 log.debug("batch %d acknowledged (%d written)", rec.batches + done_here + 1, len(written))
                 crashpoints.hit("after_ack")
                 if item.cursor_after is None:
@@ -273,6 +304,8 @@ class Migration:
                     scan_done=item.cursor_after is None)
                 log.debug("batch %d committed", seq)
                 done_here += 1
+                window.append((item.mapped.read, sum(1 for r in rejected if r.field in _BREAKER_FIELDS)))
+                self._check_breaker(window)
                 if opts.sample_rate > 0 and len(written) and is_sampled(self.id, seq, opts.sample_rate):
                     crashpoints.hit("during_validation")
                     stats = validate_sample(written, target, plan, min_similarity=opts.min_similarity,
@@ -322,26 +355,79 @@ class Migration:
             self.store.transition(self.id, "rolled_back", msg)
             raise AutoRolledBack(f"migration '{self.id}': {msg}")
 
-    def _finish(self, source: Connector, target: Connector, plan: Plan) -> None:
+    def _check_breaker(self, window: deque[tuple[int, int]]) -> None:
+        """Stop (resumable) when refusals and unreadable records pass ``max_reject_rate`` of
+        the records read in this run's last ``reject_window`` batches (once the window is full
+        or holds 1,000 records)."""
+        bound = self.options.max_reject_rate
+        read, bad = sum(r for r, _ in window), sum(b for _, b in window)
+        judged = len(window) == window.maxlen or read >= _BREAKER_MIN_RECORDS  # not on a handful
+        if not bound or not judged or bad / read <= bound:
+            return
+        msg = (f"{bad} of {read} records read in the last {len(window)} batches were refused by the "
+               f"target or unreadable ({bad / read:.1%}, over max_reject_rate {bound:.1%}); see "
+               f"`vmkit rejections --id {self.id}`, fix the cause and resume, or resume with "
+               f"--max-reject-rate to accept more")
+        self.store.record_error(self.id, None, "breaker", msg)
+        log.error("migration %s stopped: %s", self.id, msg)
+        raise BreakerTripped(f"migration '{self.id}' stopped: {msg}")
+
+    def _finish(self, source: Connector, target: Connector, plan: Plan, lease: str) -> None:
         if not self.options.verify:
             self.store.set_verification(self.id, "skipped", {"reason": "verify=False"})
-            self.store.transition(self.id, "completed", "verification skipped by the user")
-            return
-        result = self.verify(source, target, plan)
-        if result.passed:
-            self.store.transition(self.id, "completed", "full verification passed")
         else:
-            log.error("migration %s: full verification failed; state stays in_progress\n%s", self.id, result)
+            result = self.verify(source, target, plan, lease=lease)
+            if not result.passed:
+                log.error("migration %s: full verification failed; state stays in_progress; "
+                          "`vmkit migrate repair --id %s` copies the records found again\n%s",
+                          self.id, self.id, result)
+                return
+        self._complete(lease)
+
+    def _complete(self, lease: str) -> None:
+        """completed, unless source records could not be read and the user did not accept it."""
+        unreadable = self.store.rejected_count(self.id, SOURCE_UNREADABLE)
+        if unreadable and not self.options.accept_unreadable:
+            msg = (f"{unreadable} source records could not be read (dead-lettered as "
+                   f"{SOURCE_UNREADABLE}: `vmkit rejections --id {self.id}`), so the migration stays "
+                   f"in_progress: `vmkit migrate repair --id {self.id}` reads them again, or "
+                   f"`vmkit migrate resume --id {self.id} --accept-unreadable` accepts their loss")
+            self.store.record_error(self.id, None, SOURCE_UNREADABLE, msg)
+            log.error("migration %s: %s", self.id, msg)
+            return
+        why = "full verification passed" if self.options.verify else "verification skipped by the user"
+        if unreadable:
+            why += f"; {unreadable} unreadable source records accepted"
+        self.store.transition(self.id, "completed", why, lease=lease)
+
+    def repair(self) -> "RepairOutcome":
+        """After a failed verification or unreadable source records: copy again what is wrong
+        (vmkit.repair), verify again, and complete if that passes."""
+        from vmkit.repair import repair
+
+        lease = self.store.acquire_lease(self.id)
+        try:
+            with tuned_for_io(self.options.tune_interpreter):
+                source, target = self._open_connectors()
+                outcome = repair(self, lease, source, target, self._checked_plan(source, target))
+                if outcome.verification is not None and outcome.verification.passed:
+                    self._complete(lease)
+        finally:
+            self.store.release_lease(self.id, lease)
+            self.close()
+        log.info("migration %s: %s", self.id, outcome)
+        return outcome
 
     def verify(self, source: Connector | None = None, target: Connector | None = None,
-               plan: Plan | None = None) -> Verification:
-        """Full verification (every id, every content hash); the outcome is stored."""
+               plan: Plan | None = None, lease: str | None = None) -> Verification:
+        """Full verification (every id, every content hash); the outcome is stored. A runner
+        holding ``lease`` keeps it fresh while verification runs."""
         own = source is None
         if own:
             source, target = self._open_connectors()
         assert source is not None and target is not None
         try:
-            with tuned_for_io(self.options.tune_interpreter):
+            with tuned_for_io(self.options.tune_interpreter), self.store.lease_kept(self.id, lease):
                 result = verify(source, target, plan or self.plan, freshness_s=self._freshness(target),
                                 dead_letter=self.store.refused_keys(self.id), retry=self._retry)
         finally:

@@ -28,7 +28,7 @@ import orjson
 
 from vmkit import crashpoints, lease
 from vmkit.errors import IllegalTransition, LeaseHeld, StateCorrupt, StateError, UnknownMigration
-from vmkit.records import Rejection
+from vmkit.records import SOURCE_UNREADABLE, Rejection
 
 SCHEMA_VERSION = 1
 STATES = ("not_started", "in_progress", "completed", "rolled_back")
@@ -243,6 +243,12 @@ class StateStore:
             _must_update(db.execute("UPDATE migrations SET plan_json=?, plan_hash=?, updated_at=? WHERE id=?",
                                     (plan_json, plan_hash, time.time(), mid)), mid)
 
+    def set_options(self, mid: str, options: dict[str, Any], detail: str = "") -> None:
+        with self._tx() as db:
+            _must_update(db.execute("UPDATE migrations SET options_json=?, updated_at=? WHERE id=?",
+                                    (orjson.dumps(options).decode(), time.time(), mid)), mid)
+            self._event(db, mid, "options changed", detail)
+
     def set_flag(self, mid: str, name: str, value: bool) -> None:
         if name not in {"stop_requested", "created_target"}:
             raise ValueError(name)
@@ -325,8 +331,30 @@ class StateStore:
                           " WHERE migration_id=? AND field='record'", mid)
         return {(ns, int(rid) if is_int else rid) for ns, rid, is_int in rows}
 
-    def rejected_count(self, mid: str) -> int:
-        return int(self.query("SELECT count(*) FROM rejections WHERE migration_id=?", mid)[0][0])
+    def resolve_unreadable(self, mid: str, keys: list[tuple[str, str | int]], lease: str) -> None:
+        """Records once dead-lettered as source_unreadable that a repair has now written: their
+        rows leave the dead-letter table and they count as written, in one transaction."""
+        with self._tx() as db:
+            row = db.execute("SELECT lease_owner FROM migrations WHERE id=?", (mid,)).fetchone()
+            if row is None:
+                raise UnknownMigration(mid)
+            if row[0] != lease:
+                raise LeaseHeld(f"migration '{mid}': this runner's lease was taken over; stopping")
+            gone = 0
+            for ns, rid in keys:
+                gone += db.execute("DELETE FROM rejections WHERE migration_id=? AND field=? AND namespace=?"
+                                   " AND record_id=? AND id_is_int=?",
+                                   (mid, SOURCE_UNREADABLE, ns, str(rid), int(isinstance(rid, int)))).rowcount
+            db.execute("UPDATE migrations SET records_written=records_written+?, updated_at=? WHERE id=?",
+                       (gone, time.time(), mid))
+            self._event(db, mid, "unreadable records recovered", str(gone))
+
+    def rejected_count(self, mid: str, field: str | None = None) -> int:
+        """Dead-lettered records, or those of one ``field`` (e.g. ``source_unreadable``)."""
+        if field is None:
+            return int(self.query("SELECT count(*) FROM rejections WHERE migration_id=?", mid)[0][0])
+        return int(self.query("SELECT count(*) FROM rejections WHERE migration_id=? AND field=?",
+                              mid, field)[0][0])
 
     # -- lease -----------------------------------------------------------------------------
     def acquire_lease(self, mid: str) -> str:
@@ -358,6 +386,30 @@ class StateStore:
                              (time.time(), mid, token))
             if cur.rowcount == 0:
                 raise LeaseHeld(f"migration '{mid}': this runner's lease was taken over; stopping")
+
+    @contextmanager
+    def lease_kept(self, mid: str, token: str | None, every_s: float = lease.LEASE_TTL_S / 6) -> Iterator[None]:
+        """Renew lease ``token`` (if any) every ``every_s`` on a daemon thread while the body
+        runs: long work without checkpoints (full verification) keeps its lease live."""
+        if token is None:
+            yield
+            return
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(every_s):
+                try:
+                    self.renew_lease(mid, token)
+                except StateError:
+                    return  # taken over: the next state change refuses this runner
+
+        keeper = threading.Thread(target=renew, name="vmkit-lease", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join(timeout=5)
 
     def release_lease(self, mid: str, token: str) -> None:
         lease.drop(token)  # first: a failed release still leaves no live holder here

@@ -86,7 +86,8 @@ def same_vector(want: np.ndarray, got: np.ndarray, normalized: bool) -> bool:
 
 def migrate(case_list: list[Case], kind: str, state: Path, target: str, mid: str = "bad"):
     uri = corpus.register(f"corpus-{kind}", [c.batch() for c in case_list])
-    m = Migration.create(uri, target, migration_id=mid, state=state, sample_rate=1.0)
+    # A corpus of nothing but bad cases: the breaker (its own tests) would rightly stop it.
+    m = Migration.create(uri, target, migration_id=mid, state=state, sample_rate=1.0, max_reject_rate=0)
     return m, m.run()
 
 

@@ -21,8 +21,20 @@ from vmkit.cli.common import (
 migrate_app = typer.Typer(help="Start, resume, stop or roll back a migration.", no_args_is_help=True)
 
 
+MaxRejectRateOpt = typer.Option(
+    None, "--max-reject-rate", min=0.0, max=1.0,
+    help="Stop when target refusals and unreadable source records pass this share of the "
+         "records read over the last 10 batches (default 0.01; 0 disables).")
+AcceptUnreadableOpt = typer.Option(
+    False, "--accept-unreadable",
+    help="Let the migration complete although some source records could not be read "
+         "(they stay in the dead-letter table).")
+
+
 def _drive(migration: Any, max_batches: Optional[int], progress: bool) -> None:
-    """Run a migration with text progress; exit 1 unless it completed or stopped cleanly."""
+    """Run a migration with text progress. Exit 0 when it completed clean or stopped cleanly,
+    1 when the copy ended but the migration could not complete (verification failed, unreadable
+    source records), 3 when it completed with rejected records."""
     status = _run(migration.status)
     update, close = _progress_bar(status.expected_records) if progress else (None, lambda: None)
     try:
@@ -30,10 +42,28 @@ def _drive(migration: Any, max_batches: Optional[int], progress: bool) -> None:
     finally:
         close()
     typer.echo(str(status))
-    if status.state == "in_progress" and status.scan_done and status.verification == "failed":
+    if status.state == "completed" and status.records_rejected:
+        typer.echo(f"completed with {status.records_rejected} rejected records: "
+                   f"vmkit rejections --id {status.id}")
+        raise typer.Exit(3)
+    if status.state == "in_progress" and status.scan_done:
+        why = (f"full verification failed (`vmkit validate --id {status.id} --full` lists every id; "
+               f"`vmkit migrate repair --id {status.id}` copies them again)"
+               if status.verification == "failed" else
+               status.last_errors[0] if status.last_errors else f"see `vmkit status --id {status.id}`")
+        typer.echo(f"not completed: {why}")
         raise typer.Exit(1)
     if status.state == "in_progress":
         typer.echo(f"stopped; resume with: vmkit migrate resume --id {status.id}")
+
+
+def _set_options(migration: Any, max_reject_rate: Optional[float], accept_unreadable: bool) -> None:
+    changes: dict[str, Any] = {}
+    if max_reject_rate is not None:
+        changes["max_reject_rate"] = max_reject_rate
+    if accept_unreadable:
+        changes["accept_unreadable"] = True
+    _run(lambda: migration.update_options(**changes))
 
 
 def _refuse_nonempty_target(store: Any, migration_id: Optional[str], target: str) -> None:
@@ -81,6 +111,8 @@ def migrate_start(
                                        help="Start a new migration even if the target holds records."),
     namespaces: str = NamespacesOpt,
     namespace_collection: str = NsCollectionOpt,
+    max_reject_rate: Optional[float] = MaxRejectRateOpt,
+    accept_unreadable: bool = AcceptUnreadableOpt,
     state: Optional[Path] = StateOpt,
 ) -> None:
     """Plan and run a migration. Starting an existing id continues it (a finished one is left as
@@ -99,6 +131,7 @@ def migrate_start(
             batch_size=batch_size, sample_rate=sample_rate, min_similarity=min_similarity, verify=verify,
             namespace_policy=namespaces, namespace_collection=namespace_collection))
         typer.echo(str(migration.plan))
+    _set_options(migration, max_reject_rate, accept_unreadable)
     _drive(migration, max_batches, progress)
 
 
@@ -110,6 +143,8 @@ def migrate_resume(
     plan_file: Optional[Path] = typer.Option(None, "--plan", help="Resume with this plan instead."),
     accept_plan_change: bool = typer.Option(False, "--accept-plan-change",
                                             help="Allow a --plan that changes what happens to the data."),
+    max_reject_rate: Optional[float] = MaxRejectRateOpt,
+    accept_unreadable: bool = AcceptUnreadableOpt,
     state: Optional[Path] = StateOpt,
 ) -> None:
     """Continue from the last checkpoint."""
@@ -119,6 +154,7 @@ def migrate_resume(
     new_plan = _load_plan(plan_file)
     if new_plan is not None:
         _run(lambda: migration.replan(new_plan, accept_change=accept_plan_change))
+    _set_options(migration, max_reject_rate, accept_unreadable)
     _drive(migration, max_batches, progress)
 
 
@@ -145,3 +181,20 @@ def migrate_rollback(
 
     migration = _run(lambda: Migration.open(migration_id, _store(state)))
     typer.echo(str(_run(lambda: migration.rollback(drop_target=drop_target))))
+
+
+@migrate_app.command("repair")
+def migrate_repair(migration_id: str = IdOpt, state: Optional[Path] = StateOpt) -> None:
+    """After a failed full verification (or unreadable source records): copy the records found
+    missing or different again, delete extra ones vmkit wrote, verify again. Exit as migrate
+    resume does: 0 completed, 3 completed with rejections, 1 still not completed."""
+    from vmkit.runner import Migration
+
+    migration = _run(lambda: Migration.open(migration_id, _store(state)))
+    typer.echo(str(_run(migration.repair)))
+    status = _run(migration.status)
+    typer.echo(str(status))
+    if status.state == "completed" and status.records_rejected:
+        raise typer.Exit(3)
+    if status.state != "completed":
+        raise typer.Exit(1)

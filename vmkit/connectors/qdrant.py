@@ -301,6 +301,12 @@ def _metric(params: Any) -> str:
     return _FROM_QDRANT[str(getattr(params.distance, "value", params.distance))]
 
 
+# 400s about the collection, not the records in the request: every write would fail alike, so
+# they stop the run instead of being bisected into dead letters (server messages, qdrant
+# lib/collection/src/operations/types.rs: "Vector dimension error", "Not existing vector name").
+_COLLECTION_LEVEL = ("Vector dimension error", "Not existing vector name", "Not found: Collection")
+
+
 def _classify(exc: Exception, secret: str = "") -> Exception:
     """Transient: 429, 5xx, timeouts and connection trouble. Everything else is terminal.
     The message is one line, with the API key scrubbed should a server or proxy echo it."""
@@ -311,7 +317,9 @@ def _classify(exc: Exception, secret: str = "") -> Exception:
     if status is not None:
         if status == 429 or status >= 500:
             return TransientError(msg, retry_after=_retry_after(exc))
-        return InvalidData(msg) if status in (400, 422) else TerminalError(msg)
+        if status in (400, 422) and not any(m in text for m in _COLLECTION_LEVEL):
+            return InvalidData(msg)
+        return TerminalError(msg)
     if name in {"ResponseHandlingException", "ConnectError", "ReadTimeout", "WriteTimeout",
                 "ConnectTimeout", "RemoteProtocolError", "TimeoutException"}:
         return TransientError(msg)
