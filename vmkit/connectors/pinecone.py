@@ -18,6 +18,12 @@
 - ``rate_limits=list:400,fetch:200`` requests a second where the index's limits were raised
                        (default: the documented ones; ``off``: no pacing; see pinecone_rates)
 
+Ids, namespaces and list prefixes may hold any ASCII character but NUL (space, ``+``, ``%``,
+``&``, ``#`` included): the reads that put them in a query string encode them so the service
+reads them as written (see pinecone_wire). In this URI, write a ``+`` in a namespace as
+``%2B`` (a ``+`` in a URI's query reads as a space). A namespace the service answers "not
+found" for is empty to every read and delete.
+
 Reads (scan, sample, fetch) live in ``pinecone_read``: reading the whole index in
 ``pinecone_scan``, with its cursor format, or in ``pinecone_ids_file`` for an ``ids_file``;
 sampling it for a profile in ``pinecone_sample``;

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import quote_plus
 
 import numpy as np
 import orjson
@@ -15,6 +14,7 @@ from vmkit.connectors.base import Connector
 from vmkit.connectors.pinecone_ids_file import sample_ids_file, scan_ids_file
 from vmkit.connectors.pinecone_sample import query_sample
 from vmkit.connectors.pinecone_scan import canonical_ns
+from vmkit.connectors.pinecone_wire import encoded_len, fetch_vectors, namespace_missing
 from vmkit.connectors.pinecone_write import FETCH_IDS
 from vmkit.errors import ConfigError, TerminalError
 from vmkit.records import RecordBatch, RecordId, SparseVector
@@ -92,19 +92,32 @@ class PineconeReads:
         (values and metadata, as ``records_of`` takes them) if asked."""
         index = self.data_plane()
         self.pace("query", namespace)
-        with self.errors("query"):
-            return list(index.query(vector=point.tolist(), top_k=top_k, namespace=namespace,
-                                    include_values=records, include_metadata=records).matches)
+        try:
+            with self.errors("query"):
+                return list(index.query(vector=point.tolist(), top_k=top_k, namespace=namespace,
+                                        include_values=records, include_metadata=records).matches)
+        except TerminalError as exc:
+            if namespace_missing(exc):  # 404 "Namespace not found": an empty namespace
+                return []
+            raise
 
     def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
+        """The records of ``ids`` that ``namespace`` holds, in the order asked; ids it does
+        not hold are absent."""
         namespace = canonical_ns(namespace)
         wanted = [str(i) for i in ids]
         found: dict[str, Any] = {}
         index = self.data_plane()
         for chunk in _url_chunks(list(dict.fromkeys(wanted))):
             self.pace("fetch")
-            with self.errors("fetch"):
-                found.update(index.fetch(ids=chunk, namespace=namespace).vectors)
+            try:
+                with self.errors("fetch"):
+                    found.update(fetch_vectors(index, chunk, namespace).vectors)
+            except TerminalError as exc:
+                if not namespace_missing(exc):
+                    raise
+                found.clear()  # 404 "Namespace not found": it holds none of them
+                break
         return self.records_of([found[i] for i in dict.fromkeys(wanted) if i in found], namespace)
 
     def records_of(self, rows: Sequence[Any], namespace: str) -> RecordBatch:
@@ -127,7 +140,7 @@ def _url_chunks(ids: list[str]) -> Iterator[list[str]]:
     """Runs of ids within the fetch limits: 1000 ids and _FETCH_URL_BYTES of query string."""
     start, used = 0, 0
     for i, rid in enumerate(ids):
-        size = len(quote_plus(rid)) + 5  # "&ids="
+        size = encoded_len(rid) + 5  # "&ids="
         if i > start and (i - start == FETCH_IDS or used + size > _FETCH_URL_BYTES):
             yield ids[start:i]
             start, used = i, 0

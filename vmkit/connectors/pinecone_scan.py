@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from vmkit.connectors.pinecone_split import LIST_PAGE, FirstPage, PrefixSplit
+from vmkit.connectors.pinecone_wire import list_page, namespace_missing
 from vmkit.connectors.read_ahead import ReadAhead
-from vmkit.errors import TransientError
+from vmkit.errors import TerminalError, TransientError
 from vmkit.records import RecordBatch
 
 if TYPE_CHECKING:
@@ -212,12 +213,16 @@ class ListScan:
             self._conn.pace("list")
             try:
                 with self._conn.errors("list"):
-                    page = index.list_paginated(namespace=ns, prefix=prefix or None, pagination_token=token,
-                                                limit=min(LIST_PAGE, limit - len(ids)))
+                    page = list_page(index, ns, prefix or None, min(LIST_PAGE, limit - len(ids)), token)
             except TransientError:
                 if not ids:
                     raise
                 log.debug("list interrupted after %d ids; returning those", len(ids))
+                break
+            except TerminalError as exc:
+                if not namespace_missing(exc):
+                    raise
+                token = None  # 404 "Namespace not found": it holds no (more) ids
                 break
             page_ids = [v.id for v in page.vectors]
             ids.extend(page_ids)
