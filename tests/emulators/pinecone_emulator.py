@@ -15,6 +15,7 @@ Faults (``emu.faults``, changeable while running) apply to data-plane requests::
     emu.faults.latency_ms = 20      # added to every request
     emu.faults.lag_ms = 300         # writes become visible to fetch/list/query/stats this late
     emu.faults.inject(429, retry_after=2, times=4, op="upsert")   # exact, for one test
+    emu.faults.unfetchable = {"doc-7"}  # ids that list and query but a fetch never returns
 
 Query strings are read strictly, as the service reads them: ``+`` is a literal plus and only
 ``%20`` is a space (see ``parse_query``). A fetch, list, query or delete naming a namespace that
@@ -77,6 +78,7 @@ class Faults:
     lag_ms: float = 0.0
     ops: frozenset[str] = DATA_OPS
     seed: int = 0
+    unfetchable: set[str] = field(default_factory=set)  # ids a fetch never returns
     injected: int = 0  # faults served so far
     _script: deque = field(default_factory=deque, repr=False)
     _burst_left: int = 0
@@ -96,6 +98,7 @@ class Faults:
         self.rate_429 = self.rate_5xx = self.ghost_writes = self.latency_ms = self.lag_ms = 0.0
         self.retry_after, self._burst_left = None, 0
         self._script.clear()
+        self.unfetchable = set()
 
     def pick(self, op: str) -> tuple[ApiFailure | None, bool]:
         """The fault for this request, if any, and whether the write still applies."""
@@ -330,6 +333,8 @@ class PineconeEmulator:
                 out = state.upsert(body, lag)
             elif op == "fetch":
                 out = state.fetch(query.get("ids", []), entry.namespace)
+                for rid in self.faults.unfetchable & set(out["vectors"]):
+                    del out["vectors"][rid]
             elif op == "list":
                 limit = (query.get("limit") or ["100"])[0]
                 if not limit.isdigit():

@@ -95,12 +95,14 @@ class ListScan:
                 streams.append([ns, prefix, token])
             self._list_window(streams, limit)  # its newcomer starts before this batch's fetches end
             self._forget_all_but(streams, limit)
-            if ids:
-                batch = RecordBatch.concat([f.result() for f in fetches])
+            if ids:  # every id listed comes back: a record, or a source_unreadable rejection
+                parts = [f.result() for f in fetches]
+                batch = RecordBatch.concat(parts) if any(map(len, parts)) \
+                    else RecordBatch.empty(self._conn.dimension())
                 batch.namespace = ns
-                if len(batch):
-                    return batch, orjson.dumps({"open": streams, "after": after}).decode()
-            # else nothing listed, or the listed ids vanished before the fetch: next turn
+                batch.rejected = [r for p in parts for r in p.rejected]
+                return batch, orjson.dumps({"open": streams, "after": after}).decode()
+            # else nothing listed: next turn
 
     def _top_up(self, streams: list[_Stream], after: str | None) -> str | None:
         """Open the next namespace's streams (all its prefixes at once) while fewer than
@@ -182,7 +184,7 @@ class ListScan:
         held: list[str] = []
 
         def fetch_held() -> None:
-            futures.append(fetchers.submit(self._conn.fetch, list(held), ns))
+            futures.append(fetchers.submit(self._conn.fetch_listed, list(held), ns))
             held.clear()
 
         def on_page(page: list[str]) -> None:
