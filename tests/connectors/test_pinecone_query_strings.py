@@ -157,3 +157,27 @@ def test_a_missing_namespace_is_empty_to_reads_and_deletes(odd: PineconeEmulator
     odd.indexes.pop("odd")  # a missing index is still an error, not an empty namespace
     with pytest.raises(TerminalError, match="404"):
         connect("pinecone://odd?host=" + odd.host("odd")).fetch(["plain"])
+
+
+def test_without_the_sdk_seam_a_space_is_refused_not_misread() -> None:
+    """Should a later SDK lose ``Index._http``/``_adapter``, its public methods serve values
+    they encode soundly, and a value with a space raises rather than read another record."""
+    from vmkit.connectors import pinecone_wire
+
+    class PublicOnly:
+        def fetch(self, ids: list, namespace: str) -> tuple:
+            return ("fetch", ids, namespace)
+
+        def list_paginated(self, **kw: Any) -> tuple:
+            return ("list", kw)
+
+    idx = PublicOnly()
+    assert pinecone_wire.fetch_vectors(idx, ["a+b", "c%d", "e&f", "#"], "n&s") == \
+        ("fetch", ["a+b", "c%d", "e&f", "#"], "n&s")
+    assert pinecone_wire.list_page(idx, "ns", "p+", 5, None)[0] == "list"
+    for call in (lambda: pinecone_wire.fetch_vectors(idx, ["doc 1"], ""),
+                 lambda: pinecone_wire.fetch_vectors(idx, ["doc"], "ns x"),
+                 lambda: pinecone_wire.list_page(idx, "ns x", None, 5, None),
+                 lambda: pinecone_wire.list_page(idx, "", "a ", 5, None)):
+        with pytest.raises(TerminalError, match="space"):
+            call()

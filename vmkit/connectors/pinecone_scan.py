@@ -224,6 +224,7 @@ class ListScan:
             except TerminalError as exc:
                 if not namespace_missing(exc):
                     raise
+                log.debug("namespace %r not found: listed as empty", ns)
                 token = None  # 404 "Namespace not found": it holds no (more) ids
                 break
             page_ids = [v.id for v in page.vectors]
