@@ -710,11 +710,17 @@ def test_ids_file_scan_and_resume(emu: PineconeEmulator, tmp_path: Path) -> None
         [f"prod\tp{i}" for i in range(12)] + ["__default__\td0"]
     path = tmp_path / "ids.txt"
     path.write_text("\n".join(lines) + "\n")
-    uri = f"pinecone://pods?ids_file={path}"
+    uri = f"pinecone://pods?ids_file={path}&refetch_wait=0"
     assert connect(uri).capabilities.can_list
     seen, cursors = _scan_all(uri, 10)
     assert seen == [("", f"d{i}") for i in range(25)] + [("prod", f"p{i}") for i in range(12)] \
         + [("", "d0")]
+    # an id the file names and the index lacks is handed over as unreadable, not skipped
+    conn = connect(uri)
+    batch, _ = conn.scan(orjson.dumps({"offset": len("\n".join(lines[:26])) + 1, "line": 26}).decode(), 10)
+    assert [(r.namespace, r.record_id, r.field) for r in batch.rejected] == \
+        [("", "missing-id", "source_unreadable")]
+    assert batch.ids == [] and "5 fetches" in batch.rejected[0].reason
     for cursor, done in cursors[:-1]:
         assert _scan_all(uri, 10, cursor)[0] == seen[done:]
     only, _ = _scan_all(uri + "&namespace=prod", 5)

@@ -212,7 +212,9 @@ def test_list_is_bytewise_paginated_and_prefixed(emu: PineconeEmulator) -> None:
     assert exact.pagination is not None
     tail = idx.list_paginated(limit=12, pagination_token=exact.pagination.next)
     assert tail.vectors == [] and tail.pagination is None  # ... and the next page is empty
-    assert idx.list_paginated(namespace="nowhere").vectors == []
+    with pytest.raises(NotFoundError) as err:  # a namespace that does not exist
+        idx.list_paginated(namespace="nowhere")
+    assert err.value.body == {"code": 5, "message": "Namespace not found", "details": []}
 
 
 def test_list_limits_tokens_and_pods(emu: PineconeEmulator) -> None:

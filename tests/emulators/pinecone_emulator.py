@@ -15,6 +15,11 @@ Faults (``emu.faults``, changeable while running) apply to data-plane requests::
     emu.faults.latency_ms = 20      # added to every request
     emu.faults.lag_ms = 300         # writes become visible to fetch/list/query/stats this late
     emu.faults.inject(429, retry_after=2, times=4, op="upsert")   # exact, for one test
+    emu.faults.unfetchable = {"doc-7"}  # ids that list and query but a fetch never returns
+
+Query strings are read strictly, as the service reads them: ``+`` is a literal plus and only
+``%20`` is a space (see ``parse_query``). A fetch, list, query or delete naming a namespace that
+does not exist is answered 404 ``{"code": 5, "message": "Namespace not found"}``.
 
 The documented request-per-second limits hold as on the service (``emu.rates``, see
 ``pinecone_rates.py``): ``emu.rates.limits["fetch"] = 20`` lowers one, ``emu.rates.limits = {}``
@@ -35,7 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import orjson
@@ -73,6 +78,7 @@ class Faults:
     lag_ms: float = 0.0
     ops: frozenset[str] = DATA_OPS
     seed: int = 0
+    unfetchable: set[str] = field(default_factory=set)  # ids a fetch never returns
     injected: int = 0  # faults served so far
     _script: deque = field(default_factory=deque, repr=False)
     _burst_left: int = 0
@@ -92,6 +98,7 @@ class Faults:
         self.rate_429 = self.rate_5xx = self.ghost_writes = self.latency_ms = self.lag_ms = 0.0
         self.retry_after, self._burst_left = None, 0
         self._script.clear()
+        self.unfetchable = set()
 
     def pick(self, op: str) -> tuple[ApiFailure | None, bool]:
         """The fault for this request, if any, and whether the write still applies."""
@@ -304,7 +311,7 @@ class PineconeEmulator:
         op = entry.op = _DATA_ROUTES.get((method, url.path), "?")
         if op == "?":
             raise ApiFailure(404, f"No route for {method} {url.path}", "NOT_FOUND")
-        query = parse_qs(url.query, keep_blank_values=True)
+        query = parse_query(url.query)
         body = _json(raw) if method == "POST" else {}
         entry.namespace = body.get("namespace", (query.get("namespace") or [None])[0])
         entry.records = len(body.get("vectors") or body.get("ids") or query.get("ids") or [])
@@ -326,6 +333,8 @@ class PineconeEmulator:
                 out = state.upsert(body, lag)
             elif op == "fetch":
                 out = state.fetch(query.get("ids", []), entry.namespace)
+                for rid in self.faults.unfetchable & set(out["vectors"]):
+                    del out["vectors"][rid]
             elif op == "list":
                 limit = (query.get("limit") or ["100"])[0]
                 if not limit.isdigit():
@@ -342,6 +351,25 @@ class PineconeEmulator:
         if failure is not None:
             raise failure  # a ghost write: applied, yet the client hears an error
         return out
+
+
+def parse_query(query: str) -> dict[str, list[str]]:
+    """A query string read strictly, as the service reads it: ``%XX`` decoded, ``+`` kept as a
+    literal plus. Not ``parse_qs``, which reads ``+`` as a space (form encoding).
+
+    Where this comes from: the pinecone 10.2 SDK (``pinecone/index/__init__.py``,
+    ``Index.fetch`` and ``Index.list_paginated``) passes ``params`` to httpx, which writes a
+    space as ``+`` (``fetch(ids=["doc 1"], namespace="ns x")`` goes out as
+    ``/vectors/fetch?ids=doc+1&namespace=ns+x``), and the service read such a ``+`` as a plus
+    when an earlier SDK encoded spaces that way (pinecone-io/python-sdk#372: "no results
+    returned, even when vector exists"). An emulator that decoded ``+`` as a space would hide
+    the records that request loses."""
+    out: dict[str, list[str]] = {}
+    for part in query.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            out.setdefault(unquote(key), []).append(unquote(value))
+    return out
 
 
 def _json(raw: bytes) -> dict[str, Any]:

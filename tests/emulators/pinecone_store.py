@@ -12,6 +12,10 @@ and Pinecone's published limits:
 - fetch and delete: at most 1000 ids. list: limit 1..100, ids in bytewise order, a
   ``pagination.next`` token whenever a page is full, none on the last page; serverless only.
 - the default namespace is ``""`` on the wire, ``"__default__"`` in stats and as an alias.
+- a namespace exists once a record was upserted into it (the default one included); fetch,
+  list, query and delete on one that does not are answered 404 ``{"code": 5, "message":
+  "Namespace not found"}``, as the service answers a delete (and public fakes of it a fetch or
+  query) for a missing namespace.
 
 Not emulated (answered 400 or 404): metadata filters, update, the namespaces and imports APIs,
 document indexes, gRPC.
@@ -220,6 +224,13 @@ class IndexState:
             "tags": None,
         }
 
+    def existing(self, name: Any) -> Namespace:
+        """The namespace a read or delete names, or the service's 404 for a missing one."""
+        space = self.ns(name)
+        if space is None:
+            raise ApiFailure(404, "Namespace not found", "NOT_FOUND")
+        return space
+
     def ns(self, name: Any, create: bool = False) -> Namespace | None:
         key = _canonical_ns(name)
         space = self.namespaces.get(key)
@@ -274,8 +285,7 @@ class IndexState:
             raise bad("ids must contain at least one id")
         if len(ids) > MAX_IDS:
             raise bad(f"Max IDs per fetch is {MAX_IDS}, got {len(ids)}")
-        space = self.ns(namespace)
-        rows = space.rows if space else {}
+        rows = self.existing(namespace).rows
         found = {rid: rows[rid].wire(rid) for rid in ids if rid in rows}
         return {"vectors": found, "namespace": namespace or "",
                 "usage": {"readUnits": max(1, len(found) // 10)}}
@@ -286,12 +296,12 @@ class IndexState:
                       "available on serverless indexes only")
         if not 1 <= limit <= LIST_LIMIT_MAX:
             raise bad(f"limit must be between 1 and {LIST_LIMIT_MAX}, got {limit}")
-        space = self.ns(namespace)
-        ids = space.sorted_ids() if space else []
+        after = _untoken(token) if token else None  # a forged token is a 400 first
+        ids = self.existing(namespace).sorted_ids()
         pre = prefix.encode()
         start = bisect.bisect_left(ids, pre)
-        if token:
-            start = max(start, bisect.bisect_right(ids, _untoken(token)))
+        if after is not None:
+            start = max(start, bisect.bisect_right(ids, after))
         page = []
         for key in ids[start:]:
             if not key.startswith(pre) or len(page) == limit:
@@ -309,8 +319,8 @@ class IndexState:
             raise bad(f"topK must be an integer between 1 and {TOP_K_MAX}")
         if body.get("filter"):
             raise bad("metadata filters are not supported by this emulator")
-        space = self.ns(body.get("namespace"))
-        rows = space.rows if space else {}
+        space = self.existing(body.get("namespace"))
+        rows = space.rows
         dense, sparse = body.get("vector"), body.get("sparseVector")
         if body.get("id") is not None:
             rec = rows.get(body["id"])
@@ -379,9 +389,8 @@ class IndexState:
             raise bad("Must specify one of ids, delete_all, or filter")
         if ids and len(ids) > MAX_IDS:
             raise bad(f"Max IDs per delete is {MAX_IDS}, got {len(ids)}")
-        space = self.ns(body.get("namespace"))
-        if space is not None:
-            space.write("delete_all" if delete_all else "delete", list(ids or []), lag_s)
+        space = self.existing(body.get("namespace"))
+        space.write("delete_all" if delete_all else "delete", list(ids or []), lag_s)
         return {}
 
     def stats(self, body: dict[str, Any]) -> dict[str, Any]:

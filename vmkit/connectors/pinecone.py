@@ -17,6 +17,15 @@
 - ``split_above=5000`` records (see pinecone_scan)
 - ``rate_limits=list:400,fetch:200`` requests a second where the index's limits were raised
                        (default: the documented ones; ``off``: no pacing; see pinecone_rates)
+- ``refetch_attempts=5&refetch_wait=0.5``  fetches of a listed id the service does not return
+                       (waiting 0.5 s, then twice as long each time, at most 8 s) before the
+                       scan hands it over as a ``source_unreadable`` rejection (never dropped)
+
+Ids, namespaces and list prefixes may hold any ASCII character but NUL (space, ``+``, ``%``,
+``&``, ``#`` included): the reads that put them in a query string encode them so the service
+reads them as written (see pinecone_wire). In this URI, write a ``+`` in a namespace as
+``%2B`` (a ``+`` in a URI's query reads as a space). A namespace the service answers "not
+found" for is empty to every read and delete.
 
 Reads (scan, sample, fetch) live in ``pinecone_read``: reading the whole index in
 ``pinecone_scan``, with its cursor format, or in ``pinecone_ids_file`` for an ``ids_file``;
@@ -107,6 +116,13 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
             self.ready_timeout = float(self.params.get("ready_timeout", 600))
         except ValueError:
             raise ConfigError("ready_timeout must be a number of seconds") from None
+        self.refetch_attempts = self.int_param("refetch_attempts", 5, 1, 100)
+        try:
+            self.refetch_wait = float(self.params.get("refetch_wait", 0.5))
+        except ValueError:
+            self.refetch_wait = -1.0
+        if not 0 <= self.refetch_wait <= 60:
+            raise ConfigError("refetch_wait must be a number of seconds from 0 to 60")
         self._lock = threading.RLock()
         streams = self.int_param("list_streams", 4, 1, 64)
         self._list_scan = ListScan(self, streams, self.int_param("split_above", 5_000, 1))

@@ -50,12 +50,13 @@ def scan_ids_file(conn: PineconeConnector, state: dict[str, Any] | None, limit: 
                 ids.append(rid)
             cursor = orjson.dumps({"offset": f.tell(), "line": line}).decode()
             if ns is not None:
-                batch = conn.fetch(ids, ns)
-                if missing := len(ids) - len(batch):
+                # an id the file names and the index does not return is a source_unreadable
+                # rejection (after re-fetches), never skipped
+                batch = conn.fetch_listed(ids, ns)
+                if batch.rejected:
                     log.warning("%d ids from ids_file (before line %d) are not in index '%s'",
-                                missing, line, conn.index_name)
-                if len(batch) or not more:
-                    return batch, cursor if more else None
+                                len(batch.rejected), line, conn.index_name)
+                return batch, cursor if more else None
             if not more:
                 return RecordBatch.empty(conn.dimension()), None
 

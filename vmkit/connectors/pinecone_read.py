@@ -4,20 +4,23 @@ sample pinecone_sample)."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import quote_plus
 
 import numpy as np
 import orjson
+from tenacity import Retrying, retry_if_result, stop_after_attempt, wait_exponential
 
 from vmkit.connectors.base import Connector
 from vmkit.connectors.pinecone_ids_file import sample_ids_file, scan_ids_file
 from vmkit.connectors.pinecone_sample import query_sample
 from vmkit.connectors.pinecone_scan import canonical_ns
+from vmkit.connectors.pinecone_wire import encoded_len, fetch_vectors, namespace_missing
 from vmkit.connectors.pinecone_write import FETCH_IDS
 from vmkit.errors import ConfigError, TerminalError
-from vmkit.records import RecordBatch, RecordId, SparseVector
+from vmkit.records import SOURCE_UNREADABLE, RecordBatch, RecordId, Rejection, SparseVector
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -28,6 +31,9 @@ if TYPE_CHECKING:
 # fetch is a GET with every id in the query string; proxies cap request lines at 8-64 KB, so a
 # request also stays under this many encoded bytes (1000 UUIDs fit in about 3 requests)
 _FETCH_URL_BYTES = 16_000
+_REFETCH_CAP_S = 8.0  # longest pause between two fetches of listed ids not returned yet
+
+log = logging.getLogger("vmkit.connectors.pinecone")
 
 
 class ListUnsupported(ConfigError, TerminalError):
@@ -41,6 +47,8 @@ class PineconeReads:
         ids_file: str | None
         namespace: str | None
         index_name: str
+        refetch_attempts: int
+        refetch_wait: float
         _list_scan: ListScan
 
         def data_plane(self) -> Any: ...
@@ -92,20 +100,82 @@ class PineconeReads:
         (values and metadata, as ``records_of`` takes them) if asked."""
         index = self.data_plane()
         self.pace("query", namespace)
-        with self.errors("query"):
-            return list(index.query(vector=point.tolist(), top_k=top_k, namespace=namespace,
-                                    include_values=records, include_metadata=records).matches)
+        try:
+            with self.errors("query"):
+                return list(index.query(vector=point.tolist(), top_k=top_k, namespace=namespace,
+                                        include_values=records, include_metadata=records).matches)
+        except TerminalError as exc:
+            if namespace_missing(exc):  # 404 "Namespace not found": an empty namespace
+                return []
+            raise
 
     def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
+        """The records of ``ids`` that ``namespace`` holds, in the order asked; ids it does
+        not hold are absent (see ``fetch_listed`` for ids a listing named)."""
         namespace = canonical_ns(namespace)
         wanted = [str(i) for i in ids]
         found: dict[str, Any] = {}
         index = self.data_plane()
         for chunk in _url_chunks(list(dict.fromkeys(wanted))):
             self.pace("fetch")
-            with self.errors("fetch"):
-                found.update(index.fetch(ids=chunk, namespace=namespace).vectors)
+            try:
+                with self.errors("fetch"):
+                    found.update(fetch_vectors(index, chunk, namespace).vectors)
+            except TerminalError as exc:
+                if not namespace_missing(exc):
+                    raise
+                found.clear()  # 404 "Namespace not found": it holds none of them
+                break
         return self.records_of([found[i] for i in dict.fromkeys(wanted) if i in found], namespace)
+
+    def fetch_listed(self, ids: Sequence[str], namespace: str) -> RecordBatch:
+        """Every one of ``ids``, which a listing (or the ids file) named: as a record, or, when
+        fetches keep not returning it, as a ``source_unreadable`` rejection, never dropped.
+        The ids a fetch did not return are fetched again with backoff (the service is
+        eventually consistent: a listing can name a record before a fetch returns it),
+        ``refetch_attempts`` fetches in all, waiting ``refetch_wait`` seconds at first and
+        twice as long each time after (at most 8 s)."""
+        namespace = canonical_ns(namespace)
+        wanted = list(dict.fromkeys(ids))
+        parts: list[RecordBatch] = []
+        missing = wanted
+        started = time.monotonic()
+
+        def fetch_missing() -> list[str]:
+            nonlocal missing
+            got = self.fetch(missing, namespace)
+            if len(got):
+                parts.append(got)
+                have = set(got.ids)
+                missing = [i for i in missing if i not in have]
+            return missing
+
+        retrying = Retrying(
+            stop=stop_after_attempt(max(1, self.refetch_attempts)),
+            wait=wait_exponential(multiplier=self.refetch_wait, min=self.refetch_wait,
+                                  max=_REFETCH_CAP_S),
+            retry=retry_if_result(bool),
+            retry_error_callback=lambda state: state.outcome.result() if state.outcome else missing,
+            before_sleep=lambda state: log.debug(
+                "namespace %r: %d listed ids not fetched yet (attempt %d); fetching them again",
+                namespace, len(missing), state.attempt_number),
+        )
+        retrying(fetch_missing)
+        batch = RecordBatch.concat(parts) if parts else RecordBatch.empty(self.dimension(), namespace)
+        if len(parts) > 1:  # back in the order listed
+            row = {rid: i for i, rid in enumerate(batch.ids)}
+            batch = batch.take([row[i] for i in wanted if i in row])
+        batch.namespace = namespace
+        if missing:
+            seconds = time.monotonic() - started
+            log.warning("namespace %r: %d listed ids were not returned by %d fetches over %.1f s; "
+                        "recorded as unreadable (e.g. %r)", namespace, len(missing),
+                        max(1, self.refetch_attempts), seconds, missing[0])
+            reason = (f"listed, but {max(1, self.refetch_attempts)} fetches over {seconds:.1f} s "
+                      "did not return it (deleted since it was listed, or unreadable)")
+            batch.rejected.extend(Rejection(rid, reason, SOURCE_UNREADABLE, namespace)
+                                  for rid in missing)
+        return batch
 
     def records_of(self, rows: Sequence[Any], namespace: str) -> RecordBatch:
         """A batch of the SDK's fetched vectors or query matches (with values and metadata)."""
@@ -127,7 +197,7 @@ def _url_chunks(ids: list[str]) -> Iterator[list[str]]:
     """Runs of ids within the fetch limits: 1000 ids and _FETCH_URL_BYTES of query string."""
     start, used = 0, 0
     for i, rid in enumerate(ids):
-        size = len(quote_plus(rid)) + 5  # "&ids="
+        size = encoded_len(rid) + 5  # "&ids="
         if i > start and (i - start == FETCH_IDS or used + size > _FETCH_URL_BYTES):
             yield ids[start:i]
             start, used = i, 0

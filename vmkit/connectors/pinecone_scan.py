@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from vmkit.connectors.pinecone_split import LIST_PAGE, FirstPage, PrefixSplit
+from vmkit.connectors.pinecone_wire import list_page, namespace_missing
 from vmkit.connectors.read_ahead import ReadAhead
-from vmkit.errors import TransientError
+from vmkit.errors import TerminalError, TransientError
 from vmkit.records import RecordBatch
 
 if TYPE_CHECKING:
@@ -94,12 +95,14 @@ class ListScan:
                 streams.append([ns, prefix, token])
             self._list_window(streams, limit)  # its newcomer starts before this batch's fetches end
             self._forget_all_but(streams, limit)
-            if ids:
-                batch = RecordBatch.concat([f.result() for f in fetches])
+            if ids:  # every id listed comes back: a record, or a source_unreadable rejection
+                parts = [f.result() for f in fetches]
+                batch = RecordBatch.concat(parts) if any(map(len, parts)) \
+                    else RecordBatch.empty(self._conn.dimension())
                 batch.namespace = ns
-                if len(batch):
-                    return batch, orjson.dumps({"open": streams, "after": after}).decode()
-            # else nothing listed, or the listed ids vanished before the fetch: next turn
+                batch.rejected = [r for p in parts for r in p.rejected]
+                return batch, orjson.dumps({"open": streams, "after": after}).decode()
+            # else nothing listed: next turn
 
     def _top_up(self, streams: list[_Stream], after: str | None) -> str | None:
         """Open the next namespace's streams (all its prefixes at once) while fewer than
@@ -181,7 +184,7 @@ class ListScan:
         held: list[str] = []
 
         def fetch_held() -> None:
-            futures.append(fetchers.submit(self._conn.fetch, list(held), ns))
+            futures.append(fetchers.submit(self._conn.fetch_listed, list(held), ns))
             held.clear()
 
         def on_page(page: list[str]) -> None:
@@ -212,12 +215,17 @@ class ListScan:
             self._conn.pace("list")
             try:
                 with self._conn.errors("list"):
-                    page = index.list_paginated(namespace=ns, prefix=prefix or None, pagination_token=token,
-                                                limit=min(LIST_PAGE, limit - len(ids)))
+                    page = list_page(index, ns, prefix or None, min(LIST_PAGE, limit - len(ids)), token)
             except TransientError:
                 if not ids:
                     raise
                 log.debug("list interrupted after %d ids; returning those", len(ids))
+                break
+            except TerminalError as exc:
+                if not namespace_missing(exc):
+                    raise
+                log.debug("namespace %r not found: listed as empty", ns)
+                token = None  # 404 "Namespace not found": it holds no (more) ids
                 break
             page_ids = [v.id for v in page.vectors]
             ids.extend(page_ids)

@@ -20,6 +20,7 @@ import orjson
 from vmkit.batching import split_batch
 from vmkit.connectors.base import TargetSpec
 from vmkit.connectors.pinecone_scan import canonical_ns
+from vmkit.connectors.pinecone_wire import namespace_missing
 from vmkit.errors import InvalidData, TerminalError, TransientError
 from vmkit.records import RecordBatch, RecordId, Rejection
 
@@ -121,8 +122,13 @@ class PineconeWrites:
             chunk = wanted[start:start + FETCH_IDS]
             self.pace("delete", namespace)
             self.pace("delete_records", namespace, len(chunk))
-            with self.errors("delete"):
-                index.delete(ids=chunk, namespace=canonical_ns(namespace))
+            try:
+                with self.errors("delete"):
+                    index.delete(ids=chunk, namespace=canonical_ns(namespace))
+            except TerminalError as exc:
+                if namespace_missing(exc):  # 404 "Namespace not found": nothing to delete
+                    return
+                raise
 
     def create(self, spec: TargetSpec) -> None:
         metric = TO_PINECONE.get(spec.metric)
