@@ -77,8 +77,7 @@ def test_a_batch_whose_ids_all_fail_to_fetch_is_still_returned(odd: PineconeEmul
 
 def test_a_migration_dead_letters_the_unreadable_id(odd: PineconeEmulator, tmp_path) -> None:
     """Through the runner: the rejection lands in the dead-letter table with its namespace
-    and reason, and is counted as read (whether the run may then call itself completed is
-    the runner's rule, not tested here)."""
+    and reason, is counted as read, and keeps the migration from completed."""
     from vmkit import Migration
 
     odd.faults.unfetchable = {"doc 1"}
@@ -91,3 +90,7 @@ def test_a_migration_dead_letters_the_unreadable_id(odd: PineconeEmulator, tmp_p
     assert all("5 fetches" in reason for *_, reason in rows)
     assert st.records_read == 2 * len(ODD_IDS) == st.records_written + st.records_rejected
     assert st.records_rejected == 2
+    assert st.state == "in_progress" and st.scan_done
+    assert "2 source records could not be read" in st.last_errors[0]
+    unreadable = m.store.query("SELECT namespace, record_id FROM rejections WHERE field=?", SOURCE_UNREADABLE)
+    assert sorted(unreadable) == [("", "doc 1"), (ODD_NS, "doc 1")]
