@@ -22,7 +22,7 @@ from vmkit.notebooks import NOTEBOOKS, notebook_path, run_notebook
 RECORDS, DIM = 2000, 32
 CANARY = "canary-7f3a9c1e-do-not-leak"
 PARAMS_02 = {"source", "target", "migration_id", "batch_size", "sample_rate", "min_similarity",
-             "max_batches", "interactive", "state_path", "records", "dim"}
+             "max_batches", "interactive", "repair", "state_path", "records", "dim"}
 
 
 @pytest.fixture(scope="module")
@@ -220,3 +220,25 @@ m = Migration.create("memory://src", "memory://dst", migration_id="k", state={st
     logged = [o["text"] for w in state.values() if w["model_name"] == "OutputModel"
               for o in w["state"].get("outputs", [])]
     assert "k: completed\n" in logged
+
+
+def test_02_offers_repair_after_a_failed_verification(flow: dict[str, Path], work: dict[str, Path]) -> None:
+    """A record lost by the target after it was copied: the run's full verification fails and
+    the headless notebook says so; run again with ``repair True``, it copies the record again,
+    verifies and completes."""
+    from vmkit.connectors import connect
+    from vmkit.notebooks import demo_target
+
+    batch = 500
+    p = common(work, batch_size=batch, sample_rate=0.0, interactive=False)
+    run_notebook("02", "repairme", {**p, "max_batches": RECORDS // batch - 1}, out_dir=work["out"])
+    with connect(demo_target(work["runs"] / "repairme")) as target:
+        lost = target.scan(None, 1)[0]
+        target.delete(lost.ids, lost.namespace)
+    with pytest.raises(Exception, match="verification failed"):
+        run_notebook("02", "repairme", p, out_dir=work["out"])
+    run_notebook("02", "repairme", {**p, "repair": True}, out_dir=work["out"])
+    (state, verification), = query(work["state"], "SELECT state, verification FROM migrations WHERE id='repairme'")
+    assert (state, verification) == ("completed", "passed")
+    events = str(query(work["state"], "SELECT event, detail FROM events WHERE migration_id='repairme'"))
+    assert "repaired" in events and "1 copied" in events
