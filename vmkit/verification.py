@@ -1,10 +1,16 @@
 """Full verification, before a migration is called completed: every id on both sides and a
 canonical content hash per record (vmkit.fingerprint), with an exact re-check of any hash
 mismatch (cosine-normalizing targets are compared after normalizing, to 1e-6).
+
+Counts reconcile: per source namespace (collection, tenant), the records verification's own
+scan read (mapped + rejected, records the source listed but could not hand over included)
+must equal the source's own count (``Connector.namespace_counts``), taken before and after
+the scan. An eventually consistent source is re-counted until two readings agree (bounded).
 """
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,7 +22,7 @@ from vmkit import kernels
 from vmkit.connectors.base import Connector
 from vmkit.fingerprint import batch_digests, canonical_metadata
 from vmkit.plan import Plan
-from vmkit.records import RecordBatch, RecordId, SparseVector
+from vmkit.records import SOURCE_UNREADABLE, RecordBatch, RecordId, SparseVector
 from vmkit.retry import call_with_retry
 from vmkit.transform import map_batch
 from vmkit.validate import Retry, compare_opts, fetch_visible, same_vectors
@@ -24,6 +30,9 @@ from vmkit.validate import Retry, compare_opts, fetch_visible, same_vectors
 log = logging.getLogger("vmkit.verification")
 
 Key = tuple[str, RecordId]
+# (source namespace, the source's own count after the scan, records the scan read)
+CountMismatch = tuple[str, int, int]
+COUNT_READS = 5  # readings of an eventually consistent source's counts before giving up on stable
 # What a record should be, kept for the exact re-check: vector, metadata, sparse, named vectors.
 Suspect = tuple[np.ndarray, dict[str, Any], SparseVector | None, dict[str, np.ndarray]]
 
@@ -40,10 +49,27 @@ class Verification:
     extra: list[Key] = field(default_factory=list)
     mismatched: list[tuple[Key, str]] = field(default_factory=list)
     seconds: float = 0.0
+    # Per source namespace: {"read": records the scan read, "source": the source's count after
+    # the scan, "source_before": before it}.
+    namespace_counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    count_mismatches: list[CountMismatch] = field(default_factory=list)
+    # (source namespace, source id) the source listed but could not hand over: counted as read
+    # and rejected; the runner keeps the migration from ``completed`` unless they are accepted.
+    unreadable: list[Key] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        return not (self.missing or self.extra or self.mismatched)
+        return not (self.missing or self.extra or self.mismatched or self.count_mismatches)
+
+    def count_problem(self, ns: str) -> str:
+        """Why namespace ``ns`` does not reconcile ("" when it does)."""
+        c = self.namespace_counts.get(ns)
+        if c is None or c["read"] == c["source"] == c["source_before"]:
+            return ""
+        kind = "shortfall" if c["read"] < c["source"] else "excess" if c["read"] > c["source"] else "count"
+        changed = (f"; the source's count changed during the scan (before {c['source_before']})"
+                   if c["source_before"] != c["source"] else "")
+        return (f"namespace {ns!r}: {kind}, source count {c['source']}, read {c['read']}{changed}")
 
     def to_dict(self, limit: int = 1000) -> dict[str, Any]:
         return {
@@ -55,14 +81,23 @@ class Verification:
             "extra": [list(k) for k in self.extra[:limit]],
             "mismatched": [[list(k), why] for k, why in self.mismatched[:limit]],
             "seconds": round(self.seconds, 3),
+            "namespace_counts": {ns: dict(c) for ns, c in self.namespace_counts.items()},
+            "count_mismatches_count": len(self.count_mismatches),
+            "count_mismatches": [list(m) for m in self.count_mismatches[:limit]],
+            "unreadable_count": len(self.unreadable),
+            "unreadable": [list(k) for k in self.unreadable[:limit]],
         }
 
     def lines(self, limit: int | None = 20) -> Iterable[str]:
         """Summary, then ids by problem (``limit`` per kind; None for all)."""
         yield (f"verification {'PASSED' if self.passed else 'FAILED'}: {self.matched} matched, "
                f"{self.rejected} rejected by plan, {len(self.missing)} missing, {len(self.extra)} extra, "
-               f"{len(self.mismatched)} mismatched (source {self.source_records}, target {self.target_records})")
+               f"{len(self.mismatched)} mismatched (source {self.source_records}, target {self.target_records})"
+               + (f", {len(self.count_mismatches)} namespace counts differ" if self.count_mismatches else "")
+               + (f", {len(self.unreadable)} unreadable at the source" if self.unreadable else ""))
         groups = (
+            ("count", [self.count_problem(ns) for ns, _, _ in self.count_mismatches]),
+            ("unreadable", [_fmt(*k) for k in self.unreadable]),
             ("missing", [_fmt(*k) for k in self.missing]),
             ("extra", [_fmt(*k) for k in self.extra]),
             ("mismatched", [f"{_fmt(*k)}: {why}" for k, why in self.mismatched]),
@@ -78,9 +113,15 @@ class Verification:
 
     def _repr_html_(self) -> str:
         color = "#1a7f37" if self.passed else "#cf222e"
-        rows = "".join(f"<li><code>{line.strip()}</code></li>" for line in list(self.lines())[1:51])
-        head = next(iter(self.lines()))
-        return f"<div><b style='color:{color}'>{head}</b><ul>{rows}</ul></div>"
+        rows = "".join(f"<li><code>{html.escape(line.strip())}</code></li>" for line in list(self.lines())[1:51])
+        head = html.escape(next(iter(self.lines())))
+        counts = "".join(
+            f"<tr><td><code>{html.escape(repr(ns))}</code></td><td>{c['read']}</td><td>{c['source']}</td>"
+            f"<td>{'' if not self.count_problem(ns) else '&#10007;'}</td></tr>"
+            for ns, c in list(self.namespace_counts.items())[:50])
+        table = (f"<table><tr><th>namespace</th><th>read</th><th>source count</th><th></th></tr>{counts}</table>"
+                 if counts else "")
+        return f"<div><b style='color:{color}'>{head}</b><ul>{rows}</ul>{table}</div>"
 
 
 def _fmt(ns: str, rid: RecordId) -> str:
@@ -90,17 +131,21 @@ def _fmt(ns: str, rid: RecordId) -> str:
 def verify(
     source: Connector, target: Connector, plan: Plan, *, scan_size: int = 1000,
     freshness_s: float = 0.0, dead_letter: set[Key] | None = None,
-    retry: Retry = call_with_retry,
+    retry: Retry = call_with_retry, count_settle_s: float = 0.5,
 ) -> Verification:
-    """Every id and every content hash, both sides. Memory: one 16-byte digest per target id.
+    """Every id and every content hash, both sides, and the records read per source namespace
+    against the source's own count. Memory: one 16-byte digest per target id.
 
     ``dead_letter`` holds (source namespace, source id) of records the target refused during
-    the run: they are expected to be absent and counted as rejected.
+    the run: they are expected to be absent and counted as rejected. ``count_settle_s`` is the
+    first wait between two count readings of an eventually consistent source.
     """
     dead_letter = dead_letter or set()
     started = time.monotonic()
     opts = compare_opts(plan)
     result = Verification()
+    counts_before = source_counts(source, retry, count_settle_s)
+    read: dict[str, int] = {}
     # Under cosine on a normalizing target a target may hand back what it stored (unit rows)
     # or, like the embedded Qdrant engine after a reopen, the raw vectors it was given: the
     # raw ones are normalized as the source side is, so equal records hash alike.
@@ -112,7 +157,9 @@ def verify(
     for batch in _scan_all(source, scan_size, retry):
         mapped = map_batch(batch, plan)
         result.source_records += mapped.read
+        read[batch.namespace] = read.get(batch.namespace, 0) + mapped.read
         result.rejected += len(mapped.rejected)
+        result.unreadable += [(batch.namespace, r.record_id) for r in batch.rejected if r.field == SOURCE_UNREADABLE]
         out = mapped.batch
         for i, (key, digest) in enumerate(batch_digests(out, **opts)):
             if dead_letter and (mapped.source_namespace, mapped.source_ids[i]) in dead_letter:
@@ -128,10 +175,42 @@ def verify(
     result.matched = matched
     result.extra = sorted(target_digests, key=_sort_key)
     del target_digests
+    _reconcile(result, counts_before, source_counts(source, retry, count_settle_s), read)
     _recheck(suspects, target, opts, freshness_s, result, retry)
     result.seconds = time.monotonic() - started
     log.info("%s", next(iter(result.lines())))
     return result
+
+
+def source_counts(source: Connector, retry: Retry = call_with_retry, settle_s: float = 0.5) -> dict[str, int]:
+    """The source's own count per namespace. An eventually consistent source is read again
+    until two readings agree, at most ``COUNT_READS`` times, the wait doubling from
+    ``settle_s``; the log says how it went."""
+    counts: dict[str, int] = retry(source.namespace_counts)
+    if not source.capabilities.eventually_consistent:
+        return counts
+    delay = settle_s
+    for reading in range(2, COUNT_READS + 1):
+        time.sleep(delay)
+        again: dict[str, int] = retry(source.namespace_counts)
+        if again == counts:
+            log.info("source counts of %s stable after %d readings (%d records in %d namespaces)",
+                     source.uri, reading, sum(again.values()), len(again))
+            return again
+        counts, delay = again, delay * 2
+    log.warning("source counts of %s still changing after %d readings; the last one is used",
+                source.uri, COUNT_READS)
+    return counts
+
+
+def _reconcile(result: Verification, before: dict[str, int], after: dict[str, int], read: dict[str, int]) -> None:
+    """Records read per namespace against the source's counts before and after the scan."""
+    for ns in sorted(set(before) | set(after) | set(read), key=str.encode):
+        c = {"read": read.get(ns, 0), "source": after.get(ns, 0), "source_before": before.get(ns, 0)}
+        result.namespace_counts[ns] = c
+        if not c["read"] == c["source"] == c["source_before"]:
+            result.count_mismatches.append((ns, c["source"], c["read"]))
+            log.error("counts do not reconcile: %s", result.count_problem(ns))
 
 
 def _target_digests(target: Connector, opts: dict[str, Any], size: int, retry: Retry) -> dict[Key, bytes]:
