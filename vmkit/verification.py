@@ -20,10 +20,12 @@ import numpy as np
 
 from vmkit import kernels
 from vmkit.connectors.base import Connector
+from vmkit.errors import TerminalError
 from vmkit.fingerprint import batch_digests, canonical_metadata
 from vmkit.plan import Plan
 from vmkit.records import SOURCE_UNREADABLE, RecordBatch, RecordId, SparseVector
 from vmkit.retry import call_with_retry
+from vmkit.reverse import ReverseCheck, reverse_check
 from vmkit.transform import map_batch
 from vmkit.validate import Retry, compare_opts, fetch_visible, same_vectors
 
@@ -56,10 +58,19 @@ class Verification:
     # (source namespace, source id) the source listed but could not hand over: counted as read
     # and rejected; the runner keeps the migration from ``completed`` unless they are accepted.
     unreadable: list[Key] = field(default_factory=list)
+    # With ``verify(reverse=True)``: every target record mapped back to source terms and
+    # compared with the raw source record (vmkit.reverse); None when not asked for.
+    reverse: ReverseCheck | None = None
+
+    @property
+    def reverse_mismatched(self) -> list[tuple[Key, str]]:
+        """(source namespace, source id) and why, of target records that do not map back."""
+        return [] if self.reverse is None else [(key, why) for _, key, why in self.reverse.failures]
 
     @property
     def passed(self) -> bool:
-        return not (self.missing or self.extra or self.mismatched or self.count_mismatches)
+        return not (self.missing or self.extra or self.mismatched or self.count_mismatches
+                    or self.reverse_mismatched)
 
     def count_problem(self, ns: str) -> str:
         """Why namespace ``ns`` does not reconcile ("" when it does)."""
@@ -86,6 +97,11 @@ class Verification:
             "count_mismatches": [list(m) for m in self.count_mismatches[:limit]],
             "unreadable_count": len(self.unreadable),
             "unreadable": [list(k) for k in self.unreadable[:limit]],
+            **({} if self.reverse is None else {
+                "reverse_checked": self.reverse.checked,
+                "reverse_mismatched_count": len(self.reverse.failures),
+                "reverse_mismatched": [[list(k), why] for k, why in self.reverse_mismatched[:limit]],
+                "reverse_notes": list(self.reverse.notes)}),
         }
 
     def lines(self, limit: int | None = 20) -> Iterable[str]:
@@ -94,13 +110,17 @@ class Verification:
                f"{self.rejected} rejected by plan, {len(self.missing)} missing, {len(self.extra)} extra, "
                f"{len(self.mismatched)} mismatched (source {self.source_records}, target {self.target_records})"
                + (f", {len(self.count_mismatches)} namespace counts differ" if self.count_mismatches else "")
-               + (f", {len(self.unreadable)} unreadable at the source" if self.unreadable else ""))
+               + (f", {len(self.unreadable)} unreadable at the source" if self.unreadable else "")
+               + ("" if self.reverse is None else
+                  f"; reverse check: {self.reverse.checked} mapped back, {len(self.reverse.failures)} differ"))
         groups = (
             ("count", [self.count_problem(ns) for ns, _, _ in self.count_mismatches]),
             ("unreadable", [_fmt(*k) for k in self.unreadable]),
             ("missing", [_fmt(*k) for k in self.missing]),
             ("extra", [_fmt(*k) for k in self.extra]),
             ("mismatched", [f"{_fmt(*k)}: {why}" for k, why in self.mismatched]),
+            ("reverse", [f"{_fmt(*k)}: {why}" for k, why in self.reverse_mismatched]),
+            ("note", [] if self.reverse is None else [f"reverse check: {n}" for n in self.reverse.notes]),
         )
         for label, items in groups:
             for item in items[:limit]:
@@ -131,7 +151,7 @@ def _fmt(ns: str, rid: RecordId) -> str:
 def verify(
     source: Connector, target: Connector, plan: Plan, *, scan_size: int = 1000,
     freshness_s: float = 0.0, dead_letter: set[Key] | None = None,
-    retry: Retry = call_with_retry, count_settle_s: float = 0.5,
+    retry: Retry = call_with_retry, count_settle_s: float = 0.5, reverse: bool = False,
 ) -> Verification:
     """Every id and every content hash, both sides, and the records read per source namespace
     against the source's own count. Memory: one 16-byte digest per target id.
@@ -139,12 +159,18 @@ def verify(
     ``dead_letter`` holds (source namespace, source id) of records the target refused during
     the run: they are expected to be absent and counted as rejected. ``count_settle_s`` is the
     first wait between two count readings of an eventually consistent source.
+
+    ``reverse``: also fetch every record the source maps to from the target, map it back to
+    source terms and compare it with the raw source record (vmkit.reverse), which a bug in the
+    forward mapping cannot fool. It reads the target a second time, by id.
     """
     dead_letter = dead_letter or set()
     started = time.monotonic()
     opts = compare_opts(plan)
     result = Verification()
     counts_before = source_counts(source, retry, count_settle_s)
+    if reverse:
+        result.reverse = ReverseCheck()
     read: dict[str, int] = {}
     # Under cosine on a normalizing target a target may hand back what it stored (unit rows)
     # or, like the embedded Qdrant engine after a reopen, the raw vectors it was given: the
@@ -161,6 +187,9 @@ def verify(
         result.rejected += len(mapped.rejected)
         result.unreadable += [(batch.namespace, r.record_id) for r in batch.rejected if r.field == SOURCE_UNREADABLE]
         out = mapped.batch
+        if result.reverse is not None and len(out) and not _reverse_batch(
+                batch, out, target, plan, scan_size, result.reverse, retry):
+            result.reverse = None  # the target keeps no records to map back (said in the log)
         for i, (key, digest) in enumerate(batch_digests(out, **opts)):
             if dead_letter and (mapped.source_namespace, mapped.source_ids[i]) in dead_letter:
                 result.rejected += 1
@@ -180,6 +209,22 @@ def verify(
     result.seconds = time.monotonic() - started
     log.info("%s", next(iter(result.lines())))
     return result
+
+
+def _reverse_batch(raw: RecordBatch, out: RecordBatch, target: Connector, plan: Plan, size: int,
+                   check: ReverseCheck, retry: Retry) -> bool:
+    """The target records ``out`` names, mapped back and compared with the raw batch. False
+    when the target cannot hand records back at all (a fingerprint sink): nothing to check."""
+    for start in range(0, len(out), size):
+        try:
+            got = retry(target.fetch, out.ids[start : start + size], out.namespace)
+        except TerminalError as exc:
+            if check.checked:
+                raise
+            log.warning("reverse check not possible: %s cannot return records (%s)", target.uri, exc)
+            return False
+        check.merge(reverse_check(got, raw, plan))
+    return True
 
 
 def source_counts(source: Connector, retry: Retry = call_with_retry, settle_s: float = 0.5) -> dict[str, int]:
