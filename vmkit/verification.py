@@ -20,6 +20,16 @@ import numpy as np
 
 from vmkit import kernels
 from vmkit.connectors.base import Connector
+from vmkit.digest_table import (
+    ABSENT,
+    DIFFERS,
+    MATCHED,
+    DigestTable,
+    chunked,
+    digest_heads,
+    extra_keys,
+    key_hashes,
+)
 from vmkit.errors import TerminalError
 from vmkit.fingerprint import batch_digests, canonical_metadata
 from vmkit.plan import Plan
@@ -152,9 +162,12 @@ def verify(
     source: Connector, target: Connector, plan: Plan, *, scan_size: int = 1000,
     freshness_s: float = 0.0, dead_letter: set[Key] | None = None,
     retry: Retry = call_with_retry, count_settle_s: float = 0.5, reverse: bool = False,
+    max_suspects: int = 10_000,
 ) -> Verification:
     """Every id and every content hash, both sides, and the records read per source namespace
-    against the source's own count. Memory: one 16-byte digest per target id.
+    against the source's own count. Memory: 17 bytes a target record (33 while the digest
+    table is built, vmkit.digest_table) and the records of up to ``max_suspects`` hash
+    mismatches, kept for the exact re-check; past that, only their keys.
 
     ``dead_letter`` holds (source namespace, source id) of records the target refused during
     the run: they are expected to be absent and counted as rejected. ``count_settle_s`` is the
@@ -175,10 +188,14 @@ def verify(
     # Under cosine on a normalizing target a target may hand back what it stored (unit rows)
     # or, like the embedded Qdrant engine after a reopen, the raw vectors it was given: the
     # raw ones are normalized as the source side is, so equal records hash alike.
-    target_digests = _target_digests(target, {**opts, "keep_unit_rows": True}, scan_size, retry)
-    result.target_records = len(target_digests)
+    target_opts = {**opts, "keep_unit_rows": True}
+    table = _target_table(target, target_opts, scan_size, retry)
+    result.target_records = len(table)
+    log.info("verification: %d target records in a %.1f MB digest table", len(table), table.nbytes / 1e6)
 
     suspects: dict[Key, Suspect] = {}
+    statuses: dict[Key, int] = {}
+    over: list[tuple[Key, int]] = []  # suspects past ``max_suspects``: key and match status only
     matched = 0
     for batch in _scan_all(source, scan_size, retry):
         mapped = map_batch(batch, plan)
@@ -190,22 +207,34 @@ def verify(
         if result.reverse is not None and len(out) and not _reverse_batch(
                 batch, out, target, plan, scan_size, result.reverse, retry):
             result.reverse = None  # the target keeps no records to map back (said in the log)
-        for i, (key, digest) in enumerate(batch_digests(out, **opts)):
-            if dead_letter and (mapped.source_namespace, mapped.source_ids[i]) in dead_letter:
-                result.rejected += 1
+        pairs = list(batch_digests(out, **opts))
+        rows = np.arange(len(pairs))
+        if dead_letter:
+            live = [(mapped.source_namespace, mapped.source_ids[i]) not in dead_letter for i in range(len(pairs))]
+            result.rejected += live.count(False)
+            rows = rows[np.asarray(live, bool)]
+        keys = [pairs[i][0] for i in rows]
+        status = table.match(key_hashes(keys), digest_heads([pairs[i][1] for i in rows]))
+        matched += int((status == MATCHED).sum())
+        for k in np.flatnonzero(status != MATCHED):
+            i = int(rows[k])
+            if len(suspects) >= max_suspects:
+                over.append((keys[k], int(status[k])))
                 continue
-            # Each target digest is taken once compared, so what is left at the end is extra.
-            if target_digests.pop(key, None) == digest:
-                matched += 1
-            else:
-                sparse = None if out.sparse is None else out.sparse[i]
-                named = {n: v[i].copy() for n, v in out.dense_vectors().items()} if out.named else {}
-                suspects[key] = (out.vectors[i].copy(), out.metadata[i], sparse, named)
+            sparse = None if out.sparse is None else out.sparse[i]
+            named = {n: v[i].copy() for n, v in out.dense_vectors().items()} if out.named else {}
+            suspects[keys[k]] = (out.vectors[i].copy(), out.metadata[i], sparse, named)
+            statuses[keys[k]] = int(status[k])
     result.matched = matched
-    result.extra = sorted(target_digests, key=_sort_key)
-    del target_digests
+    unseen = table.unseen()
+    del table
+    if len(unseen):  # a second pass over the target names them
+        result.extra = sorted(_extra_keys(target, target_opts, scan_size, retry, unseen), key=_sort_key)
     _reconcile(result, counts_before, source_counts(source, retry, count_settle_s), read)
-    _recheck(suspects, target, opts, freshness_s, result, retry)
+    _recheck(suspects, target, opts, freshness_s, result, retry, statuses)
+    if over:
+        log.warning("verification: %d suspects past the first %d not re-checked exactly", len(over), max_suspects)
+        _unchecked(over, f"over {max_suspects} suspects", result)
     result.seconds = time.monotonic() - started
     log.info("%s", next(iter(result.lines())))
     return result
@@ -258,14 +287,18 @@ def _reconcile(result: Verification, before: dict[str, int], after: dict[str, in
             log.error("counts do not reconcile: %s", result.count_problem(ns))
 
 
-def _target_digests(target: Connector, opts: dict[str, Any], size: int, retry: Retry) -> dict[Key, bytes]:
+def _target_table(target: Connector, opts: dict[str, Any], size: int, retry: Retry) -> DigestTable:
     """What the target holds, hashed as the source side is (see ``validate.compare_opts``)."""
     if type(target).digests is not Connector.digests:  # the target keeps digests itself
-        return retry(lambda: dict(target.digests(**opts)))
-    out: dict[Key, bytes] = {}
-    for batch in _scan_all(target, size, retry):
-        out.update(batch_digests(batch, **opts))
-    return out
+        return retry(lambda: DigestTable.from_digests(target.digests(**opts)))  # type: ignore[no-any-return]
+    return DigestTable.from_digests(d for batch in _scan_all(target, size, retry) for d in batch_digests(batch, **opts))
+
+
+def _extra_keys(target: Connector, opts: dict[str, Any], size: int, retry: Retry, unseen: np.ndarray) -> list[Key]:
+    """The target keys whose hash no source record claimed: a second pass over the target."""
+    if type(target).digests is not Connector.digests:
+        return retry(lambda: extra_keys(unseen, chunked(target.digests(**opts))))  # type: ignore[no-any-return]
+    return extra_keys(unseen, ([k for k, _ in batch_digests(b, **opts)] for b in _scan_all(target, size, retry)))
 
 
 def _scan_all(conn: Connector, size: int, retry: Retry) -> Iterable[RecordBatch]:
@@ -280,15 +313,27 @@ def _scan_all(conn: Connector, size: int, retry: Retry) -> Iterable[RecordBatch]
 
 def _recheck(
     suspects: dict[Key, Suspect], target: Connector, opts: dict[str, Any], freshness_s: float, result: Verification, retry: Retry,
+    statuses: dict[Key, int] | None = None,
 ) -> None:
-    """Exact comparison of hash mismatches; an absent id waits out eventual consistency."""
+    """Exact comparison of hash mismatches; an absent id waits out eventual consistency. A
+    target that cannot hand records back (a fingerprint sink) has its suspects named by their
+    digest ``statuses`` instead."""
     by_ns: dict[str, list[RecordId]] = {}
     for ns, rid in suspects:
         by_ns.setdefault(ns, []).append(rid)
+    fetched = False
     for ns, ids in by_ns.items():
         for start in range(0, len(ids), 1000):
             chunk = ids[start : start + 1000]
-            got = fetch_visible(target, chunk, ns, freshness_s, retry)
+            try:
+                got = fetch_visible(target, chunk, ns, freshness_s, retry)
+            except TerminalError as exc:
+                if fetched or statuses is None:
+                    raise
+                log.warning("verification: %s cannot return records for the exact re-check (%s)", target.uri, exc)
+                _unchecked([(k, statuses[k]) for k in suspects], "the target cannot return records", result)
+                return
+            fetched = True
             where = {rid: i for i, rid in enumerate(got.ids)}
             for rid in chunk:
                 want_vec, want_meta, want_sparse, want_named = suspects[(ns, rid)]
@@ -308,6 +353,14 @@ def _recheck(
                     result.mismatched.append(((ns, rid), why))
                 else:
                     result.matched += 1
+    result.missing.sort(key=_sort_key)
+    result.mismatched.sort(key=lambda m: _sort_key(m[0]))
+
+
+def _unchecked(keys: list[tuple[Key, int]], why: str, result: Verification) -> None:
+    """Suspects named by their digest status alone, without the exact re-check."""
+    result.missing += [k for k, st in keys if st == ABSENT]
+    result.mismatched += [(k, f"content digest differs (not re-checked: {why})") for k, st in keys if st == DIFFERS]
     result.missing.sort(key=_sort_key)
     result.mismatched.sort(key=lambda m: _sort_key(m[0]))
 
