@@ -119,3 +119,29 @@ def test_suspects_past_the_bound_are_named_without_a_recheck():
     assert [k[1] for k, _ in result.mismatched] == list(range(10, 30))
     assert sum("not re-checked" in why for _, why in result.mismatched) == 15
     assert result.matched == 20
+
+
+def test_pairs_sort_in_place_with_and_without_numba(monkeypatch):
+    import vmkit.digest_table as dt
+
+    rng = np.random.default_rng(3)
+    for have_numba in (True, False):
+        monkeypatch.setattr(dt, "HAVE_NUMBA", have_numba)
+        keys = rng.integers(0, 50, size=1000, dtype=np.uint64)  # many equal keys
+        digests = keys * np.uint64(1000) + np.arange(1000, dtype=np.uint64) % 7
+        before = sorted(zip(keys.tolist(), digests.tolist()))
+        dt.sort_pairs(keys, digests)
+        assert np.all(keys[:-1] <= keys[1:])
+        assert sorted(zip(keys.tolist(), digests.tolist())) == before
+
+
+def test_a_table_built_in_several_blocks_is_the_same_table(monkeypatch):
+    import vmkit.digest_table as dt
+
+    pairs = list(synthetic_pairs(5500))
+    one = DigestTable.from_digests(pairs)
+    monkeypatch.setattr(dt, "_BLOCK", 1000)
+    several = DigestTable.from_digests(pairs)
+    assert len(several) == 5500 and several.nbytes == 17 * 5500
+    assert np.array_equal(one.keys, several.keys) and np.array_equal(one.digests, several.digests)
+    assert len(DigestTable.from_digests([])) == 0
