@@ -305,7 +305,7 @@ def _scan_all(conn: Connector, size: int, retry: Retry) -> Iterable[RecordBatch]
     cursor: str | None = None
     while True:
         batch, cursor = retry(conn.scan, cursor, size)
-        if len(batch):
+        if len(batch) or batch.rejected:  # records the source could not represent count as read
             yield batch
         if cursor is None:
             return

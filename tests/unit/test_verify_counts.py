@@ -196,3 +196,29 @@ def test_html_names_the_namespace(kind):
     target, the_plan = copy_through(source, "memory://dst")
     html = verify(source, target, the_plan, scan_size=30)._repr_html_()
     assert "FAILED" in html and "namespace &#x27;" in html
+
+
+class OnlyRejectedBatchSource(MemoryConnector):
+    """A scan whose last page holds no record it could represent, only a rejection."""
+
+    def scan(self, cursor, limit):
+        if cursor == "tail":
+            batch = RecordBatch.empty(8, "a")
+            batch.rejected.append(Rejection("bad", "vector of dimension 3 in an 8-d collection", "vector", "a"))
+            return batch, None
+        batch, nxt = super().scan(cursor, limit)
+        return batch, nxt if nxt is not None else "tail"
+
+    def namespace_counts(self):
+        counts = super().namespace_counts()
+        return {**counts, "a": counts["a"] + 1}
+
+
+def test_a_page_of_rejections_only_counts_as_read():
+    make_source()
+    source = OnlyRejectedBatchSource("memory://src")
+    target, the_plan = copy_through(MemoryConnector("memory://src"), "memory://dst")
+    result = verify(source, target, the_plan, scan_size=30)
+    assert result.passed, str(result)
+    assert result.namespace_counts["a"] == {"read": 101, "source": 101, "source_before": 101}
+    assert result.rejected == 1
