@@ -156,6 +156,10 @@ def reverse_check(got: RecordBatch, raw: RecordBatch, plan: Plan) -> ReverseChec
         out.note(f"fields dropped by the plan not compared: {sorted(plan.drop_fields)}")
     if not plan.target.sparse and raw.sparse is not None:
         out.note("sparse vectors not copied by the plan: not compared")
+    if set(raw.named) - set(plan.target.extra_vectors):
+        out.note(f"named vectors not copied by the plan not compared: {sorted(set(raw.named) - set(plan.target.extra_vectors))}")
+    if plan.nested_policy == "flatten" and not caps.metadata_nested:
+        out.note("flattened objects compared flattened ('a.b' keys on both sides)")
     by_id = {(type(rid), rid): i for i, rid in enumerate(raw.ids)}
     for i, meta in enumerate(raw.metadata):
         if ORIGINAL_ID_KEY in meta or ID_KIND_KEY in meta:  # back from an earlier vmkit migration

@@ -131,6 +131,7 @@ def test_announced_lossy_changes_compare_equal_after_their_reverse(nested_policy
     result = verify(source, target, the_plan, scan_size=40, reverse=True)
     assert result.passed, str(result)
     assert any("null" in n for n in result.reverse.notes)
+    assert (nested_policy == "flatten") == any("flattened" in n for n in result.reverse.notes)
     assert sampled(pairs, target, the_plan)[:2] == (0, 0)
 
 
