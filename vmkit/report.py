@@ -100,8 +100,18 @@ class Report:
 
     __repr__ = __str__  # the text/plain form in notebooks, too
 
+    @property
+    def namespace_counts(self) -> pd.DataFrame:
+        """Records read vs the source's own count per namespace, from the stored verification."""
+        counts = (self.status.verification_detail or {}).get("namespace_counts") or {}
+        rows = [(ns, c["read"], c["source"], c.get("source_before", c["source"]),
+                 c["read"] == c["source"] == c.get("source_before", c["source"]))
+                for ns, c in counts.items()]
+        return pd.DataFrame(rows, columns=["namespace", "read", "source", "source_before", "reconciled"])
+
     def _repr_html_(self) -> str:
-        tables = [("rejections by reason", self.rejections), ("latest errors", self.errors.tail(5)),
+        tables = [("records read vs source count per namespace", self.namespace_counts),
+                  ("rejections by reason", self.rejections), ("latest errors", self.errors.tail(5)),
                   ("metadata completeness per field", self.completeness)]
         parts = [self.status._repr_html_()]
         parts += [f"<h4>{html.escape(title)}</h4>{df.to_html(index=False)}"

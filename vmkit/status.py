@@ -75,6 +75,7 @@ class Status:
                 f" ({d.get('matched', 0)} matched, {d.get('missing_count', 0)} missing, "
                 f"{d.get('extra_count', 0)} extra, {d.get('mismatched_count', 0)} mismatched)")
             out.append(f"  full verification: {self.verification}{extra}")
+            out += namespace_count_lines(d)
         elif self.state == "completed":
             out.append("  full verification: none")
         if self.rejections_by_reason:
@@ -100,6 +101,30 @@ class Status:
         body = "<br>".join(html.escape(line) for line in rest)
         return (f"<div style='font-family:monospace'><b style='color:{color}'>{html.escape(head)}</b>"
                 f"<br>{body}</div>")
+
+
+def namespace_count_lines(detail: dict[str, Any], limit: int = 20) -> list[str]:
+    """Records read vs the source's own count per namespace, from a stored verification
+    (``Verification.to_dict``): namespaces that do not reconcile first, ``limit`` in all."""
+    counts: dict[str, dict[str, int]] = detail.get("namespace_counts") or {}
+    if not counts:
+        return []
+
+    def off(c: dict[str, int]) -> bool:
+        return not c["read"] == c["source"] == c.get("source_before", c["source"])
+
+    bad = sum(1 for c in counts.values() if off(c))
+    out = [f"  records read vs source count per namespace: {len(counts) - bad} of {len(counts)} reconcile"]
+    order = sorted(counts, key=lambda ns: (not off(counts[ns]), ns.encode()))
+    for ns in order[:limit]:
+        c = counts[ns]
+        changed = (f" (before the scan {c['source_before']})"
+                   if c.get("source_before", c["source"]) != c["source"] else "")
+        out.append(f"    {ns or '(default)'!s:<24} read {c['read']:>10}  source {c['source']:>10}{changed}"
+                   + ("  MISMATCH" if off(c) else ""))
+    if len(order) > limit:
+        out.append(f"    ... and {len(order) - limit} more namespaces")
+    return out
 
 
 def _f(x: Any) -> str:

@@ -73,6 +73,10 @@ class SampleStats:
     max_cos: float | None
     failures: int
     completeness: float | None
+    # Records of the batch mapped back through the reverse plan and compared with the raw
+    # source batch (when given), and how many of them differ (also counted in ``failures``).
+    reverse_checked: int = 0
+    reverse_failures: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,16 +84,25 @@ class SampleStats:
 
 def validate_sample(
     expected: RecordBatch, target: Connector, plan: Plan, *, min_similarity: float = 0.98,
-    freshness_s: float = 0.0, retry: Retry = call_with_retry,
+    freshness_s: float = 0.0, retry: Retry = call_with_retry, source_batch: RecordBatch | None = None,
 ) -> SampleStats:
     """Compare what was written for one batch (target-ready records) with what the target
-    now returns."""
+    now returns. With ``source_batch`` (the raw source batch ``expected`` was mapped from),
+    the records fetched are also mapped back to source terms and compared with it
+    (vmkit.reverse), independently of the forward transform."""
     if not len(expected):
         return SampleStats(0, 0, None, None, None, 0, None)
     got = fetch_visible(target, expected.ids, expected.namespace, freshness_s, retry)
     where = {rid: i for i, rid in enumerate(got.ids)}
     rows = [i for i, rid in enumerate(expected.ids) if rid in where]
     missing = len(expected) - len(rows)
+    reversed_bad: set[RecordId] = set()
+    reverse_checked = 0
+    if source_batch is not None and rows:
+        from vmkit.reverse import reverse_check
+
+        check = reverse_check(got.take([where[expected.ids[i]] for i in rows]), source_batch, plan)
+        reverse_checked, reversed_bad = check.checked, {tid for tid, _, _ in check.failures}
     if not rows:
         return SampleStats(len(expected), missing, None, None, None, missing, 0.0)
     opts = compare_opts(plan)
@@ -110,12 +123,15 @@ def validate_sample(
         for i in rows
     ])
     bad = ~(cos >= min_similarity) | (complete < 1.0)  # NaN cosine counts as a failure
+    if reversed_bad:
+        bad |= np.array([expected.ids[i] in reversed_bad for i in rows])
     return SampleStats(
         n=len(expected), missing=missing,
         mean_cos=float(np.nanmean(cos)) if np.isfinite(cos).any() else None,
         min_cos=float(np.nanmin(cos)) if np.isfinite(cos).any() else None,
         max_cos=float(np.nanmax(cos)) if np.isfinite(cos).any() else None,
         failures=missing + int(bad.sum()), completeness=float(complete.mean()),
+        reverse_checked=reverse_checked, reverse_failures=len(reversed_bad),
     )
 
 

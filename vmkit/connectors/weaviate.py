@@ -297,6 +297,14 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
             return 0
         return sum(self._counts(self._schema()["mt"]).values())
 
+    def namespace_counts(self) -> dict[str, int]:
+        """The aggregate count per tenant (a pinned tenant is the default namespace, as its
+        scan says), without describe()'s vector sampling."""
+        if not self._exists():
+            return {}
+        counts = self._counts(self._schema()["mt"])
+        return {"": sum(counts.values())} if self.tenant else counts
+
     def close(self) -> None:
         self._tenant_scan.close()  # outside the lock: a read ahead may be waiting for it
         with self._lock:
