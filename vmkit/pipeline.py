@@ -33,6 +33,7 @@ class ReadBatch:
     cursor_after: str | None
     mapped: MappedBatch
     read_s: float
+    raw: RecordBatch  # as the source gave it: sampled validation maps the target back to it
 
 
 class Prefetcher:
@@ -53,7 +54,7 @@ class Prefetcher:
             while not self._stop.is_set():
                 t0 = time.monotonic()
                 batch, nxt = retry(source.scan, cursor, plan.batch_size)
-                item = ReadBatch(cursor, nxt, map_batch(batch, plan), time.monotonic() - t0)
+                item = ReadBatch(cursor, nxt, map_batch(batch, plan), time.monotonic() - t0, batch)
                 if not self._put(item) or nxt is None:
                     break
                 cursor = nxt

@@ -309,7 +309,7 @@ class Migration:
                 if opts.sample_rate > 0 and len(written) and is_sampled(self.id, seq, opts.sample_rate):
                     crashpoints.hit("during_validation")
                     stats = validate_sample(written, target, plan, min_similarity=opts.min_similarity,
-                                            freshness_s=freshness, retry=self._retry)
+                                            freshness_s=freshness, retry=self._retry, source_batch=item.raw)
                     self.store.record_validation(self.id, seq, stats.to_dict())
                     self._maybe_auto_rollback()
                 if on_batch is not None:
@@ -419,9 +419,11 @@ class Migration:
         return outcome
 
     def verify(self, source: Connector | None = None, target: Connector | None = None,
-               plan: Plan | None = None, lease: str | None = None) -> Verification:
-        """Full verification (every id, every content hash); the outcome is stored. A runner
-        holding ``lease`` keeps it fresh while verification runs."""
+               plan: Plan | None = None, lease: str | None = None, reverse: bool = False) -> Verification:
+        """Full verification (every id, every content hash, counts per namespace against the
+        source's own); the outcome is stored. ``reverse`` also maps every target record back
+        through the reverse plan and compares it with the raw source (a second read of the
+        target). A runner holding ``lease`` keeps it fresh while verification runs."""
         own = source is None
         if own:
             source, target = self._open_connectors()
@@ -429,7 +431,7 @@ class Migration:
         try:
             with tuned_for_io(self.options.tune_interpreter), self.store.lease_kept(self.id, lease):
                 result = verify(source, target, plan or self.plan, freshness_s=self._freshness(target),
-                                dead_letter=self.store.refused_keys(self.id), retry=self._retry)
+                                dead_letter=self.store.refused_keys(self.id), retry=self._retry, reverse=reverse)
         finally:
             if own:
                 self.close()

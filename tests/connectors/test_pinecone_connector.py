@@ -79,6 +79,9 @@ def test_describe_count_and_capabilities(src: dict) -> None:
     assert connect("pinecone://src?namespace=alpha").count() == 75
     assert connect("pinecone://src?namespace=").describe().namespaces == {"": 130}
     assert connect("pinecone://nope").describe() is None
+    # A URI pinned to one namespace reconciles counts with that namespace alone.
+    assert connect("pinecone://src?namespace=alpha").namespace_counts() == {"alpha": 75}
+    assert connect("pinecone://src?namespace=").namespace_counts() == {"": 130}
     caps = conn.capabilities
     assert (caps.max_batch_records, caps.id_kinds, caps.max_id_length) == \
         (1000, frozenset({"string", "uuid"}), 512)

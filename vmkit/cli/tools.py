@@ -32,17 +32,19 @@ def status(
 
 def validate(
     migration_id: str = IdOpt,
-    full: bool = typer.Option(False, "--full", help="Compare every id and content hash now."),
+    full: bool = typer.Option(False, "--full", help="Compare every id and content hash now, and map "
+                              "every target record back to the raw source (reverse check)."),
     state: Optional[Path] = StateOpt,
 ) -> None:
-    """Show sampled validation, or run full verification (exit 1 on any difference, every id printed)."""
+    """Show sampled validation, or run full verification with the reverse check (exit 1 on any
+    difference, every id printed)."""
     from vmkit.runner import Migration
 
     migration = _run(lambda: Migration.open(migration_id, _store(state)))
     if not full:
         typer.echo(str(migration.status()))
         return
-    result = _run(migration.verify)
+    result = _run(lambda: migration.verify(reverse=True))
     for line in result.lines(limit=None):
         typer.echo(line)
     if not result.passed:

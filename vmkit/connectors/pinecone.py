@@ -291,8 +291,10 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
         self.pace("describe_index_stats")
         with self.errors("describe_index_stats"):
             stats = index.describe_index_stats()
-        return {canonical_ns(ns): s.vector_count for ns, s in stats.namespaces.items()
-                if s.vector_count}
+        counts = {canonical_ns(ns): s.vector_count for ns, s in stats.namespaces.items() if s.vector_count}
+        if self.namespace is not None:  # a URI pinned to one namespace reads only that one
+            return {self.namespace: counts.get(self.namespace, 0)}
+        return counts
 
     def dimension(self) -> int:
         model = self._model_cache

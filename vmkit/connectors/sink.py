@@ -46,7 +46,15 @@ class SinkConnector(Connector):
     def digests(self, **hash_opts: Any) -> Iterator[tuple[tuple[str, RecordId], Digest]]:
         if any(hash_opts.get(k) for k in ("normalize", "numbers_as_float", "normalize_named")):
             raise TerminalError("sink:// keeps raw-record fingerprints only")
-        return iter(list(self._store().items()))
+        return self._each_digest()
+
+    def _each_digest(self) -> Iterator[tuple[tuple[str, RecordId], Digest]]:
+        # Over a snapshot of the keys only (8 bytes a record), not of every (key, digest) pair.
+        store = self._store()
+        for key in list(store):
+            digest = store.get(key)
+            if digest is not None:
+                yield key, digest
 
     def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
         with _LOCK:
