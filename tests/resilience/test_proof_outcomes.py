@@ -45,9 +45,25 @@ class FlakySource(MemoryConnector):
         return out, nxt
 
 
+class LossySource(MemoryConnector):
+    """memory://NAME read as lossy://NAME by a scan with a bug: it drops one record in 100
+    (ids ending in 42) and hands r00007 over twice, silently."""
+
+    scheme = "lossy"
+
+    def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        batch, nxt = super().scan(cursor, limit)
+        keep = [i for i, rid in enumerate(batch.ids) if not str(rid).endswith("42")]
+        keep += [i for i, rid in enumerate(batch.ids) if rid == "r00007"]
+        out = batch.take(keep)
+        out.namespace = batch.namespace
+        return out, nxt
+
+
 @pytest.fixture(autouse=True)
 def flaky(monkeypatch):
     monkeypatch.setitem(registry._BUILTIN, "flaky", f"{__name__}:FlakySource")
+    monkeypatch.setitem(registry._BUILTIN, "lossy", f"{__name__}:LossySource")
     UNREADABLE.clear()
     yield
     UNREADABLE.clear()
@@ -221,3 +237,17 @@ def test_repair_leaves_extra_records_in_a_target_vmkit_did_not_create(tmp_path):
     assert outcome.extra_left == 1 and outcome.extra_deleted == 0
     assert len(connect("memory://dst").fetch(["theirs"])) == 1
     assert m.status().state == "in_progress"
+
+
+def test_a_scan_that_drops_and_repeats_records_never_completes(tmp_path):
+    """The copy and its verification read through the same buggy scan, so "target equals
+    map(source)" holds; the source's own count does not: the run ends in_progress, naming the
+    namespace, the source's count and the count read."""
+    make_source()
+    m = create(tmp_path, "lossy://src", "memory://dst")
+    st = m.run()
+    assert st.state == "in_progress" and st.verification == "failed"
+    detail = st.verification_detail
+    assert [tuple(c) for c in detail["count_mismatches"]] == [("", N, N - N // 100 + 1)]
+    shown = [line.split() for line in str(st).splitlines() if "MISMATCH" in line]
+    assert len(shown) == 1 and str(N) in shown[0] and str(N - N // 100 + 1) in shown[0]
