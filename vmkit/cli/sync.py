@@ -73,12 +73,24 @@ def sync_cutover(
     alias: Optional[str] = typer.Option(None, "--alias", help="Switch this alias to the target (Qdrant)."),
     state: Optional[Path] = StateOpt,
 ) -> None:
-    """After two clean passes: drain the last events, switch the alias (or record the cutover
-    and say what to repoint); JournalingWriter writes then go to the target first."""
+    """After two clean passes: drain the last events, prove the ids written since, switch the
+    alias (or record the cutover and say what to repoint); JournalingWriter writes then go to
+    the target first. Run it again to finish a cutover that was killed inside its switch."""
     sync = _open_sync(migration_id, state)
     st = _run(lambda: sync.cutover(alias=alias))
     typer.echo(str(st))
     typer.secho(st.cutover["message"], fg="yellow" if st.cutover["how"] == "recorded" else "green")
+
+
+@sync_app.command("abort")
+def sync_abort(migration_id: str = IdOpt, state: Optional[Path] = StateOpt) -> None:
+    """Undo a cutover (or rollback) that did not finish, e.g. killed inside its switch: the alias
+    goes back and application writes go to the side that led before."""
+    sync = _open_sync(migration_id, state)
+    st = _run(sync.abort)
+    typer.echo(str(st))
+    typer.secho(f"switch undone: writes go to the {'source' if st.phase == 'verified' else 'target'} again",
+                fg="yellow")
 
 
 @sync_app.command("rollback")
