@@ -76,14 +76,20 @@ def prune(store: StateStore, mid: str, side: str, upto: int) -> int:
 
 
 # -- applying ----------------------------------------------------------------------------------
-def _shown(s: Sides, keys: list[Key]) -> dict[Key, tuple[str | None, RecordBatch | None, int]]:
-    """What the source shows now per key: (hex digest or None if absent, its batch, row)."""
-    out: dict[Key, tuple[str | None, RecordBatch | None, int]] = {k: (None, None, -1) for k in keys}
+def _shown(s: Sides, keys: list[Key]) -> dict[Key, tuple[set[str | None], RecordBatch | None, int]]:
+    """What the source shows now per key: ({hex digest} or {None} if absent, its batch, row).
+    A cosine-normalizing source may hand back its own unit rows: hashed as stored, and as
+    normalized again, either may match what the application wrote."""
+    out: dict[Key, tuple[set[str | None], RecordBatch | None, int]] = {k: ({None}, None, -1) for k in keys}
+    opts = s.source_opts()
     for ns, ids in group(keys).items():
         found = s.retry(s.source.fetch, ids, ns)
         found.namespace = ns
-        for i, (_, digest) in enumerate(batch_digests(found, **s.source_opts())):
-            out[(ns, found.ids[i])] = (digest.hex(), found, i)
+        for i, (_, digest) in enumerate(batch_digests(found, **opts)):
+            out[(ns, found.ids[i])] = ({digest.hex()}, found, i)
+        if opts["normalize"]:
+            for i, (_, digest) in enumerate(batch_digests(found, **opts, keep_unit_rows=True)):
+                out[(ns, found.ids[i])][0].add(digest.hex())
     return out
 
 
@@ -95,7 +101,7 @@ def apply_source(s: Sides, store: StateStore, mid: str, keys: dict[Key, int], wa
     deadline = time.monotonic() + wait_s
     while todo:
         want, now = states(store, mid, todo), _shown(s, list(todo))
-        done = [k for k in todo if not want[k] or now[k][0] in want[k]]  # no event: re-read wins
+        done = [k for k in todo if not want[k] or now[k][0] & want[k]]  # no event: re-read wins
         rows: dict[int, tuple[RecordBatch, list[int]]] = {}
         for k in done:
             _, batch, i = now[k]

@@ -80,3 +80,18 @@ def test_not_found_for_an_upsert_event_is_never_taken_as_a_delete(lagging):
     assert connect("memory://dst").fetch([7]).metadata == [{"v": 2}]  # "not found" deleted nothing
     assert Sync.open("v", lagging.store).catch_up().lag == 0
     assert connect("memory://dst").fetch([7, 8]).metadata == [{"v": 2}, {"v": 2}]
+
+
+def test_writes_to_a_cosine_normalizing_source_are_recognised(tmp_path):
+    """Embedded Qdrant stores unit vectors under cosine: what it hands back still matches the
+    hash journaled for what the application wrote."""
+    pytest.importorskip("qdrant_client")
+    src, dst = f"qdrant://{tmp_path}/q?collection=a", f"qdrant://{tmp_path}/q?collection=b"
+    fill(src, 300, metric="cosine")
+    sync = Sync.create(src, dst, migration_id="q", state=tmp_path / "s.db", batch_size=100)
+    sync.bulk_copy()
+    with sync.writer() as w:
+        w.upsert(RecordBatch(list(range(5, 55)), np.random.default_rng(3).standard_normal((50, 8)) * 3.7,
+                             [{"v": 1}] * 50))
+    assert Sync.open("q", sync.store, visibility_s=2).catch_up().lag == 0
+    assert sync.verify().clean_passes == 2
