@@ -5,8 +5,9 @@ while a migration runs. Before cutover it writes the SOURCE, then appends one ev
 ``(seq, namespace, id, op, content hash, time)``, in one transaction per write call. After
 cutover it writes the TARGET first, journals with side='target', and mirrors to the source.
 
-An event carries no data: it is applied by re-reading its id on the leading side, so applying
-is idempotent and last-state-wins. A process dying between its data write and its journal
+An event carries no data but the content hash: it is applied by re-reading its id on the
+leading side, once the source shows that hash (``sync_apply``), so applying is idempotent,
+last-state-wins, and safe on a source that shows writes late. A process dying between its data write and its journal
 append leaves a change without an event: the verification passes find and repair it.
 
 Writes pause (wait, never fail) only while a cutover or rollback drains the last events; a

@@ -295,30 +295,3 @@ def compare(sides: Sides, skip: set[Key] | None = None, tick: Callable[[], None]
     diff.changed = {tk: want[tk][1] for tk in sides.really_differ(suspects)}
     diff.extra = [tk for tk in have if tk not in want]
     return diff
-
-
-def repoint(sides: Sides, to: str, alias: str | None, cutover: dict[str, Any]) -> dict[str, Any]:
-    """Send traffic to ``to`` ("target" at cutover, "source" at rollback): through an alias
-    where the connector has ``set_alias``, else a record saying exactly what to repoint."""
-    import time
-
-    src, tgt = sides.source.uri, sides.target.uri
-    if to == "target":
-        if alias and hasattr(sides.target, "set_alias"):
-            before = sides.target.get_alias(alias)  # type: ignore[attr-defined]
-            sides.retry(sides.target.set_alias, alias)
-            return {"how": "alias", "alias": alias, "alias_before": before, "at": time.time(),
-                    "message": f"alias '{alias}' now points at the target {tgt} (was {before!r})"}
-        why = f"the target has no aliases ('{alias}' not set); " if alias else ""
-        return {"how": "recorded", "alias": alias, "at": time.time(),
-                "message": f"{why}cutover recorded in the state store: repoint the application (reads, and "
-                           f"writes not made through a JournalingWriter) from {src} to {tgt}"}
-    if cutover.get("how") == "alias":
-        alias, s, t = cutover["alias"], sides.source, sides.target
-        if hasattr(s, "set_alias") and hasattr(s, "alias_scope") and s.alias_scope() == t.alias_scope():  # type: ignore[attr-defined]
-            sides.retry(s.set_alias, alias)
-            return {"how": "alias", "message": f"alias '{alias}' points at the source {src} again"}
-        return {"how": "recorded", "message": f"alias '{alias}' still points at the target (the source is "
-                f"in another instance): repoint the application back to {src}"}
-    return {"how": "recorded", "message": f"rollback recorded: repoint the application (reads, and writes "
-            f"not made through a JournalingWriter) back to {src}"}

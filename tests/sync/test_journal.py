@@ -153,6 +153,14 @@ def test_a_good_write_after_a_rejected_one_clears_its_dead_letter(sync):
     assert sync.verify().phase == "verified" and equal(sync)
 
 
+def test_a_record_the_plan_rejects_in_the_bulk_copy_gets_a_dead_letter_row(sync):
+    connect("memory://src").upsert(RecordBatch([600], np.full((1, 8), np.nan), [{"v": 1}]))
+    sync.bulk_copy()
+    assert sync.store.query("SELECT record_id, field FROM rejections WHERE migration_id='j'") == [("600", "vector")]
+    assert len(connect("memory://dst").fetch([600])) == 0 and connect("memory://dst").count() == 1999
+    assert sync.verify().counters["repaired"] == 0 and sync.status().phase == "verified"
+
+
 def test_rolled_back_before_cutover_stops_the_sync(sync):
     sync.bulk_copy()
     Migration.open("j", sync.store).rollback()  # `vmkit migrate rollback`: traffic stays on the source
