@@ -7,8 +7,8 @@ cutover it writes the TARGET first, journals with side='target', and mirrors to 
 
 An event carries no data but the content hash: it is applied by re-reading its id on the
 leading side, once the source shows that hash (``sync_apply``), so applying is idempotent,
-last-state-wins, and safe on a source that shows writes late. A process dying between its data write and its journal
-append leaves a change without an event: the verification passes find and repair it.
+last-state-wins, and safe on a source that shows writes late. A process dying between its data
+write and its journal append leaves a change without an event: the passes find and repair it.
 
 Writes pause (wait, never fail) only while a cutover or rollback drains the last events; a
 writer whose journal append lands after such a switch re-applies its ids on the new leader.

@@ -184,15 +184,17 @@ class Sync(Cutover):
         return False
 
     def _pass(self, s: Sides, lease: str, side: str) -> dict[str, Any]:
-        """Compare, and repair what the journal does not explain. Differences on ids with events
-        during the pass are changes in flight, re-applied by the catch-up around the compare."""
+        """Compare, and repair what the journal does not explain. Ids with events newer than the
+        pass's start are pending, not dirty: applied around the compare (or by the next catch-up)
+        and proved by a later pass or the cutover; events up to the start of a clean pass are pruned."""
         t0, h0 = time.monotonic(), jr.head(self.store, self.id, side)
         self._apply(s, lease, side, h0)
         diff = compare(s, skip=self.store.refused_keys(self.id) | dead_letters(self.store, self.id),
                        tick=lambda: self._tick(lease))
         h2 = jr.head(self.store, self.id, side)
         self._apply(s, lease, side, h2)
-        moved = {tk for k in jr.keys_between(self.store, self.id, side, h0, h2) if (tk := s.target_key(k))}
+        h3 = jr.head(self.store, self.id, side)  # ids with events newer than the pass's start: pending
+        moved = {tk for k in jr.keys_between(self.store, self.id, side, h0, h3) if (tk := s.target_key(k))}
         todo = {tk: sk for tk, sk in diff.keys().items() if tk not in moved}
         toward = "target" if side == "source" else "source"
         if todo:
