@@ -121,3 +121,34 @@ def test_ctrl_c_inside_the_switch_undoes_it(tmp_path, monkeypatch, point):
     w.upsert(RecordBatch([4], np.ones((1, 8)), [{"v": 9}]))
     assert connect("memory://src").fetch([4]).metadata == [{"v": 9}]
     assert sync.cutover().phase == "cut_over" and connect("memory://dst").fetch([4]).metadata == [{"v": 9}]
+
+
+def test_a_rollback_killed_inside_its_switch_is_aborted_or_finished(tmp_path, monkeypatch):
+    class Kill(BaseException):
+        pass
+
+    fill("memory://src", 600)
+    sync = Sync.create("memory://src", "memory://dst", migration_id="r", state=tmp_path / "s.db", batch_size=300)
+    sync.bulk_copy()
+    sync.catch_up()
+    sync.verify()
+    sync.cutover()
+    w = sync.writer()
+    w.upsert(RecordBatch([4], np.ones((1, 8)), [{"v": 1}]))
+
+    def hit(name: str) -> None:
+        if name == "sync_switch":
+            raise Kill
+
+    monkeypatch.setattr(vmkit.sync_cutover.crashpoints, "hit", hit)
+    with pytest.raises(Kill):
+        sync.rollback()
+    monkeypatch.undo()
+    assert read_row(sync.store, "r").phase == "rolling_back"
+    assert sync.abort().phase == "cut_over"  # writes go to the target again
+    w.upsert(RecordBatch([4], np.ones((1, 8)), [{"v": 2}]))
+    assert connect("memory://dst").fetch([4]).metadata == [{"v": 2}]
+    with pytest.raises(StateError, match="sync rollback"):
+        sync.abort()
+    assert sync.rollback().phase == "rolled_back_after_cutover"
+    assert connect("memory://src").fetch([4]).metadata == [{"v": 2}]
