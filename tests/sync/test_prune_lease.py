@@ -67,9 +67,9 @@ def test_lease_renewed_while_waiting_for_a_lagging_source_and_during_passes(sync
     real = StateStore.renew_lease
     monkeypatch.setattr(StateStore, "renew_lease", lambda self, mid, token: (renewals.append(mid), real(self, mid, token)))
     sync.renew_every_s = 0.1
-    faults_for("src").lag_s = 1.0
+    faults_for("src").lag_s = 2.0
     sync.writer().upsert(batch([3], 1))
-    sync.catch_up()  # about 1 s of waiting without a commit
+    sync.catch_up()  # about 2 s of waiting without a commit
     assert len(renewals) >= 3
     faults_for("src").lag_s = 0.0
     sync.renew_every_s = 0.0
