@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import vmkit
 import vmkit.sync_cutover
 from vmkit import connect
 from vmkit.errors import StateError
@@ -25,6 +26,8 @@ from .helpers import fill
 
 def vmkit_cli(state: Path, *args: str, crash: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "VMKIT_CRASH_AT"}
+    root = str(Path(vmkit.__file__).resolve().parents[1])  # this checkout's vmkit, in the child too
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     if crash:
         env["VMKIT_CRASH_AT"] = crash
     return subprocess.run([sys.executable, "-m", "vmkit", *args, "--state", str(state)],
