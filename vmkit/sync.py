@@ -21,7 +21,7 @@ from vmkit.errors import IllegalTransition, PlanError, StateError
 from vmkit.journal import JournalingWriter, SyncStatus, sync_status
 from vmkit.plan import Plan
 from vmkit.state import StateStore
-from vmkit.sync_apply import apply_source, attach, dead_letters, prune
+from vmkit.sync_apply import apply_source, attach, dead_letters, prune, settle
 from vmkit.sync_cutover import Cutover
 from vmkit.sync_verify import Sides, compare, open_sides
 
@@ -189,13 +189,15 @@ class Sync(Cutover):
         and proved by a later pass or the cutover; events up to the start of a clean pass are pruned."""
         t0, h0 = time.monotonic(), jr.head(self.store, self.id, side)
         self._apply(s, lease, side, h0)
-        diff = compare(s, skip=self.store.refused_keys(self.id) | dead_letters(self.store, self.id),
-                       tick=lambda: self._tick(lease))
+        skip = self.store.refused_keys(self.id) | dead_letters(self.store, self.id)
+        diff = compare(s, skip=skip, tick=lambda: self._tick(lease))
         h2 = jr.head(self.store, self.id, side)
         self._apply(s, lease, side, h2)
         h3 = jr.head(self.store, self.id, side)  # ids with events newer than the pass's start: pending
         moved = {tk for k in jr.keys_between(self.store, self.id, side, h0, h3) if (tk := s.target_key(k))}
         todo = {tk: sk for tk, sk in diff.keys().items() if tk not in moved}
+        if todo:  # a store showing this sync's writes late is not a difference
+            todo = settle(s, self.store, self.id, side, todo, skip, self.visibility_s, lambda: self._tick(lease))
         toward = "target" if side == "source" else "source"
         if todo:
             s.repair(todo, toward)

@@ -154,6 +154,29 @@ def differing(s: Sides, keys: Iterable[Key], skip: set[Key]) -> list[Key]:
     return out
 
 
+def settle(s: Sides, store: StateStore, mid: str, side: str, diffs: dict[Key, Key | None], skip: set[Key],
+           wait_s: float, tick: Callable[[], None] = lambda: None) -> dict[Key, Key | None]:
+    """Of a pass's differences (target key -> source key), those that remain to repair. A
+    difference on an id this sync applied (events still in ``side``'s journal) may only be a
+    store showing the write late: it is re-checked until both sides agree, for at most
+    ``wait_s``. Ids without events (a change no journal explains) are returned at once."""
+    rows = store.query("SELECT DISTINCT namespace, record_id, id_is_int FROM sync_journal"
+                       " WHERE migration_id=? AND side=?", mid, side)
+    evented = {tk: k for ns, rid, is_int in rows
+               if (tk := s.target_key(k := (ns, int(rid) if is_int else rid))) is not None and tk in diffs}
+    late, delay = dict(evented), 0.05
+    deadline = time.monotonic() + wait_s
+    while late:
+        bad = set(differing(s, late.values(), skip))
+        late = {tk: sk for tk, sk in late.items() if sk in bad}
+        if not late or time.monotonic() >= deadline:
+            break
+        tick()
+        time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 2, 0.5)
+    return {tk: sk for tk, sk in diffs.items() if tk not in evented or tk in late}
+
+
 # -- dead letters ------------------------------------------------------------------------------
 def dead_letters(store: StateStore, mid: str) -> set[Key]:
     """(namespace, source id) of the records a sync's plan rejected and still holds back."""
