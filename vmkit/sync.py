@@ -21,7 +21,7 @@ from vmkit.errors import IllegalTransition, PlanError, StateError
 from vmkit.journal import JournalingWriter, SyncStatus, sync_status
 from vmkit.plan import Plan
 from vmkit.state import StateStore
-from vmkit.sync_apply import apply_source, attach, dead_letters, prune, settle
+from vmkit.sync_apply import NotVisible, apply_source, attach, dead_letters, prune, settle
 from vmkit.sync_cutover import Cutover
 from vmkit.sync_verify import Sides, compare, open_sides
 
@@ -101,19 +101,31 @@ class Sync(Cutover):
             self.store.renew_lease(self.id, lease)
             self._renewed = time.monotonic()
 
-    def _apply(self, s: Sides, lease: str, side: str, upto: int) -> None:
+    def _apply(self, s: Sides, lease: str, side: str, upto: int, wait: bool = True) -> int:
         """Apply the ids of ``side``'s events up to ``upto``, committing as it goes: source
-        events once the source shows their content hash, target events by re-reading."""
+        events once the source shows their content hash, target events by re-reading. With
+        ``wait=False`` (the bulk copy) it stops, without waiting, before the first source event
+        the source does not show yet. Returns the seq applied up to."""
         col = "applied_seq" if side == "source" else "reverse_applied_seq"
         after = getattr(self._row(), col)
         while after < upto and (evs := jr.events(self.store, self.id, side, after, upto, s.plan.batch_size)):
             last = {k: seq for seq, k in evs}
             if side == "source":
-                apply_source(s, self.store, self.id, last, self.visibility_s, lambda: self._tick(lease))
+                try:
+                    apply_source(s, self.store, self.id, last, self.visibility_s if wait else 0.0,
+                                 lambda: self._tick(lease))
+                except NotVisible as exc:
+                    if wait:
+                        raise
+                    upto = min(seq for seq, k in evs if k in exc.keys) - 1  # applied before it
+                    evs = [(seq, k) for seq, k in evs if seq <= upto]
+                    if not evs:
+                        break
             else:
                 s.to_source(list(last))
-            keys, after = last, evs[-1][0]
-            self._commit(lease, **{col: after, "events_applied": ("+", len(keys))})
+            after = evs[-1][0]
+            self._commit(lease, **{col: after, "events_applied": ("+", len({k for _, k in evs}))})
+        return int(after)
 
     def bulk_copy(self, max_chunks: int | None = None) -> SyncStatus:
         """Copy chunk by chunk between watermarks (crash points sync_window, sync_before_commit)."""
@@ -137,11 +149,11 @@ class Sync(Cutover):
                 # rows with events not applied before the read: the events decide (a lagging
                 # source may have shown such a row's older state to this read)
                 moved = jr.keys_between(self.store, self.id, "source", min(low, self._row().applied_seq), high)
-                self._apply(s, lease, "source", high)
+                applied = self._apply(s, lease, "source", high, wait=False)  # the catch-up waits
                 keep = [i for i, rid in enumerate(batch.ids) if (batch.namespace, rid) not in moved]
                 written = s.write_rows(batch.take(keep)) if keep else 0
                 crashpoints.hit("sync_before_commit")
-                self._commit(lease, cursor=nxt, scan_done=int(nxt is None), applied_seq=high, chunks=("+", 1),
+                self._commit(lease, cursor=nxt, scan_done=int(nxt is None), applied_seq=applied, chunks=("+", 1),
                              rows_read=("+", len(batch)), rows_written=("+", written),
                              rows_dropped=("+", len(batch) - len(keep)))
                 row, done = self._row(), done + 1

@@ -30,7 +30,11 @@ _CHUNK = 500  # ids per SQL IN list
 
 
 class NotVisible(StateError):
-    """The source did not show the journaled content of some ids within the wait."""
+    """The source did not show the journaled content of some ids (``keys``) within the wait."""
+
+    def __init__(self, message: str, keys: Iterable[Key] = ()) -> None:
+        super().__init__(message)
+        self.keys = set(keys)
 
 
 # -- the journal, per id -----------------------------------------------------------------------
@@ -121,7 +125,8 @@ def apply_source(s: Sides, store: StateStore, mid: str, keys: dict[Key, int], wa
                 f"migration '{mid}': after {wait_s:.1f} s the source still does not show the journaled "
                 f"content of {len(todo)} ids ({sample}); nothing was written or deleted for them. The source "
                 "is slower than that to show writes (raise visibility_s), or a writer died between its "
-                "source write and its journal append (write those ids again through the JournalingWriter)")
+                "source write and its journal append (write those ids again through the JournalingWriter)",
+                todo)
         tick()
         time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
         delay = min(delay * 2, 0.5)

@@ -121,3 +121,21 @@ def test_rollback_after_cutover_converges_on_a_source_that_shows_writes_late(tmp
     time.sleep(0.7)  # the source shows the last writes
     assert lost_and_resurrected(work.last, "memory://src") == ([], [])
     writer.close()
+
+
+def test_the_bulk_copy_leaves_writes_the_source_does_not_show_yet_to_the_catch_up(tmp_path):
+    """The bulk copy never waits for a lagging source: rows with unapplied events are dropped
+    and their events left to the catch-up (a chunk does not cost the source's lag)."""
+    fill("memory://src", 2000)
+    sync = Sync.create("memory://src", "memory://dst", migration_id="b", state=tmp_path / "s.db", batch_size=500)
+    faults_for("src").lag_s = 2.0
+    w = sync.writer()
+    w.upsert(RecordBatch([10, 700, 1500], np.ones((3, 8)), [{"v": 1}] * 3))
+    w.delete([1200])
+    st = sync.bulk_copy()
+    assert st.phase == "catch_up" and st.lag == 4 and st.counters["rows_dropped"] == 4
+    dst = connect("memory://dst")
+    assert len(dst.fetch([10, 700, 1200, 1500])) == 0 and dst.count() == 1996  # no stale row written
+    assert sync.catch_up().lag == 0  # waits until the source shows them
+    assert dst.fetch([10, 700, 1200, 1500]).metadata == [{"v": 1}] * 3 and dst.count() == 1999
+    assert sync.verify().phase == "verified"
