@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import vmkit
+import vmkit.journal
 import vmkit.sync_cutover
 from vmkit import connect
 from vmkit.errors import StateError
@@ -155,3 +156,48 @@ def test_a_rollback_killed_inside_its_switch_is_aborted_or_finished(tmp_path, mo
         sync.abort()
     assert sync.rollback().phase == "rolled_back_after_cutover"
     assert connect("memory://src").fetch([4]).metadata == [{"v": 2}]
+
+
+@pytest.mark.parametrize("point", ["sync_switch", "sync_repointed", "after the flip", "inside the pause"])
+def test_a_kill_at_any_point_of_the_cutover_then_cutover_completes_it(tmp_path, monkeypatch, point):
+    class Kill(BaseException):
+        pass
+
+    fill("memory://src", 600)
+    path = tmp_path / "s.db"
+    sync = Sync.create("memory://src", "memory://dst", migration_id="k", state=path, batch_size=300)
+    sync.bulk_copy()
+    sync.catch_up()
+    sync.verify()
+    w = sync.writer()
+    w.upsert(RecordBatch([5, 9000], np.ones((2, 8)), [{"v": 3}, {"v": 3}]))  # applied inside the cutover
+
+    def hit(name: str) -> None:
+        if name == point:
+            raise Kill
+
+    real_event, real_commit = sync.store.event, vmkit.journal.commit
+
+    def event(mid, what, detail=""):
+        real_event(mid, what, detail)
+        if point == "after the flip" and what == "sync cut over":
+            raise Kill
+
+    def commit(store, mid, lease, **changes):
+        real_commit(store, mid, lease, **changes)
+        if point == "inside the pause" and changes.get("phase") == "cutting_over":
+            raise Kill
+
+    monkeypatch.setattr(vmkit.sync_cutover.crashpoints, "hit", hit)
+    monkeypatch.setattr(sync.store, "event", event)
+    monkeypatch.setattr(vmkit.journal, "commit", commit)
+    with pytest.raises(Kill):
+        sync.cutover()
+    monkeypatch.undo()
+    assert sync.store.get("k").state == "in_progress"
+    st = Sync.open("k", StateStore(path)).cutover()
+    rec = sync.store.get("k")
+    assert st.phase == "cut_over" and rec.state == "completed" and rec.verification == "passed"
+    assert connect("memory://dst").fetch([5, 9000]).metadata == [{"v": 3}, {"v": 3}]
+    w.upsert(RecordBatch([6], np.ones((1, 8)), [{"v": 4}]))  # writes flow, to the target first
+    assert connect("memory://dst").fetch([6]).metadata == [{"v": 4}]
