@@ -3,11 +3,13 @@
 A change is applied by RE-READING the id on the side that leads and writing it to the other:
 idempotent, last-state-wins (journal events are applied by ``sync_apply``, which waits until
 the source shows the journaled content). A record the plan rejects is never removed from the
-target: it gets a dead-letter row (``dead_letter``) and the target keeps its last good version. Fingerprints: each target key falls in one
-of ``BUCKETS`` buckets by a stable hash of its string form; a bucket's fingerprint is (count, sum
-of the 64-bit heads of the canonical digests mod 2**64), the source mapped through the plan as
-verify does, the target from ``target.digests()``. Differing buckets are drilled into by a second
-scan (per-key digests for those buckets only); digest mismatches are re-checked exactly.
+target: it gets a dead-letter row (``dead_letter``) and the target keeps its last good version.
+
+Fingerprints: each target key falls in one of ``BUCKETS`` buckets by a stable hash of its
+string form; a bucket's fingerprint is (count, sum of the 64-bit heads of the canonical digests
+mod 2**64), the source mapped through the plan as verify does, the target from
+``target.digests()``. Differing buckets are drilled into by a second scan (per-key digests for
+those buckets only); digest mismatches are re-checked exactly.
 """
 
 from __future__ import annotations
@@ -125,8 +127,8 @@ class Sides:
         mapped = map_batch(batch, self.plan)
         self.upsert(self.target, mapped.batch)
         ns = mapped.source_namespace or batch.namespace
-        self.dead_letter([r if r.namespace else replace(r, namespace=ns) for r in mapped.rejected], [(mapped.source_namespace or batch.namespace, rid)
-                                           for rid in mapped.source_ids])
+        self.dead_letter([r if r.namespace else replace(r, namespace=ns) for r in mapped.rejected],
+                         [(ns, rid) for rid in mapped.source_ids])
         return len(mapped.batch)
 
     def to_target(self, keys: Iterable[Key]) -> int:
