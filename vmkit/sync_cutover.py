@@ -94,9 +94,13 @@ class Cutover:
         checked = self._prove(s, lease, h) if side == "source" else 0
         crashpoints.hit("sync_switch")
         row = self._row()  # type: ignore[attr-defined]
-        if side == "source":  # an undo after a kill must know an alias may have moved
-            self._commit(lease, cutover={**(row.cutover or {}), "switching": True, "alias": alias})  # type: ignore[attr-defined]
-        info = repoint(s, "target" if side == "source" else "source", alias, row.cutover or {})
+        mark = row.cutover or {}
+        if side == "source":  # an undo after a kill must know an alias may have moved, and from where
+            mark = {**mark, "switching": True, "alias": alias}
+            if alias and hasattr(s.target, "get_alias") and "alias_before" not in mark:
+                mark["alias_before"] = s.retry(s.target.get_alias, alias)
+            self._commit(lease, cutover=mark)  # type: ignore[attr-defined]
+        info = repoint(s, "target" if side == "source" else "source", alias, mark)
         crashpoints.hit("sync_repointed")
         pause = round(time.monotonic() - t0, 4)
         cut = ({**info, "pause_s": pause, "checked": checked} if side == "source" else
@@ -177,7 +181,8 @@ def repoint(sides: Sides, to: str, alias: str | None, cutover: dict[str, Any]) -
     src, tgt = sides.source.uri, sides.target.uri
     if to == "target":
         if alias and hasattr(sides.target, "set_alias"):
-            before = sides.target.get_alias(alias)  # type: ignore[attr-defined]
+            before = (cutover["alias_before"] if "alias_before" in cutover  # a switch resumed after a kill
+                      else sides.target.get_alias(alias))  # type: ignore[attr-defined]
             sides.retry(sides.target.set_alias, alias)
             return {"how": "alias", "alias": alias, "alias_before": before, "at": time.time(),
                     "message": f"alias '{alias}' now points at the target {tgt} (was {before!r})"}

@@ -104,6 +104,18 @@ def test_sigkill_after_the_alias_moved_then_abort_returns_writes_to_the_source(t
     assert one(dst, 3) == [{"v": 8}]
 
 
+def test_sigkill_after_the_alias_moved_then_cutover_finishes_and_remembers_where_it_pointed(tmp_path):
+    state, src, dst = verified_qdrant(tmp_path)
+    p = vmkit_cli(state, "sync", "cutover", "--id", "k", "--alias", "docs", crash="sync_repointed")
+    assert p.returncode == -9, p.stderr[-2000:]
+    p = vmkit_cli(state, "sync", "cutover", "--id", "k", "--alias", "docs")
+    assert p.returncode == 0, p.stderr[-2000:]
+    cut = read_row(StateStore(state), "k").cutover
+    assert cut["how"] == "alias" and cut["alias_before"] == "docs_v1" and "switching" not in cut
+    with connect(dst) as c:
+        assert c.get_alias("docs") == "docs_v2"
+
+
 @pytest.mark.parametrize("point", ["sync_switch", "sync_repointed"])
 def test_ctrl_c_inside_the_switch_undoes_it(tmp_path, monkeypatch, point):
     fill("memory://src", 600)
