@@ -5,9 +5,10 @@ while a migration runs. Before cutover it writes the SOURCE, then appends one ev
 ``(seq, namespace, id, op, content hash, time)``, in one transaction per write call. After
 cutover it writes the TARGET first, journals with side='target', and mirrors to the source.
 
-An event carries no data: it is applied by re-reading its id on the leading side, so applying
-is idempotent and last-state-wins. A process dying between its data write and its journal
-append leaves a change without an event: the verification passes find and repair it.
+An event carries no data but the content hash: it is applied by re-reading its id on the
+leading side, once the source shows that hash (``sync_apply``), so applying is idempotent,
+last-state-wins, and safe on a source that shows writes late. A process dying between its data
+write and its journal append leaves a change without an event: the passes find and repair it.
 
 Writes pause (wait, never fail) only while a cutover or rollback drains the last events; a
 writer whose journal append lands after such a switch re-applies its ids on the new leader.
@@ -28,6 +29,7 @@ from vmkit.fingerprint import batch_digests
 from vmkit.plan import Plan
 from vmkit.records import RecordBatch, RecordId
 from vmkit.state import StateStore
+from vmkit.sync_apply import apply_source, attach, last_seqs
 from vmkit.sync_verify import open_sides
 from vmkit.transform import map_batch
 
@@ -41,6 +43,7 @@ CREATE TABLE IF NOT EXISTS sync_journal (
   namespace TEXT NOT NULL, record_id TEXT NOT NULL, id_is_int INTEGER NOT NULL,
   op TEXT NOT NULL, content_hash TEXT, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS sync_journal_by_side ON sync_journal (migration_id, side, seq);
+CREATE INDEX IF NOT EXISTS sync_journal_by_id ON sync_journal (migration_id, record_id);
 CREATE TABLE IF NOT EXISTS sync_state (
   migration_id TEXT PRIMARY KEY, mode TEXT NOT NULL, phase TEXT NOT NULL, cursor TEXT,
   scan_done INTEGER NOT NULL DEFAULT 0, applied_seq INTEGER NOT NULL DEFAULT 0,
@@ -93,10 +96,11 @@ def update_row(db: Any, mid: str, **changes: Any) -> None:
 
 
 def commit(store: StateStore, mid: str, lease: str, **changes: Any) -> None:
-    """One transaction: refuse a runner whose lease was taken over, then ``update_row``."""
+    """One transaction: refuse a runner whose lease was taken over, ``update_row``, renew the lease."""
     with store.transaction() as db:
         check_lease(db, mid, lease)
         update_row(db, mid, **changes)
+        db.execute("UPDATE migrations SET lease_at=? WHERE id=?", (time.time(), mid))  # renewed too
 
 
 def check_lease(db: Any, mid: str, lease: str) -> None:
@@ -221,14 +225,15 @@ class JournalingWriter:
     always in the SOURCE's shape (its ids and namespaces), before and after cutover.
     Thread-safe. ``with JournalingWriter(mid, state) as w:`` closes its connectors."""
 
-    def __init__(self, migration_id: str, state: Any = None, *, pause_timeout_s: float = 120.0) -> None:
+    def __init__(self, migration_id: str, state: Any = None, *, pause_timeout_s: float = 120.0,
+                 visibility_s: float = 30.0) -> None:
         self.store = state if isinstance(state, StateStore) else StateStore(state)
         self.id = migration_id
         if read_row(self.store, migration_id) is None:
             raise StateError(f"migration '{migration_id}' is not a sync (create it with vmkit.sync.Sync)")
-        self.pause_timeout_s = pause_timeout_s
+        self.pause_timeout_s, self.visibility_s = pause_timeout_s, visibility_s
         self.mirror_failures = 0
-        self._sides: Any = open_sides(self.store, migration_id)  # connectors connect lazily
+        self._sides: Any = attach(open_sides(self.store, migration_id), self.store, migration_id)  # lazy connections
 
     def _phase(self) -> tuple[str, Any]:
         """The phase (waiting out a cutover/rollback switch) and the sides to write."""
@@ -243,7 +248,7 @@ class JournalingWriter:
         return row.phase, self._sides
 
     def upsert(self, batch: RecordBatch) -> None:
-        hashes: list[str | None] = [d.hex() for _, d in batch_digests(batch)]
+        hashes: list[str | None] = [d.hex() for _, d in batch_digests(batch, **self._sides.source_opts())]
         self._write([(batch.namespace, rid) for rid in batch.ids], "upsert", hashes, batch)
 
     def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
@@ -260,8 +265,8 @@ class JournalingWriter:
             with self.store.transaction() as db:
                 seen = append(db, self.id, "source", keys, op, hashes)
             if seen not in SOURCE_LEADS:  # a cutover overtook this write: bring it along
+                apply_source(s, self.store, self.id, last_seqs(self.store, self.id, keys), self.visibility_s)
                 with self.store.transaction() as db:
-                    s.to_target(keys)
                     append(db, self.id, "target", keys, "redo", [None] * len(keys))
             return
         if batch is not None:  # cut over: the target leads
@@ -274,8 +279,7 @@ class JournalingWriter:
         with self.store.transaction() as db:
             seen = append(db, self.id, "target", keys, op, hashes)
         if seen != "cut_over":  # a rollback overtook this write: the source leads again
-            with self.store.transaction():
-                s.to_source(keys)
+            s.to_source(keys)
             return
         try:
             s.mirror(mapped.batch) if batch is not None else s.delete(s.source, keys)

@@ -168,6 +168,11 @@ class Migration:
     def rollback(self, drop_target: bool = False) -> Status:
         """Before cutover: stop, leave traffic on the source, mark rolled_back; optionally
         drop the target collection, only if vmkit created it. Safe to repeat after a crash."""
+        if self.store.query("SELECT 1 FROM sqlite_master WHERE name='sync_state'") and (phase := self.store.query(
+                "SELECT phase FROM sync_state WHERE migration_id=?", self.id)) and phase[0][0] == "cutting_over":
+            raise StateError(f"migration '{self.id}' is a sync inside its cutover (application writes wait): "
+                             f"finish it with `vmkit sync cutover --id {self.id}`, or undo it with "
+                             f"`vmkit sync abort --id {self.id}` (writes go to the source again) and then roll back")
         rec = self.store.get(self.id)
         lease = self.store.acquire_lease(self.id)
         try:

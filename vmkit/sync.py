@@ -2,8 +2,10 @@
 rollback after cutover; and the no-journal mode (minimal downtime: a measured write freeze).
 
 Per key-ordered chunk: low watermark = journal head; read; high watermark = head; drop rows with
-events in (low, high]; apply events in (applied, high] by re-reading their ids; write the rest;
-commit {chunk cursor, applied seq} in one transaction. A kill anywhere costs replays only.
+events in (applied, high]; apply those events (``sync_apply``: once the source shows each
+event's content hash); write the rest; commit {chunk cursor, applied seq} in one transaction.
+A kill anywhere costs replays only. No SQLite write transaction is held across a network call.
+The cutover (pause, switch, verified writes, abort) is in ``sync_cutover``.
 """
 
 from __future__ import annotations
@@ -19,18 +21,26 @@ from vmkit.errors import IllegalTransition, PlanError, StateError
 from vmkit.journal import JournalingWriter, SyncStatus, sync_status
 from vmkit.plan import Plan
 from vmkit.state import StateStore
-from vmkit.sync_verify import Sides, compare, open_sides, repoint, reverse_plan
+from vmkit.sync_apply import NotVisible, apply_source, attach, dead_letters, prune, settle
+from vmkit.sync_cutover import Cutover
+from vmkit.sync_verify import Sides, compare, open_sides
 
 log = logging.getLogger("vmkit.sync")
 Freeze = Union[ContextManager[Any], Callable[[], ContextManager[Any]]]
 __all__ = ["JournalingWriter", "Sync", "SyncStatus", "sync_status"]
 
 
-class Sync:
-    """The sync of one migration (``create``, ``enable`` or ``open``); every step resumes."""
+class Sync(Cutover):
+    """The sync of one migration (``create``, ``enable`` or ``open``); every step resumes.
 
-    def __init__(self, store: StateStore, migration_id: str) -> None:
-        self.store, self.id = store, migration_id
+    ``visibility_s``: how long the source may take to show a journaled write (an eventually
+    consistent source shows writes late) before applying it fails loudly."""
+
+    renew_every_s = 10.0  # lease renewal during long work (passes, visibility waits)
+
+    def __init__(self, store: StateStore, migration_id: str, visibility_s: float = 30.0) -> None:
+        self.store, self.id, self.visibility_s = store, migration_id, visibility_s
+        self._renewed = 0.0
         jr.ensure_tables(store)
         if jr.read_row(store, migration_id) is None:
             raise StateError(f"migration '{migration_id}' is not a sync migration")
@@ -56,8 +66,8 @@ class Sync:
         return cls(migration.store, migration.id)
 
     @classmethod
-    def open(cls, migration_id: str, state: Any = None) -> "Sync":
-        return cls(state if isinstance(state, StateStore) else StateStore(state), migration_id)
+    def open(cls, migration_id: str, state: Any = None, visibility_s: float = 30.0) -> "Sync":
+        return cls(state if isinstance(state, StateStore) else StateStore(state), migration_id, visibility_s)
 
     def status(self) -> SyncStatus:
         return sync_status(self.store, self.id)  # type: ignore[return-value]
@@ -73,7 +83,8 @@ class Sync:
         if self.store.get(self.id).state == "rolled_back" and self._row().phase != "rolled_back_after_cutover":
             raise IllegalTransition(self.id, "rolled_back", "synced (it was rolled back before cutover)")
         lease = self.store.acquire_lease(self.id)
-        sides = open_sides(self.store, self.id)
+        self._renewed = time.monotonic()
+        sides = attach(open_sides(self.store, self.id), self.store, self.id)
         try:
             yield sides, lease
         finally:
@@ -81,17 +92,40 @@ class Sync:
             self.store.release_lease(self.id, lease)
 
     def _commit(self, lease: str, **changes: Any) -> None:
-        jr.commit(self.store, self.id, lease, **changes)
+        jr.commit(self.store, self.id, lease, **changes)  # renews the lease too
+        self._renewed = time.monotonic()
 
-    def _apply(self, s: Sides, lease: str, side: str, upto: int) -> None:
-        """Re-read and apply the ids of ``side``'s events up to ``upto``, committing as it goes."""
+    def _tick(self, lease: str) -> None:
+        """During long work without commits: renew the lease (LeaseHeld if it was taken over)."""
+        if time.monotonic() - self._renewed >= self.renew_every_s:
+            self.store.renew_lease(self.id, lease)
+            self._renewed = time.monotonic()
+
+    def _apply(self, s: Sides, lease: str, side: str, upto: int, wait: bool = True) -> int:
+        """Apply the ids of ``side``'s events up to ``upto``, committing as it goes: source
+        events once the source shows their content hash, target events by re-reading. With
+        ``wait=False`` (the bulk copy) it stops, without waiting, before the first source event
+        the source does not show yet. Returns the seq applied up to."""
         col = "applied_seq" if side == "source" else "reverse_applied_seq"
         after = getattr(self._row(), col)
         while after < upto and (evs := jr.events(self.store, self.id, side, after, upto, s.plan.batch_size)):
-            keys = list(dict.fromkeys(k for _, k in evs))
-            s.to_target(keys) if side == "source" else s.to_source(keys)
+            last = {k: seq for seq, k in evs}
+            if side == "source":
+                try:
+                    apply_source(s, self.store, self.id, last, self.visibility_s if wait else 0.0,
+                                 lambda: self._tick(lease))
+                except NotVisible as exc:
+                    if wait:
+                        raise
+                    upto = min(seq for seq, k in evs if k in exc.keys) - 1  # applied before it
+                    evs = [(seq, k) for seq, k in evs if seq <= upto]
+                    if not evs:
+                        break
+            else:
+                s.to_source(list(last))
             after = evs[-1][0]
-            self._commit(lease, **{col: after, "events_applied": ("+", len(keys))})
+            self._commit(lease, **{col: after, "events_applied": ("+", len({k for _, k in evs}))})
+        return int(after)
 
     def bulk_copy(self, max_chunks: int | None = None) -> SyncStatus:
         """Copy chunk by chunk between watermarks (crash points sync_window, sync_before_commit)."""
@@ -102,7 +136,7 @@ class Sync:
                 if s.target.describe() is None:
                     self.store.set_flag(self.id, "created_target", True)  # intent first: rollback may drop it
                     s.retry(s.target.create, s.plan.target)
-                self.store.transition(self.id, "in_progress", "sync bulk copy started")
+                self.store.transition(self.id, "in_progress", "sync bulk copy started", lease=lease)
             elif state != "in_progress":
                 raise IllegalTransition(self.id, state, "in_progress (sync bulk copy)")
             self._commit(lease, phase="bulk")
@@ -112,12 +146,14 @@ class Sync:
                 batch, nxt = s.retry(s.source.scan, row.cursor, s.plan.batch_size)
                 crashpoints.hit("sync_window")
                 high = jr.head(self.store, self.id)
-                moved = jr.keys_between(self.store, self.id, "source", low, high)
-                self._apply(s, lease, "source", high)
+                # rows with events not applied before the read: the events decide (a lagging
+                # source may have shown such a row's older state to this read)
+                moved = jr.keys_between(self.store, self.id, "source", min(low, self._row().applied_seq), high)
+                applied = self._apply(s, lease, "source", high, wait=False)  # the catch-up waits
                 keep = [i for i, rid in enumerate(batch.ids) if (batch.namespace, rid) not in moved]
                 written = s.write_rows(batch.take(keep)) if keep else 0
                 crashpoints.hit("sync_before_commit")
-                self._commit(lease, cursor=nxt, scan_done=int(nxt is None), applied_seq=high, chunks=("+", 1),
+                self._commit(lease, cursor=nxt, scan_done=int(nxt is None), applied_seq=applied, chunks=("+", 1),
                              rows_read=("+", len(batch)), rows_written=("+", written),
                              rows_dropped=("+", len(batch) - len(keep)))
                 row, done = self._row(), done + 1
@@ -160,15 +196,20 @@ class Sync:
         return False
 
     def _pass(self, s: Sides, lease: str, side: str) -> dict[str, Any]:
-        """Compare, and repair what the journal does not explain. Differences on ids with events
-        during the pass are changes in flight, re-applied by the catch-up around the compare."""
+        """Compare, and repair what the journal does not explain. Ids with events newer than the
+        pass's start are pending, not dirty: applied around the compare (or by the next catch-up)
+        and proved by a later pass or the cutover; events up to the start of a clean pass are pruned."""
         t0, h0 = time.monotonic(), jr.head(self.store, self.id, side)
         self._apply(s, lease, side, h0)
-        diff = compare(s, skip=self.store.refused_keys(self.id))
+        skip = self.store.refused_keys(self.id) | dead_letters(self.store, self.id)
+        diff = compare(s, skip=skip, tick=lambda: self._tick(lease))
         h2 = jr.head(self.store, self.id, side)
         self._apply(s, lease, side, h2)
-        moved = {tk for k in jr.keys_between(self.store, self.id, side, h0, h2) if (tk := s.target_key(k))}
+        h3 = jr.head(self.store, self.id, side)  # ids with events newer than the pass's start: pending
+        moved = {tk for k in jr.keys_between(self.store, self.id, side, h0, h3) if (tk := s.target_key(k))}
         todo = {tk: sk for tk, sk in diff.keys().items() if tk not in moved}
+        if todo:  # a store showing this sync's writes late is not a difference
+            todo = settle(s, self.store, self.id, side, todo, skip, self.visibility_s, lambda: self._tick(lease))
         toward = "target" if side == "source" else "source"
         if todo:
             s.repair(todo, toward)
@@ -180,77 +221,9 @@ class Sync:
         self._commit(lease, passes=("+", 1), clean_passes=self._row().clean_passes + 1 if not todo else 0,
                      repaired=("+", len(todo)), last_pass=info)
         log.info("sync %s: %s", self.id, info["summary"])
+        if not todo:  # events up to the pass's start are applied and verified
+            prune(self.store, self.id, side, h0)
         return info
-
-    def cutover(self, alias: str | None = None, clean_required: int = 2) -> SyncStatus:
-        """Make the target lead (after ``clean_required`` clean passes): through its alias where
-        it has one, else recorded here with a message saying exactly what to repoint."""
-        with self._session() as (s, lease):
-            if (row := self._row()).phase == "cut_over":
-                return self.status()
-            if row.mode != "journal":
-                raise StateError("a sync without a journal cuts over in converge_without_journal(freeze)")
-            if row.phase != "cutting_over" and not (row.phase == "verified" and row.clean_passes >= clean_required):
-                raise StateError(f"sync '{self.id}' is {row.phase} with {row.clean_passes} clean passes: cutover "
-                                 f"needs {clean_required} in a row (`vmkit sync verify --id {self.id}`)")
-            self._pause(s, lease, "source")
-            self._switch(s, lease, "source", alias)
-            self._complete()
-        return self.status()
-
-    def _pause(self, s: Sides, lease: str, side: str) -> None:
-        """Writers wait from here until the switch (a cutover without a way back is refused)."""
-        self._apply(s, lease, side, jr.head(self.store, self.id, side))  # catch up while writes flow
-        if side == "source":
-            s.reverse = reverse_plan(s.source, s.target, s.plan)
-            if s.reverse.errors:
-                raise PlanError("no way back after cutover:\n" + "\n".join(map(str, s.reverse.errors)))
-            self._commit(lease, phase="cutting_over", reverse_plan=s.reverse.to_json())
-        else:
-            self._commit(lease, phase="rolling_back")
-
-    def _switch(self, s: Sides, lease: str, side: str, alias: str | None) -> None:
-        """Drain ``side``'s last events; repoint + flip the phase in one (straggler-blocking) txn."""
-        t0, col = time.monotonic(), "applied_seq" if side == "source" else "reverse_applied_seq"
-        try:
-            self._apply(s, lease, side, jr.head(self.store, self.id, side))
-            with self.store.transaction() as db:
-                jr.check_lease(db, self.id, lease)
-                row, h = self._row(), jr.head(self.store, self.id, side)
-                keys = jr.keys_between(self.store, self.id, side, getattr(row, col), h)
-                s.to_target(keys) if side == "source" else s.to_source(keys)
-                crashpoints.hit("sync_switch")
-                info = repoint(s, "target" if side == "source" else "source", alias, row.cutover or {})
-                pause = round(time.monotonic() - t0, 4)
-                cut = ({**info, "pause_s": pause} if side == "source" else
-                       {**row.cutover, "rollback": info["message"], "rollback_pause_s": pause})
-                jr.update_row(db, self.id, **{col: h}, clean_passes=0, cutover=cut,
-                           phase="cut_over" if side == "source" else "rolled_back_after_cutover")
-        except Exception:
-            self._commit(lease, phase="verified" if side == "source" else "cut_over")  # writers resume
-            raise
-        self.store.event(self.id, "sync cut over" if side == "source" else "sync rolled back", info["message"])
-        log.warning("sync %s: %s (writes paused %.3f s)", self.id, info["message"], pause)
-
-    def _frozen_switch(self, s: Sides, lease: str, side: str, freeze: Freeze, alias: str | None,
-                       max_passes: int) -> None:
-        """No journal: inside the caller's write freeze, passes until one is clean (nothing
-        changes under the freeze, so one clean pass after the last repair proves it), switch."""
-        with freeze() if callable(freeze) else freeze:  # type: ignore[operator]
-            t0 = time.monotonic()
-            self._converge(s, lease, side, 1, max_passes)
-            self._pause(s, lease, side)
-            self._switch(s, lease, side, alias)
-            freeze_s = time.monotonic() - t0
-        self._commit(lease, freeze_s=freeze_s)
-        log.warning("sync %s: writes were frozen for %.3f s", self.id, freeze_s)
-
-    def _complete(self) -> None:
-        n = (self._row().last_pass or {}).get("records", 0)
-        self.store.set_verification(self.id, "passed", dict(passed=True, how="sync passes + final drain", matched=n,
-                                    source_records=n, missing_count=0, extra_count=0, mismatched_count=0))
-        if self.store.get(self.id).state == "in_progress":
-            self.store.transition(self.id, "completed", "sync cut over after verification")
 
     def rollback(self, clean_required: int = 2, max_passes: int = 10, freeze: Freeze | None = None) -> SyncStatus:
         """After cutover: replay the target-side journal into the source, verify source vs target
@@ -270,9 +243,9 @@ class Sync:
                 if row.phase == "cut_over":  # each pass first applies the target-side journal
                     self._converge(s, lease, "target", clean_required, max_passes)
                     self._pause(s, lease, "target")
-                self._switch(s, lease, "target", None)
+                self._switch_or_undo(s, lease, "target", None)
             try:
-                self.store.transition(self.id, "rolled_back", "rolled back after cutover")
+                self.store.transition(self.id, "rolled_back", "rolled back after cutover", lease=lease)
             except IllegalTransition:  # completed -> rolled_back is not a transition (yet)
                 self.store.event(self.id, "sync rolled back after cutover", "the migration stays completed")
         return self.status()
@@ -292,14 +265,20 @@ class Sync:
                     if self._pass(s, lease, "source")["repaired"] <= limit:
                         break
                 self._frozen_switch(s, lease, "source", freeze, alias, max_passes)
-                self._complete()
+                self._complete(lease)
         return self.status()
 
-    def run(self, alias: str | None = None) -> SyncStatus:
-        """Bulk copy, catch up, verify and cut over (journal mode), resuming wherever it stopped."""
+    def run(self, alias: str | None = None, max_rounds: int = 6) -> SyncStatus:
+        """Bulk copy, then rounds of catch-up + verification until two clean passes (at most
+        ``max_rounds``), and the cutover (journal mode); resumes wherever it stopped."""
         if self.bulk_copy().phase in ("catch_up", "verified"):
-            self.catch_up()
-            self.verify()
+            for _ in range(max_rounds):
+                self.catch_up()
+                if self.verify().phase == "verified":
+                    break
+            else:
+                raise StateError(f"sync '{self.id}': no two clean passes in a row after {max_rounds} rounds "
+                                 f"of catch-up and verification; not switched (see `vmkit status --id {self.id}`)")
         return self.cutover(alias=alias)
 
 

@@ -1,16 +1,20 @@
 """Both sides of a sync: applying changes by re-reading them, and proof that the sides agree.
 
-A change is applied by RE-READING the id on the side that leads and writing it to the other
-(absent there = delete): idempotent, last-state-wins. Fingerprints: each target key falls in one
-of ``BUCKETS`` buckets by a stable hash of its string form; a bucket's fingerprint is (count, sum
-of the 64-bit heads of the canonical digests mod 2**64), the source mapped through the plan as
-verify does, the target from ``target.digests()``. Differing buckets are drilled into by a second
-scan (per-key digests for those buckets only); digest mismatches are re-checked exactly.
+A change is applied by RE-READING the id on the side that leads and writing it to the other:
+idempotent, last-state-wins (journal events are applied by ``sync_apply``, which waits until
+the source shows the journaled content). A record the plan rejects is never removed from the
+target: it gets a dead-letter row (``dead_letter``) and the target keeps its last good version.
+
+Fingerprints: each target key falls in one of ``BUCKETS`` buckets by a stable hash of its
+string form; a bucket's fingerprint is (count, sum of the 64-bit heads of the canonical digests
+mod 2**64), the source mapped through the plan as verify does, the target from
+``target.digests()``. Differing buckets are drilled into by a second scan (per-key digests for
+those buckets only); digest mismatches are re-checked exactly.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -21,7 +25,7 @@ from vmkit.connectors.base import Connector
 from vmkit.fingerprint import batch_digests, canonical_metadata
 from vmkit.ids import BadId, to_target_id
 from vmkit.plan import Plan
-from vmkit.records import RecordBatch, RecordId
+from vmkit.records import RecordBatch, RecordId, Rejection
 from vmkit.transform import map_batch
 from vmkit.validate import compare_opts, same_vectors
 
@@ -77,6 +81,18 @@ class Sides:
         self.source, self.target, self.plan, self.retry = source, target, plan, retry
         self.reverse = reverse
         self.opts = compare_opts(plan)
+        # plan rejections (dead letters) and the source keys written since: set by the sync
+        self.dead_letter: Callable[[list[Rejection], list[Key]], None] = lambda rejected, written: None
+        self._source_opts: dict[str, Any] | None = None
+
+    def source_opts(self) -> dict[str, Any]:
+        """How a record re-read from the source hashes like the one the application wrote."""
+        if self._source_opts is None:
+            caps, info = self.source.capabilities, self.retry(self.source.describe)
+            cosine = info is not None and info.metric == "cosine"
+            self._source_opts = {"normalize": caps.normalizes_cosine and cosine,
+                                 "numbers_as_float": not caps.metadata_big_ints}
+        return self._source_opts
 
     def close(self) -> None:
         self.source.close()
@@ -105,12 +121,14 @@ class Sides:
         return n
 
     def write_rows(self, batch: RecordBatch) -> int:
-        """Map source rows and write them; rows the plan rejects are removed from the target
-        (verification expects them absent). Returns the records written."""
+        """Map source rows and write them. Rows the plan rejects get dead-letter rows and are
+        NOT removed from the target (a bad update never takes the good record with it).
+        Returns the records written."""
         mapped = map_batch(batch, self.plan)
         self.upsert(self.target, mapped.batch)
-        kept = {(mapped.batch.namespace, t) for t in mapped.batch.ids}  # a duplicate's kept twin stays
-        self.delete(self.target, {k for r in mapped.rejected if (k := self.target_key((r.namespace, r.record_id))) not in kept and k})
+        ns = mapped.source_namespace or batch.namespace
+        self.dead_letter([r if r.namespace else replace(r, namespace=ns) for r in mapped.rejected],
+                         [(ns, rid) for rid in mapped.source_ids])
         return len(mapped.batch)
 
     def to_target(self, keys: Iterable[Key]) -> int:
@@ -251,50 +269,31 @@ class Diff:
                 "missing": len(self.missing), "extra": len(self.extra)}
 
 
-def compare(sides: Sides, skip: set[Key] | None = None) -> Diff:
-    """Bucket fingerprints of both sides; then the differing ids of the buckets that differ."""
+def compare(sides: Sides, skip: set[Key] | None = None, tick: Callable[[], None] = lambda: None) -> Diff:
+    """Bucket fingerprints of both sides; then the differing ids of the buckets that differ.
+    ``skip``: source keys left out on both sides (refused or dead-lettered records); ``tick``
+    is called as the scans go (the sync renews its lease there)."""
     skip = skip or set()
+    tskip = {tk for k in skip if (tk := sides.target_key(k)) is not None}
     src, tgt, records = Fingerprints(), Fingerprints(), 0
     for tkey, digest, *_ in sides.source_rows(skip):
         src.add(tkey, digest)
         records += 1
-    for tkey, digest in sides.target_digests():
-        tgt.add(tkey, digest)
+        if not records % 1000:
+            tick()
+    for n, (tkey, digest) in enumerate(sides.target_digests()):
+        if tkey not in tskip:
+            tgt.add(tkey, digest)
+        if not n % 1000:
+            tick()
     bad = src.differing(tgt)
     diff = Diff(len(bad), records)
     if not bad:
         return diff
     want = {tk: (d, sk, b, i) for tk, d, sk, b, i in sides.source_rows(skip) if bucket_of(tk) in bad}
-    have = {tk: d for tk, d in sides.target_digests() if bucket_of(tk) in bad}
+    have = {tk: d for tk, d in sides.target_digests() if bucket_of(tk) in bad and tk not in tskip}
     diff.missing = {tk: w[1] for tk, w in want.items() if tk not in have}
     suspects = {tk: (w[2], w[3]) for tk, w in want.items() if tk in have and have[tk] != w[0]}
     diff.changed = {tk: want[tk][1] for tk in sides.really_differ(suspects)}
     diff.extra = [tk for tk in have if tk not in want]
     return diff
-
-
-def repoint(sides: Sides, to: str, alias: str | None, cutover: dict[str, Any]) -> dict[str, Any]:
-    """Send traffic to ``to`` ("target" at cutover, "source" at rollback): through an alias
-    where the connector has ``set_alias``, else a record saying exactly what to repoint."""
-    import time
-
-    src, tgt = sides.source.uri, sides.target.uri
-    if to == "target":
-        if alias and hasattr(sides.target, "set_alias"):
-            before = sides.target.get_alias(alias)  # type: ignore[attr-defined]
-            sides.retry(sides.target.set_alias, alias)
-            return {"how": "alias", "alias": alias, "alias_before": before, "at": time.time(),
-                    "message": f"alias '{alias}' now points at the target {tgt} (was {before!r})"}
-        why = f"the target has no aliases ('{alias}' not set); " if alias else ""
-        return {"how": "recorded", "alias": alias, "at": time.time(),
-                "message": f"{why}cutover recorded in the state store: repoint the application (reads, and "
-                           f"writes not made through a JournalingWriter) from {src} to {tgt}"}
-    if cutover.get("how") == "alias":
-        alias, s, t = cutover["alias"], sides.source, sides.target
-        if hasattr(s, "set_alias") and hasattr(s, "alias_scope") and s.alias_scope() == t.alias_scope():  # type: ignore[attr-defined]
-            sides.retry(s.set_alias, alias)
-            return {"how": "alias", "message": f"alias '{alias}' points at the source {src} again"}
-        return {"how": "recorded", "message": f"alias '{alias}' still points at the target (the source is "
-                f"in another instance): repoint the application back to {src}"}
-    return {"how": "recorded", "message": f"rollback recorded: repoint the application (reads, and writes "
-            f"not made through a JournalingWriter) back to {src}"}

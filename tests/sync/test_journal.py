@@ -119,17 +119,46 @@ def test_change_without_an_event_is_found_and_repaired(sync):
     assert equal(sync)
 
 
-def test_plan_rejected_update_is_removed_from_the_target(sync):
+def test_a_nan_update_gets_one_dead_letter_row_and_the_good_target_record_stays(sync):
+    """README "Zero downtime": a write the plan rejects gets a dead-letter row; the target
+    keeps its last good version."""
     w = sync.writer()
     sync.bulk_copy()
-    w.upsert(RecordBatch([3], np.full((1, 8), np.nan), [{"v": 1}]))  # the target cannot take NaN
+    dst = connect("memory://dst")
+    good = dst.fetch([3]).metadata
+    for _ in range(2):  # the same bad write twice: still one row
+        w.upsert(RecordBatch([3], np.full((1, 8), np.nan), [{"v": 1}]))  # the target cannot take NaN
+        sync.catch_up()
+    assert dst.fetch([3]).metadata == good == [{"v": 0, "i": 3}]
+    rows = sync.store.query("SELECT namespace, record_id, id_is_int, field FROM rejections WHERE migration_id='j'")
+    assert rows == [("", "3", 1, "vector")]
+    st = sync.verify()  # the passes leave it out: nothing repaired, nothing deleted
+    assert st.phase == "verified" and st.counters["repaired"] == 0 and dst.fetch([3]).metadata == good
+    st = sync.cutover()
+    assert sync.store.get("j").verification_detail["rejected"] == 1 and dst.fetch([3]).metadata == good
+
+    w.upsert(batch([3], 7))  # a later good write goes through, and its dead letter is cleared
+    assert dst.fetch([3]).metadata == [{"v": 7}]
+
+
+def test_a_good_write_after_a_rejected_one_clears_its_dead_letter(sync):
+    w = sync.writer()
+    sync.bulk_copy()
+    w.upsert(RecordBatch([4], np.full((1, 8), np.inf), [{"v": 1}]))
     sync.catch_up()
-    assert len(connect("memory://dst").fetch([3])) == 0
-    rec = sync.store.get("j")
-    with connect(rec.source_uri) as s, connect(rec.target_uri) as t:
-        result = verify(s, t, Plan.from_json(rec.plan_json))
-    assert result.passed and result.rejected == 1
-    assert sync.verify().phase == "verified"
+    assert sync.store.rejected_count("j") == 1
+    w.upsert(batch([4], 6))
+    sync.catch_up()
+    assert sync.store.rejected_count("j") == 0 and connect("memory://dst").fetch([4]).metadata == [{"v": 6}]
+    assert sync.verify().phase == "verified" and equal(sync)
+
+
+def test_a_record_the_plan_rejects_in_the_bulk_copy_gets_a_dead_letter_row(sync):
+    connect("memory://src").upsert(RecordBatch([600], np.full((1, 8), np.nan), [{"v": 1}]))
+    sync.bulk_copy()
+    assert sync.store.query("SELECT record_id, field FROM rejections WHERE migration_id='j'") == [("600", "vector")]
+    assert len(connect("memory://dst").fetch([600])) == 0 and connect("memory://dst").count() == 1999
+    assert sync.verify().counters["repaired"] == 0 and sync.status().phase == "verified"
 
 
 def test_rolled_back_before_cutover_stops_the_sync(sync):

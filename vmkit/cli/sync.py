@@ -14,11 +14,16 @@ sync_app = typer.Typer(help="Zero-downtime sync: journaled writes, catch-up, ver
                             "cutover and rollback after cutover.", no_args_is_help=True)
 
 
-def _open_sync(migration_id: str, state: Optional[Path]) -> Any:
+VisibilityOpt = typer.Option(30.0, "--visibility-s", min=0.0,
+                             help="How long the source may take to show a journaled write (eventually "
+                                  "consistent sources show writes late) before applying it fails.")
+
+
+def _open_sync(migration_id: str, state: Optional[Path], visibility_s: float = 30.0) -> Any:
     from vmkit.sync import Sync
 
     store = _store(state)
-    return _run(lambda: Sync.open(migration_id, store))
+    return _run(lambda: Sync.open(migration_id, store, visibility_s=visibility_s))
 
 
 @sync_app.command("start")
@@ -45,9 +50,11 @@ def sync_start(
 
 
 @sync_app.command("catch-up")
-def sync_catch_up(migration_id: str = IdOpt, state: Optional[Path] = StateOpt) -> None:
-    """Apply the journal (re-reading each id) until the lag is under one batch."""
-    sync = _open_sync(migration_id, state)
+def sync_catch_up(migration_id: str = IdOpt, visibility_s: float = VisibilityOpt,
+                  state: Optional[Path] = StateOpt) -> None:
+    """Apply the journal until the lag is under one batch (each id once the source shows the
+    journaled content; exit 2 naming the ids the source did not show within --visibility-s)."""
+    sync = _open_sync(migration_id, state, visibility_s)
     typer.echo(str(_run(sync.catch_up)))
 
 
@@ -56,11 +63,11 @@ def sync_verify(
     migration_id: str = IdOpt,
     clean: int = typer.Option(2, "--clean", min=1, help="Clean passes in a row required."),
     max_passes: int = typer.Option(10, "--max-passes", min=1),
-    state: Optional[Path] = StateOpt,
+    visibility_s: float = VisibilityOpt, state: Optional[Path] = StateOpt,
 ) -> None:
     """Fingerprint passes (256 id buckets), repairing what the journal does not explain.
     Exit 1 unless CLEAN clean passes in a row were reached."""
-    sync = _open_sync(migration_id, state)
+    sync = _open_sync(migration_id, state, visibility_s)
     st = _run(lambda: sync.verify(clean_required=clean, max_passes=max_passes))
     typer.echo(str(st))
     if st.clean_passes < clean:
@@ -71,14 +78,26 @@ def sync_verify(
 def sync_cutover(
     migration_id: str = IdOpt,
     alias: Optional[str] = typer.Option(None, "--alias", help="Switch this alias to the target (Qdrant)."),
-    state: Optional[Path] = StateOpt,
+    visibility_s: float = VisibilityOpt, state: Optional[Path] = StateOpt,
 ) -> None:
-    """After two clean passes: drain the last events, switch the alias (or record the cutover
-    and say what to repoint); JournalingWriter writes then go to the target first."""
-    sync = _open_sync(migration_id, state)
+    """After two clean passes: drain the last events, prove the ids written since, switch the
+    alias (or record the cutover and say what to repoint); JournalingWriter writes then go to
+    the target first. Run it again to finish a cutover that was killed inside its switch."""
+    sync = _open_sync(migration_id, state, visibility_s)
     st = _run(lambda: sync.cutover(alias=alias))
     typer.echo(str(st))
     typer.secho(st.cutover["message"], fg="yellow" if st.cutover["how"] == "recorded" else "green")
+
+
+@sync_app.command("abort")
+def sync_abort(migration_id: str = IdOpt, state: Optional[Path] = StateOpt) -> None:
+    """Undo a cutover (or rollback) that did not finish, e.g. killed inside its switch: the alias
+    goes back and application writes go to the side that led before."""
+    sync = _open_sync(migration_id, state)
+    st = _run(sync.abort)
+    typer.echo(str(st))
+    typer.secho(f"switch undone: writes go to the {'source' if st.phase == 'verified' else 'target'} again",
+                fg="yellow")
 
 
 @sync_app.command("rollback")

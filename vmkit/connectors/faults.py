@@ -29,6 +29,7 @@ class Faults:
     reset_rate: float = 0.0
     invalid_partial: bool = False
     sleeps: list[float] = field(default_factory=list)  # hangs served (seconds)
+    lag_s: float = 0.0  # read-after-write lag (memory:// lag_ms): writes show this much later
     _script: deque = field(default_factory=deque, repr=False)
 
     def inject(self, exc: BaseException, times: int = 1, op: str | None = None,

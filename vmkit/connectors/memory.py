@@ -22,6 +22,9 @@ Query options (all optional):
 - ``invalid_partial=1``    with ``invalid_field``: the valid records of a refused write are
                            applied before InvalidData is raised (per-object failures inside an
                            accepted batch, as Weaviate reports them)
+- ``lag_ms=N``             read-after-write lag: an acknowledged upsert or delete shows in reads
+                           (fetch, scan, describe) only N ms later, in write order (an eventually
+                           consistent store, as Pinecone is)
 
 All rates share one seeded roll per call, in the order terminal, transient, hang, reset, so
 adding a new kind never changes the sequence of the others. ``Faults.inject(exc, ...)`` queues
@@ -36,8 +39,10 @@ from __future__ import annotations
 import copy
 import random
 import threading
+import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import orjson
@@ -56,6 +61,7 @@ class _Store:
     namespaces: dict[str, dict[RecordId, _Row]] = field(default_factory=dict)
     _sorted: dict[str, list[RecordId]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    unseen: deque = field(default_factory=deque)  # (visible at, write) under lag_ms
 
     def sorted_ids(self, ns: str) -> list[RecordId]:
         if ns not in self._sorted:
@@ -125,6 +131,7 @@ class MemoryConnector(Connector):
                     hang_s=float(p.get("hang_ms", 0)) / 1000,
                     reset_rate=float(p.get("reset_rate", 0)),
                     invalid_partial=p.get("invalid_partial", "0") == "1",
+                    lag_s=float(p.get("lag_ms", 0)) / 1000,
                 )
             self.faults = _FAULTS[self.name]
 
@@ -133,7 +140,16 @@ class MemoryConnector(Connector):
         store = _STORES.get(self.name)
         if store is None:
             raise TerminalError(f"memory://{self.name} does not exist")
+        _show_due(store)
         return store
+
+    def _later(self, store: _Store, write: Callable[[], None]) -> None:
+        """Apply ``write`` now, or (under ``lag_ms``) once its lag has passed."""
+        with store.lock:
+            if self.faults.lag_s:
+                store.unseen.append((time.monotonic() + self.faults.lag_s, write))
+            else:
+                write()
 
     def _batch(self, ns: str, ids: list[RecordId], rows: list[_Row], dim: int) -> RecordBatch:
         vectors = np.stack([r[0] for r in rows]) if rows else np.zeros((0, dim), np.float32)
@@ -156,6 +172,7 @@ class MemoryConnector(Connector):
         store = _STORES.get(self.name)
         if store is None:
             return None
+        _show_due(store)
         with store.lock:
             counts = {ns: len(rows) for ns, rows in store.namespaces.items() if rows}
         return CollectionInfo(
@@ -245,13 +262,17 @@ class MemoryConnector(Connector):
                     vectors[i] += np.float32(faults.rng.gauss(0, 1)) * np.abs(vectors[i]).max()
         named = {n: self._as_stored(v.copy(), store.spec.extra_vectors[n]["metric"]) for n, v in batch.named.items()}
         vectors = self._as_stored(vectors, store.spec.metric)
-        with store.lock:
-            rows = store.namespaces.setdefault(batch.namespace, {})
-            for i, rid in enumerate(batch.ids):
-                sparse = None if batch.sparse is None else batch.sparse[i]
-                rows[rid] = (vectors[i], copy.deepcopy(batch.metadata[i]), sparse,
+        ids, ns, sparse = list(batch.ids), batch.namespace, batch.sparse
+        metadata = [copy.deepcopy(m) for m in batch.metadata]
+
+        def write() -> None:
+            rows = store.namespaces.setdefault(ns, {})
+            for i, rid in enumerate(ids):
+                rows[rid] = (vectors[i], metadata[i], None if sparse is None else sparse[i],
                              {n: v[i] for n, v in named.items()})
-            store.touched(batch.namespace)
+            store.touched(ns)
+
+        self._later(store, write)
 
     def _as_stored(self, vectors: np.ndarray, metric: str) -> np.ndarray:
         """Unit rows under cosine when the store normalizes (as Qdrant does), else as given."""
@@ -263,11 +284,15 @@ class MemoryConnector(Connector):
     def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
         late = self.faults.maybe_fail("delete")
         store = self._store()
-        with store.lock:
+        gone = list(ids)
+
+        def write() -> None:
             rows = store.namespaces.get(namespace, {})
-            for rid in ids:
+            for rid in gone:
                 rows.pop(rid, None)
             store.touched(namespace)
+
+        self._later(store, write)
         raise_due(late)
 
     def count(self) -> int:
@@ -285,6 +310,15 @@ class MemoryConnector(Connector):
     def drop(self) -> None:
         with _STORES_LOCK:
             _STORES.pop(self.name, None)
+
+
+def _show_due(store: _Store) -> None:
+    """Writes whose read-after-write lag has passed become visible (``lag_ms``)."""
+    if store.unseen:
+        with store.lock:
+            now = time.monotonic()
+            while store.unseen and store.unseen[0][0] <= now:
+                store.unseen.popleft()[1]()
 
 
 def _bisect_after(ids: list[RecordId], key: tuple[int, int, str]) -> int:
