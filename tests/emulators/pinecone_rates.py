@@ -1,6 +1,9 @@
-"""The request-per-second limits a serverless Pinecone index enforces (docs.pinecone.io, "Rate
-limits"), for the emulator: a sliding one-second window per limit, counted when a request
-arrives. A request past a limit is answered 429 and not counted."""
+"""The throughput limits a serverless Pinecone index enforces (docs.pinecone.io, "Rate limits",
+Data operation throughput limits), for the emulator: a sliding one-second window per limit,
+counted when a request arrives. A request past a limit is answered 429 and not counted.
+Besides requests a second: upsert bytes a second per namespace (50 MB), deleted records a
+second per namespace and per index (5,000 each), query read units a second per index (2,000;
+a query here costs 5)."""
 
 from __future__ import annotations
 
@@ -15,8 +18,10 @@ from emulators.pinecone_store import ApiFailure
 DOCUMENTED: dict[str, tuple[int, bool]] = {
     "fetch": (100, False), "list": (200, False), "stats": (100, False),
     "upsert": (100, True), "delete": (100, True), "query": (100, True),
-    "delete_records": (5000, True),
+    "delete_records": (5000, True), "delete_records_index": (5000, False),
+    "upsert_bytes": (50_000_000, True), "query_units": (2000, False),
 }
+QUERY_UNITS = 5  # read units the emulator charges a query (its answers' ``usage.readUnits``)
 
 
 class RateLimits:
@@ -29,8 +34,14 @@ class RateLimits:
         self._lock = threading.Lock()
         self._arrivals: dict[tuple[str, str, str], deque[tuple[float, int]]] = {}
 
-    def admit(self, index: str, op: str, namespace: str, records: int) -> None:
-        checks = [(op, 1)] + ([("delete_records", records)] if op == "delete" else [])
+    def admit(self, index: str, op: str, namespace: str, records: int, nbytes: int = 0) -> None:
+        checks = [(op, 1)]
+        if op == "delete":
+            checks += [("delete_records", records), ("delete_records_index", records)]
+        elif op == "upsert":
+            checks.append(("upsert_bytes", nbytes))
+        elif op == "query":
+            checks.append(("query_units", QUERY_UNITS))
         now = time.monotonic()
         with self._lock:
             windows = []
