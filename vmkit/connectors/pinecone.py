@@ -136,6 +136,7 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
         self._index: Any = None
         self._model_cache: Any = None
         self._caps: Capabilities | None = None
+        self._ns_listing = True  # the namespaces listing works here, until it is refused
 
     # -- SDK plumbing ------------------------------------------------------------------------
     def _key(self) -> str:
@@ -287,12 +288,57 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
         return sum(counts.values())
 
     def namespace_counts(self) -> dict[str, int]:
+        """Records per namespace that holds any: the larger of what stats and the namespaces
+        listing count (see ``namespace_names``; both counts lag writes)."""
+        return {ns: n for ns, n in self.namespace_names().items() if n}
+
+    def namespace_names(self) -> dict[str, int]:
+        """Every namespace the index is known to hold, with its record count as far as it is
+        known (0 for one named but not yet counted).
+
+        ``describe_index_stats`` lags writes more than list and fetch do ("The counts lag
+        writes": the SDK's ``Index.describe_index_stats`` docstring, pinecone 10.2
+        ``pinecone/index/__init__.py``), so a namespace written just before a scan can be
+        missing from it. The namespaces listing (``Index.list_namespaces``, ``GET
+        /namespaces``, same file; its ``record_count`` "Eventually consistent":
+        ``pinecone/models/namespaces/models.py``) names it as soon as it exists, so both are
+        asked and merged. Where the SDK or the index lacks the listing (an SDK before it, or a
+        refusal of the route), stats alone are used, and the scan asks them again before it
+        ends (see pinecone_scan)."""
+        counts = self._stats_counts()
+        listed = self._listed_namespaces()
+        for ns, n in (listed or {}).items():
+            counts[ns] = max(counts.get(ns, 0), n)
+        return counts
+
+    def _stats_counts(self) -> dict[str, int]:
         index = self.data_plane()
         self.pace("describe_index_stats")
         with self.errors("describe_index_stats"):
             stats = index.describe_index_stats()
         return {canonical_ns(ns): s.vector_count for ns, s in stats.namespaces.items()
                 if s.vector_count}
+
+    def _listed_namespaces(self) -> dict[str, int] | None:
+        """Namespace -> record count from the namespaces listing, or None where it cannot be
+        had (then remembered: stats alone from then on)."""
+        index = self.data_plane()
+        if not self._ns_listing or not callable(getattr(index, "list_namespaces", None)):
+            return None
+        out: dict[str, int] = {}
+        try:
+            with self.errors("list_namespaces"):
+                for page in index.list_namespaces(limit=100):
+                    for ns in page.namespaces:
+                        out[canonical_ns(ns.name)] = int(ns.record_count or 0)
+        except TerminalError as exc:  # e.g. 404/405/400: this index or service lacks the route
+            if getattr(exc.__cause__, "status_code", 0) in (401, 403):
+                raise
+            log.info("Pinecone index '%s' cannot list its namespaces (%s): describe_index_stats "
+                     "alone names them, and is asked again before a scan ends", self.index_name, exc)
+            self._ns_listing = False
+            return None
+        return out
 
     def dimension(self) -> int:
         model = self._model_cache
