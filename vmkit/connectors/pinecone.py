@@ -17,6 +17,10 @@
 - ``split_above=5000`` records (see pinecone_scan)
 - ``rate_limits=list:400,fetch:200`` requests a second where the index's limits were raised
                        (default: the documented ones; ``off``: no pacing; see pinecone_rates)
+- ``max_429=20&max_429_s=60``  429s of one operation in a row (each an SDK call the SDK
+                       already retried) and seconds they span, past both of which the run
+                       stops resumably, naming the limit (e.g. a Starter plan's monthly write
+                       units), instead of retrying without end (see pinecone_rates)
 - ``refetch_attempts=5&refetch_wait=0.5``  fetches of a listed id the service does not return
                        (waiting 0.5 s, then twice as long each time, at most 8 s) before the
                        scan hands it over as a ``source_unreadable`` rejection (never dropped)
@@ -48,16 +52,28 @@ from urllib.parse import parse_qs, urlsplit
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector
 from vmkit.connectors.msgspec_types import prepare_struct_types
-from vmkit.connectors.pinecone_rates import pacer_for, parse_limits
+from vmkit.connectors.pinecone_rates import (
+    Throttled,
+    is_monthly,
+    limit_named,
+    pacer_for,
+    parse_limits,
+)
 from vmkit.connectors.pinecone_read import ListUnsupported, PineconeReads
 from vmkit.connectors.pinecone_sample import NAMESPACES_AT_ONCE, QUERIES_AT_ONCE
 from vmkit.connectors.pinecone_scan import ListScan, canonical_ns
 from vmkit.connectors.pinecone_split import PROBES_AT_ONCE
-from vmkit.connectors.pinecone_write import MAX_METADATA, TO_PINECONE, PineconeWrites
+from vmkit.connectors.pinecone_write import (
+    MAX_METADATA,
+    REQUEST_BYTES,
+    TO_PINECONE,
+    PineconeWrites,
+)
 from vmkit.errors import (
     ConfigError,
     InvalidData,
     MissingDependency,
+    SystemicRefusal,
     TerminalError,
     TransientError,
     VmkitError,
@@ -123,6 +139,13 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
             self.refetch_wait = -1.0
         if not 0 <= self.refetch_wait <= 60:
             raise ConfigError("refetch_wait must be a number of seconds from 0 to 60")
+        try:
+            max_429_s = float(self.params.get("max_429_s", 60))
+        except ValueError:
+            max_429_s = -1.0
+        if not 0 <= max_429_s <= 86_400:
+            raise ConfigError("max_429_s must be a number of seconds from 0 to 86400")
+        self._throttled = Throttled(self.int_param("max_429", 20, 1, 10_000), max_429_s)
         self._lock = threading.RLock()
         streams = self.int_param("list_streams", 4, 1, 64)
         self._list_scan = ListScan(self, streams, self.int_param("split_above", 5_000, 1))
@@ -136,6 +159,7 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
         self._index: Any = None
         self._model_cache: Any = None
         self._caps: Capabilities | None = None
+        self._max_body = REQUEST_BYTES  # lowered when the service finds a body too big
         self._ns_listing = True  # the namespaces listing works here, until it is refused
 
     # -- SDK plumbing ------------------------------------------------------------------------
@@ -202,9 +226,13 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
     def errors(self, what: str, write: bool = False) -> Iterator[None]:
         """Translate SDK failures: 429/5xx/408/network -> TransientError; on a ``write``, a
         refusal of the data (400/413/422, or the SDK's own checks) -> InvalidData, which the
-        runner bisects to the culprit records; anything else -> TerminalError."""
+        runner bisects to the culprit records; anything else -> TerminalError. A 429 that
+        persists past the ``max_429`` bound -> SystemicRefusal naming the limit (see
+        pinecone_rates)."""
+        op = what.split(" ", 1)[0]
         try:
             yield
+            self._throttled.succeeded(op)
         except VmkitError:
             raise
         except Exception as exc:
@@ -219,6 +247,16 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
             if isinstance(exc, ApiError):
                 msg = self._scrub(f"{where} failed: HTTP {exc.status_code}: {exc.message}")
                 status = exc.status_code
+                persisted = self._throttled.refused(op, is_monthly(str(exc.message))) \
+                    if status == 429 else None
+                if persisted is not None:
+                    count, seconds = persisted
+                    raise SystemicRefusal(self._scrub(
+                        f"{where}: Pinecone answered 429 to {count} {op} requests in a row over "
+                        f"{seconds:.0f}s (each retried by the SDK), past the max_429 bound: "
+                        f"{limit_named(op, str(exc.message))} does not clear by retrying. The run "
+                        f"stops here and resumes where it stopped (vmkit migrate resume) once the "
+                        f"limit allows; last answer: HTTP 429: {exc.message}")) from exc
                 if status in (408, 429) or status >= 500:
                     raise TransientError(msg, retry_after=_retry_after(exc)) from exc
                 if status in (401, 403):
