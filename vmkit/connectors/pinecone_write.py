@@ -37,6 +37,26 @@ TO_PINECONE = {"cosine": "cosine", "euclidean": "euclidean", "dot": "dotproduct"
 FETCH_IDS = 1000  # ids per fetch / delete request
 REQUEST_BYTES = 2 * 1024 * 1024 - 4096  # upsert body ceiling, with room for the envelope
 MAX_METADATA = 40 * 1024
+MAX_NAMESPACE = 512  # pinecone/_internal/validation.py: NAMESPACE_NAME_MAX_LEN
+
+
+def namespace_problem(namespace: str) -> str | None:
+    """Why a Pinecone index cannot hold a namespace of this name, or None if it can.
+
+    The rule is the SDK's (pinecone 10.2, ``pinecone/_internal/validation.py``,
+    ``require_valid_namespace_name``): ASCII, no NUL, 1-512 characters. ``""`` names the
+    default namespace (``__default__``) and is always there. The SDK checks names only where a
+    namespace is named on its own (create, describe, delete); ``Index.upsert`` sends any, and
+    the service refuses each request, so a migration would dead-letter every record of it."""
+    if namespace == "":
+        return None
+    if len(namespace) > MAX_NAMESPACE:
+        return f"it has {len(namespace)} characters, over Pinecone's {MAX_NAMESPACE}"
+    if not namespace.isascii():
+        return "it is not ASCII (Pinecone namespace names are ASCII without NUL)"
+    if "\x00" in namespace:
+        return "it holds the NUL character (Pinecone namespace names are ASCII without NUL)"
+    return None
 
 
 class PineconeWrites:
@@ -64,6 +84,12 @@ class PineconeWrites:
         if not len(batch):
             return
         namespace = canonical_ns(batch.namespace)
+        problem = namespace_problem(namespace)
+        if problem is not None:  # before any request: not the records' fault, so not InvalidData
+            raise TerminalError(
+                f"Pinecone index '{self.index_name}' cannot take namespace {namespace!r}: "
+                f"{problem}. Nothing of it was written; plan again with namespace_policy=field "
+                "(the namespace kept in a metadata field) or give the namespaces other names")
         for chunk in split_batch(batch, self.capabilities):
             for part, items, size in self._fit(chunk):
                 self._send(part, items, size, namespace)
