@@ -17,8 +17,11 @@ and Pinecone's published limits:
   "Namespace not found"}``, as the service answers a delete (and public fakes of it a fetch or
   query) for a missing namespace.
 
-Not emulated (answered 400 or 404): metadata filters, update, the namespaces and imports APIs,
-document indexes, gRPC.
+- the namespaces listing (``GET /namespaces``) names a namespace once it was written (and its
+  list lag passed); creating, describing or deleting a namespace on its own is not emulated.
+
+Not emulated (answered 400 or 404): metadata filters, update, namespace create/describe/delete,
+imports, document indexes, gRPC.
 """
 
 from __future__ import annotations

@@ -36,6 +36,37 @@ Reads (scan, sample, fetch) live in ``pinecone_read``: reading the whole index i
 sampling it for a profile in ``pinecone_sample``;
 writes (upsert, delete, create, drop) in ``pinecone_write``; request pacing in
 ``pinecone_rates``.
+
+Facts this connector relies on, from ``shared/reference/vector-databases.md`` (Pinecone), each
+with where to check it (SDK paths are inside the installed ``pinecone`` 10.2 package):
+
+- REST, API version 2026-07, headers ``X-Pinecone-Api-Version`` and ``Api-Key``; the control
+  plane host from ``PINECONE_CONTROLLER_HOST``, the data plane at the index's ``host``
+  (``pinecone/_client.py``, ``Pinecone.index(host=...)``). The 2026-07 IndexModel carries
+  ``schema.fields._values`` (dimension, metric), ``deployment`` (``pod_type`` for a pod index)
+  and ``host`` (``pinecone/models/indexes/index.py``, ``IndexModel``): read in ``describe``.
+- Upsert at most 1000 records and 2 MB a request; fetch and delete at most 1000 ids; metadata at
+  most 40 KB a record, values string, number, bool or list of strings, keys not starting with
+  ``$`` (docs.pinecone.io, "Database limits"; ``CAPABILITIES`` and ``pinecone_write``).
+- Ids 1-512 ASCII characters (``pinecone/_internal/validation.py``, ``VECTOR_ID_MAX_LEN``,
+  ``require_valid_vector_ids``). Namespace names ASCII, no NUL, 1-512 characters (same file,
+  ``require_valid_namespace_name``): checked before a write (``pinecone_write.
+  namespace_problem``); ``__default__`` names the default namespace ``""`` in stats and the
+  namespaces listing.
+- List pages hold 1-100 ids (``require_valid_list_limit``, same file), in bytewise order, the
+  last page without ``pagination.next``; serverless only, a pod index cannot list (docs.pinecone.io,
+  "List record IDs"): ``pinecone_scan``, ``pinecone_ids_file``.
+- Rate limits answer 429 (docs.pinecone.io, "Rate limits"): paced and bounded in
+  ``pinecone_rates``; 429 and 5xx are retried by the SDK honouring ``Retry-After``
+  (``pinecone/_internal/http_client.py``, ``_compute_retry_after_delay``) and by the runner; a
+  400/401/403/404 never is (``errors``).
+- Writes are eventually consistent, and ``describe_index_stats`` counts lag them ("The counts
+  lag writes": ``Index.describe_index_stats``, ``pinecone/index/__init__.py``): namespaces are
+  found with ``Index.list_namespaces`` too (``namespace_names``), and a read-back waits
+  (``eventually_consistent``).
+- A query string's ``+`` is read as a plus, so ids and namespaces are percent-encoded
+  (pinecone-io/python-sdk#372; ``pinecone_wire``); a missing namespace is answered 404
+  ``{"code": 5, "message": "Namespace not found"}`` (``pinecone_wire.namespace_missing``).
 """
 
 from __future__ import annotations
