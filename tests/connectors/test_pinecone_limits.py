@@ -146,3 +146,16 @@ def test_upsert_bytes_and_deleted_records_are_paced(emu: PineconeEmulator) -> No
         assert _most_in_a_window([r for r in ups if r.namespace == ns], lambda e: e.nbytes) <= 60_000
     dels = emu.requests("delete", 200)
     assert _most_in_a_window(dels, lambda e: e.records) <= 150  # per index, both namespaces
+
+
+def test_query_read_units_are_paced_by_what_queries_cost(emu: PineconeEmulator) -> None:
+    """Each query is weighed by the read units its namespace's last query reported (5 here),
+    so 30 queries keep within 50 units a second though 50 requests would fit."""
+    emu.create_index("src", 4)
+    emu.seed("src", [(f"r{i}", [i + 1.0, 1, 1, 1], None, None) for i in range(20)], namespace="q")
+    emu.rates.limits["query_units"] = 50
+    conn = connect("pinecone://src?rate_limits=query_units:50")
+    for i in range(30):
+        assert len(conn.nearest("q", np.array([1.0, i, 1, 1], np.float32), 3, False)) == 3
+    assert emu.rates.refused == 0 and not emu.requests(status=429)
+    assert _most_in_a_window(emu.requests("query", 200), lambda e: 5) <= 50

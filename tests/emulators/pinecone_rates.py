@@ -3,7 +3,7 @@ Data operation throughput limits), for the emulator: a sliding one-second window
 counted when a request arrives. A request past a limit is answered 429 and not counted.
 Besides requests a second: upsert bytes a second per namespace (50 MB), deleted records a
 second per namespace and per index (5,000 each), query read units a second per index (2,000;
-a query here costs 5)."""
+a query here costs ``QUERY_READ_UNITS``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import threading
 import time
 from collections import deque
 
-from emulators.pinecone_store import ApiFailure
+from emulators.pinecone_store import QUERY_READ_UNITS, ApiFailure
 
 # op -> (requests a second, per namespace rather than per index). "delete_records" counts the
 # ids of each delete request.
@@ -21,7 +21,6 @@ DOCUMENTED: dict[str, tuple[int, bool]] = {
     "delete_records": (5000, True), "delete_records_index": (5000, False),
     "upsert_bytes": (50_000_000, True), "query_units": (2000, False),
 }
-QUERY_UNITS = 5  # read units the emulator charges a query (its answers' ``usage.readUnits``)
 
 
 class RateLimits:
@@ -41,7 +40,7 @@ class RateLimits:
         elif op == "upsert":
             checks.append(("upsert_bytes", nbytes))
         elif op == "query":
-            checks.append(("query_units", QUERY_UNITS))
+            checks.append(("query_units", QUERY_READ_UNITS))
         now = time.monotonic()
         with self._lock:
             windows = []

@@ -47,6 +47,8 @@ MAX_SPARSE_NNZ = 1000
 MAX_DIMENSION = 20_000
 LIST_LIMIT_MAX = 100
 TOP_K_MAX = 10_000
+QUERY_READ_UNITS = 5  # what a query costs here (``usage.readUnits``; the service: more, the
+                      # bigger the namespace)
 DEFAULT_NS = "__default__"
 METRICS = ("cosine", "euclidean", "dotproduct")
 
@@ -379,7 +381,7 @@ class IndexState:
                                body.get("includeMetadata", False))
             matches.append({**m, "score": score})
         return {"matches": matches, "namespace": body.get("namespace") or "",
-                "usage": {"readUnits": 5}}
+                "usage": {"readUnits": QUERY_READ_UNITS}}
 
     def _nearest(self, space: Namespace | None, q: np.ndarray, sq: dict | None, top_k: int
                  ) -> list[tuple[float, str]]:

@@ -191,6 +191,7 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
         self._model_cache: Any = None
         self._caps: Capabilities | None = None
         self._max_body = REQUEST_BYTES  # lowered when the service finds a body too big
+        self._query_units: dict[str, int] = {}  # namespace -> read units of its last query
         self._ns_listing = True  # the namespaces listing works here, until it is refused
 
     # -- SDK plumbing ------------------------------------------------------------------------

@@ -12,9 +12,9 @@ has bytes (counted in KiB), a delete as many as it names ids.
 
 Limits can be raised on request, and Dedicated Read Nodes have none for reads, so the URI
 option ``rate_limits=fetch:300,list:400`` changes some of them and ``rate_limits=off`` turns
-pacing off. Not paced: query read units (2,000 a second per index), which depend on the size
-of the namespace queried; only the sample queries (pinecone_sample), 100 a second per
-namespace at most.
+pacing off. Query read units (2,000 a second per index) are paced with the units the last
+query of the same namespace cost, as its answer reports them (a query's cost grows with its
+namespace); only the sample queries (pinecone_sample) query.
 
 Some 429s never clear by retrying: a Starter plan's monthly read or write units (1,000,000
 and 2,000,000; "Reaching a monthly usage limit returns a 429 - TOO_MANY_REQUESTS. Upgrade
@@ -47,6 +47,7 @@ DOCUMENTED: dict[str, tuple[int, bool]] = {
     "delete_records": (5000, True),  # weighed by the ids in each delete request
     "delete_records_index": (5000, False),  # the same, over all namespaces of the index
     "upsert_bytes": (50_000_000, True),  # weighed by the bytes of each upsert body
+    "query_units": (2000, False),  # weighed by the read units of the namespace's last query
 }
 UNITS = {"upsert_bytes": 1024}  # bytes a permit stands for (the window holds one item a permit)
 
