@@ -268,7 +268,10 @@ class PineconeEmulator:
             rows[key] = rec
             n += 1
         with self._lock:
-            state.ns(namespace, create=True).write("upsert", rows, 0.0)  # type: ignore[union-attr]
+            space = state.ns(namespace, create=True)
+            assert space is not None
+            space.listed_at = min(space.listed_at, time.monotonic())  # listed at once, too
+            space.write("upsert", rows, 0.0)
         return n
 
     def requests(self, op: str | None = None, status: int | None = None) -> list[Logged]:
