@@ -123,7 +123,9 @@ def test_a_migration_with_oversized_requests_dead_letters_nothing(emu: PineconeE
     st = m.run()
     assert st.state == "completed" and st.verification == "passed"
     assert st.records_written == 240 and st.records_rejected == 0
-    assert emu.requests("upsert", 400)  # the service did refuse requests as too big
+    # The service did refuse requests as too big, but only until the connector learned the
+    # size it takes: 4 batches of ~96 KB, refused at 96 and 48 KB once, never again.
+    assert 1 <= len(emu.requests("upsert", 400)) <= 3
 
 
 def test_upsert_bytes_and_deleted_records_are_paced(emu: PineconeEmulator) -> None:
