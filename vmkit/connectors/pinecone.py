@@ -15,8 +15,10 @@
 - ``list_streams=4``    listings a whole-index scan runs at once: namespaces, and the id
                        prefixes of a namespace holding at least
 - ``split_above=5000`` records (see pinecone_scan)
-- ``rate_limits=list:400,fetch:200`` requests a second where the index's limits were raised
-                       (default: the documented ones; ``off``: no pacing; see pinecone_rates)
+- ``rate_limits=list:400,fetch:200`` limits a second where the index's were raised: requests,
+                       or for ``upsert_bytes`` bytes, ``delete_records``/``delete_records_index``
+                       records, ``query_units`` read units (default: the documented ones;
+                       ``off``: no pacing; see pinecone_rates)
 - ``max_429=20&max_429_s=60``  429s of one operation in a row (each an SDK call the SDK
                        already retried) and seconds they span, past both of which the run
                        stops resumably, naming the limit (e.g. a Starter plan's monthly write

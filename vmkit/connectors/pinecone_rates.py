@@ -59,7 +59,8 @@ _WINDOW_MS = 1200
 
 
 def parse_limits(option: str | None) -> dict[str, int]:
-    """The requests a second per op: the documented ones, changed by a ``rate_limits`` option."""
+    """The limit a second per op (requests; bytes, records or read units for the ops so named):
+    the documented ones, changed by a ``rate_limits`` option."""
     limits = {op: n for op, (n, _) in DOCUMENTED.items()}
     if option is None:
         return limits
@@ -68,8 +69,9 @@ def parse_limits(option: str | None) -> dict[str, int]:
     for part in filter(None, (p.strip() for p in option.split(","))):
         op, _, value = part.partition(":")
         if op not in DOCUMENTED or not value.isdigit() or int(value) < 1:
-            raise ConfigError(f"rate_limits takes op:N pairs (N a whole number of requests a second, "
-                              f"op one of {', '.join(DOCUMENTED)}), or 'off'; got {part!r}")
+            raise ConfigError(f"rate_limits takes op:N pairs (N a whole number a second: requests, "
+                              f"or bytes, records or read units for the ops so named; op one of "
+                              f"{', '.join(DOCUMENTED)}), or 'off'; got {part!r}")
         limits[op] = int(value)
     return limits
 
