@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 EXTRAS ?= qdrant,pinecone,weaviate,sochdb,notebook
 
-.PHONY: install demo test test-nojit test-slow bench lint clean
+.PHONY: install demo test test-nojit test-slow test-live bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,9 @@ test: install  ## the whole suite, then the kernels and unit tests again without
 
 test-slow: install  ## long soak and crash-loop runs
 	$(PY) -m pytest -m slow
+
+test-live: install  ## connector contract and live tests against the services named in the environment (docs/live-tests.md); the others are skipped with the reason
+	$(PY) -m pytest -m live -rs tests/connectors
 
 bench: install  ## benchmarks: each prints its figures beside a baseline from the same run
 	$(PY) bench/bench_kernel.py

@@ -14,6 +14,11 @@ Faults (``emu.faults``, changeable while running) apply to data-plane requests::
     emu.faults.ghost_writes = 0.5   # share of injected 5xx on writes that still apply the write
     emu.faults.latency_ms = 20      # added to every request
     emu.faults.lag_ms = 300         # writes become visible to fetch/list/query/stats this late
+    emu.faults.list_lag_ms = 300    # ... to list (and the namespaces listing) this late instead
+    emu.faults.stats_lag_ms = 5000  # ... to describe_index_stats this late instead (stats lag
+                                    # writes more than list and fetch do, on the service too)
+    emu.faults.exhausted = {"upsert"}  # ops answered 429 for good: the monthly write (or read)
+                                    # unit cap of a Starter plan, which no retry clears
     emu.faults.inject(429, retry_after=2, times=4, op="upsert")   # exact, for one test
     emu.faults.unfetchable = {"doc-7"}  # ids that list and query but a fetch never returns
 
@@ -24,6 +29,14 @@ does not exist is answered 404 ``{"code": 5, "message": "Namespace not found"}``
 The documented request-per-second limits hold as on the service (``emu.rates``, see
 ``pinecone_rates.py``): ``emu.rates.limits["fetch"] = 20`` lowers one, ``emu.rates.limits = {}``
 lifts them all.
+
+Upsert bodies over ``emu.max_request_bytes`` (2 MB, as on the service; lower it to make a
+client's own fitting under 2 MB fall short) are refused as ``emu.oversize`` says: ``"413"``
+(413 with the service's JSON error), ``"400"`` (400 "Request size 2.1MB exceeds the maximum
+supported size of 2MB", as the service answers through its gRPC gateway) or ``"bare413"``
+(413 with an HTML body, as a proxy in front of the service answers).
+
+``GET /namespaces`` lists namespaces (the SDK's ``Index.list_namespaces``), on the list lag.
 
 Every request lands in ``emu.log`` (op, status, body bytes, record count, namespace).
 """
@@ -58,13 +71,15 @@ log = logging.getLogger(__name__)
 API_VERSION = "2026-07"
 EMU_KEY = "pcsk_emulator-key-7c1f9a"  # the tests' API key: no error message may ever contain it
 WRITES = frozenset({"upsert", "delete"})
-DATA_OPS = frozenset({"upsert", "fetch", "list", "query", "delete", "stats"})
+DATA_OPS = frozenset({"upsert", "fetch", "list", "query", "delete", "stats", "list_namespaces"})
+READS = frozenset({"fetch", "list", "query", "list_namespaces"})
 _GRPC_CODES = {"INVALID_ARGUMENT": 3, "NOT_FOUND": 5, "ALREADY_EXISTS": 6,
                "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8, "INTERNAL": 13,
                "UNAVAILABLE": 14, "UNAUTHENTICATED": 16}
 _DATA_ROUTES = {("POST", "/vectors/upsert"): "upsert", ("GET", "/vectors/fetch"): "fetch",
                 ("GET", "/vectors/list"): "list", ("POST", "/query"): "query",
-                ("POST", "/vectors/delete"): "delete", ("POST", "/describe_index_stats"): "stats"}
+                ("POST", "/vectors/delete"): "delete", ("POST", "/describe_index_stats"): "stats",
+                ("GET", "/namespaces"): "list_namespaces"}
 
 
 @dataclass
@@ -76,6 +91,9 @@ class Faults:
     ghost_writes: float = 0.0
     latency_ms: float = 0.0
     lag_ms: float = 0.0
+    list_lag_ms: float | None = None  # None: lag_ms
+    stats_lag_ms: float | None = None  # None: lag_ms
+    exhausted: set[str] = field(default_factory=set)  # ops answered 429 until cleared
     ops: frozenset[str] = DATA_OPS
     seed: int = 0
     unfetchable: set[str] = field(default_factory=set)  # ids a fetch never returns
@@ -97,12 +115,17 @@ class Faults:
     def clear(self) -> None:
         self.rate_429 = self.rate_5xx = self.ghost_writes = self.latency_ms = self.lag_ms = 0.0
         self.retry_after, self._burst_left = None, 0
+        self.list_lag_ms = self.stats_lag_ms = None
+        self.exhausted = set()
         self._script.clear()
         self.unfetchable = set()
 
     def pick(self, op: str) -> tuple[ApiFailure | None, bool]:
         """The fault for this request, if any, and whether the write still applies."""
         with self._lock:
+            if op in self.exhausted:
+                self.injected += 1
+                return _exhausted(op), False
             failure = self._scripted(op)
             if failure is None and op in self.ops:
                 roll = self._rng.random()
@@ -139,6 +162,16 @@ def _throttle(retry_after: float | None, message: str = "") -> ApiFailure:
                       "for this index. Retry with backoff.", "RESOURCE_EXHAUSTED", headers)
 
 
+def _exhausted(op: str) -> ApiFailure:
+    """The 429 of a monthly usage cap (docs.pinecone.io, "Rate limits", Monthly usage limits:
+    Starter plans get 1,000,000 read units and 2,000,000 write units a month; "Reaching a
+    monthly usage limit returns a 429 - TOO_MANY_REQUESTS. Upgrade your plan to continue.")."""
+    kind, cap = ("read", "1,000,000") if op in READS else ("write", "2,000,000")
+    return ApiFailure(429, f"Request failed. You've reached your {kind} unit limit of {cap} for "
+                      "the current month on the Starter plan. Upgrade your plan to continue.",
+                      "RESOURCE_EXHAUSTED")
+
+
 @dataclass
 class Logged:
     plane: str  # "control" or the index name
@@ -163,6 +196,8 @@ class PineconeEmulator:
         self.indexes: dict[str, IndexState] = {}
         self.log: list[Logged] = []
         self.polls_until_ready = 0  # describes answering "Initializing" after a create
+        self.max_request_bytes = MAX_REQUEST_BYTES  # upsert bodies past this are refused
+        self.oversize = "413"  # how: "413", "400" or "bare413" (see the module docstring)
         self._lock = threading.RLock()
         self._servers: dict[str | None, ThreadingHTTPServer] = {}
         self._serve(None)
@@ -233,7 +268,10 @@ class PineconeEmulator:
             rows[key] = rec
             n += 1
         with self._lock:
-            state.ns(namespace, create=True).write("upsert", rows, 0.0)  # type: ignore[union-attr]
+            space = state.ns(namespace, create=True)
+            assert space is not None
+            space.listed_at = min(space.listed_at, time.monotonic())  # listed at once, too
+            space.write("upsert", rows, 0.0)
         return n
 
     def requests(self, op: str | None = None, status: int | None = None) -> list[Logged]:
@@ -259,7 +297,10 @@ class PineconeEmulator:
             body, extra = (orjson.dumps(out) if out is not None else b""), {}
         except ApiFailure as f:
             status, extra = f.status, f.headers
-            if index is None:
+            if f.code == "BARE":
+                body = b"<html><body><h1>413 Request Entity Too Large</h1></body></html>"
+                extra = {"Content-Type": "text/html"}
+            elif index is None:
                 body = orjson.dumps({"error": {"code": f.code, "message": f.message},
                                      "status": f.status})
             else:
@@ -315,21 +356,29 @@ class PineconeEmulator:
         body = _json(raw) if method == "POST" else {}
         entry.namespace = body.get("namespace", (query.get("namespace") or [None])[0])
         entry.records = len(body.get("vectors") or body.get("ids") or query.get("ids") or [])
-        self.rates.admit(index, op, entry.namespace or "", entry.records)
+        self.rates.admit(index, op, entry.namespace or "", entry.records, len(raw))
         if self.faults.latency_ms:
             time.sleep(self.faults.latency_ms / 1000)
         failure, ghost = self.faults.pick(op)
         if failure is not None and not ghost:
             raise failure
-        if op == "upsert" and len(raw) > MAX_REQUEST_BYTES:
-            raise ApiFailure(413, f"Request size {len(raw) / 2**20:.1f}MB exceeds the maximum "
-                             "supported size of 2MB")
+        if op == "upsert" and len(raw) > self.max_request_bytes:
+            raise self._oversized(len(raw))
         lag = self.faults.lag_ms / 1000
         with self._lock:
             state = self.indexes.get(index)
             if state is None:
                 raise ApiFailure(404, f"Index {index} not found", "NOT_FOUND")
-            if op == "upsert":
+            state.view_lags = {
+                "list": None if self.faults.list_lag_ms is None else self.faults.list_lag_ms / 1000,
+                "stats": None if self.faults.stats_lag_ms is None else self.faults.stats_lag_ms / 1000}
+            if op == "list_namespaces":
+                limit = (query.get("limit") or ["100"])[0]
+                if not limit.isdigit():
+                    raise ApiFailure(400, "limit must be an integer")
+                out = state.list_namespaces((query.get("prefix") or [""])[0], int(limit),
+                                            (query.get("paginationToken") or [None])[0])
+            elif op == "upsert":
                 out = state.upsert(body, lag)
             elif op == "fetch":
                 out = state.fetch(query.get("ids", []), entry.namespace)
@@ -351,6 +400,20 @@ class PineconeEmulator:
         if failure is not None:
             raise failure  # a ghost write: applied, yet the client hears an error
         return out
+
+
+    def _oversized(self, size: int) -> ApiFailure:
+        """An upsert body over the limit, answered as ``self.oversize`` says. The 400 and 413
+        texts are the service's ("Request size ... exceeds the maximum supported size", issue
+        21); a proxy's 413 carries no JSON at all."""
+        limit = self.max_request_bytes / 2**20
+        text = (f"Request size {size / 2**20:.1f}MB exceeds the maximum supported size of "
+                f"{limit:g}MB")
+        if self.oversize == "400":
+            return ApiFailure(400, text)
+        if self.oversize == "bare413":
+            return ApiFailure(413, text, "BARE")
+        return ApiFailure(413, text)
 
 
 def parse_query(query: str) -> dict[str, list[str]]:

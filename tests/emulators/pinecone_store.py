@@ -17,8 +17,11 @@ and Pinecone's published limits:
   "Namespace not found"}``, as the service answers a delete (and public fakes of it a fetch or
   query) for a missing namespace.
 
-Not emulated (answered 400 or 404): metadata filters, update, the namespaces and imports APIs,
-document indexes, gRPC.
+- the namespaces listing (``GET /namespaces``) names a namespace once it was written (and its
+  list lag passed); creating, describing or deleting a namespace on its own is not emulated.
+
+Not emulated (answered 400 or 404): metadata filters, update, namespace create/describe/delete,
+imports, document indexes, gRPC.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ MAX_SPARSE_NNZ = 1000
 MAX_DIMENSION = 20_000
 LIST_LIMIT_MAX = 100
 TOP_K_MAX = 10_000
+QUERY_READ_UNITS = 5  # what a query costs here (``usage.readUnits``; the service: more, the
+                      # bigger the namespace)
 DEFAULT_NS = "__default__"
 METRICS = ("cosine", "euclidean", "dotproduct")
 
@@ -79,17 +84,34 @@ class Record:
         return out
 
 
-class Namespace:
-    """Visible rows plus writes still in flight (each visible from its own deadline, in order)."""
+VIEWS = ("list", "stats")  # reads that see writes on a lag of their own (fetch/query: ``rows``)
 
-    def __init__(self) -> None:
+
+class Namespace:
+    """Visible rows plus writes still in flight (each visible from its own deadline, in order).
+
+    Fetch and query read ``rows``; list and stats each read a view of the ids of their own,
+    fed the same writes on their own lag: on the service ``describe_index_stats`` lags writes
+    more than list and fetch do ("The counts lag writes", SDK ``Index.describe_index_stats``
+    docstring), so a namespace written just now can be listed and fetched before stats count it.
+    """
+
+    def __init__(self, listed_at: float = 0.0) -> None:
         self.rows: dict[str, Record] = {}
         self.pending: deque[tuple[float, str, Any]] = deque()  # (visible_at, op, payload)
+        self.view_ids: dict[str, set[str]] = {v: set() for v in VIEWS}
+        self.view_pending: dict[str, deque[tuple[float, str, Any]]] = {v: deque() for v in VIEWS}
+        self.listed_at = listed_at  # when the namespaces listing first names it
         self._sorted: list[bytes] | None = None
         self._matrix: tuple[list[str], np.ndarray] | None = None
 
-    def write(self, op: str, payload: Any, lag_s: float) -> None:
-        self.pending.append((time.monotonic() + lag_s, op, payload))
+    def write(self, op: str, payload: Any, lag_s: float,
+              view_lags: dict[str, float | None] | None = None) -> None:
+        now = time.monotonic()
+        self.pending.append((now + lag_s, op, payload))
+        for view in VIEWS:
+            lag = (view_lags or {}).get(view)
+            self.view_pending[view].append((now + (lag_s if lag is None else lag), op, payload))
         self.settle()
 
     def settle(self) -> None:
@@ -103,18 +125,31 @@ class Namespace:
             else:
                 for rid in payload:
                     self.rows.pop(rid, None)
-            self._sorted = self._matrix = None
+            self._matrix = None
+        for view, queue in self.view_pending.items():
+            ids = self.view_ids[view]
+            while queue and queue[0][0] <= now:
+                _, op, payload = queue.popleft()
+                if op == "upsert":
+                    ids.update(payload)
+                elif op == "delete_all":
+                    ids.clear()
+                else:
+                    ids.difference_update(payload)
+                if view == "list":
+                    self._sorted = None
 
     def matrix(self) -> tuple[list[str], np.ndarray]:
         """The ids in bytewise order and their dense values, one row each (float64)."""
         if self._matrix is None:
-            ids = [rid.decode() for rid in self.sorted_ids()]
+            ids = sorted(self.rows, key=str.encode)
             self._matrix = ids, np.asarray([self.rows[i].values for i in ids], np.float64)
         return self._matrix
 
     def sorted_ids(self) -> list[bytes]:
+        """The ids a listing sees (the list view), in bytewise order."""
         if self._sorted is None:
-            self._sorted = sorted(rid.encode() for rid in self.rows)
+            self._sorted = sorted(rid.encode() for rid in self.view_ids["list"])
         return self._sorted
 
 
@@ -135,8 +170,9 @@ def _untoken(token: str) -> bytes:
 def _canonical_ns(ns: Any) -> str:
     if ns is None:
         return ""
-    if not isinstance(ns, str) or len(ns) > 512:
-        raise bad("namespace must be a string of at most 512 characters")
+    if not isinstance(ns, str) or len(ns) > 512 or not ns.isascii() or "\x00" in ns:
+        # the SDK's rule (pinecone/_internal/validation.py, require_valid_namespace_name)
+        raise bad("Namespace name must be ASCII without NUL and at most 512 characters")
     return "" if ns == DEFAULT_NS else ns
 
 
@@ -201,6 +237,7 @@ class IndexState:
     host: str = ""
     polls_until_ready: int = 0
     namespaces: dict[str, Namespace] = field(default_factory=dict)
+    view_lags: dict[str, float | None] = field(default_factory=dict)  # list/stats lag, seconds
 
     @property
     def pod(self) -> bool:
@@ -231,11 +268,13 @@ class IndexState:
             raise ApiFailure(404, "Namespace not found", "NOT_FOUND")
         return space
 
-    def ns(self, name: Any, create: bool = False) -> Namespace | None:
+    def ns(self, name: Any, create: bool = False, lag_s: float = 0.0) -> Namespace | None:
         key = _canonical_ns(name)
         space = self.namespaces.get(key)
         if space is None and create:
-            space = self.namespaces[key] = Namespace()
+            list_lag = self.view_lags.get("list")
+            space = self.namespaces[key] = Namespace(
+                time.monotonic() + (lag_s if list_lag is None else list_lag))
         if space is not None:
             space.settle()
         return space
@@ -277,7 +316,8 @@ class IndexState:
             raise bad(f"Batch size exceeds {MAX_UPSERT_RECORDS}. Upsert at most "
                       f"{MAX_UPSERT_RECORDS} vectors per request.")
         rows = dict(self.parse_vector(v) for v in vectors)  # all or nothing, like the service
-        self.ns(body.get("namespace"), create=True).write("upsert", rows, lag_s)  # type: ignore[union-attr]
+        self.ns(body.get("namespace"), create=True, lag_s=lag_s).write(  # type: ignore[union-attr]
+            "upsert", rows, lag_s, self.view_lags)
         return {"upsertedCount": len(vectors)}
 
     def fetch(self, ids: list[str], namespace: str | None) -> dict[str, Any]:
@@ -341,7 +381,7 @@ class IndexState:
                                body.get("includeMetadata", False))
             matches.append({**m, "score": score})
         return {"matches": matches, "namespace": body.get("namespace") or "",
-                "usage": {"readUnits": 5}}
+                "usage": {"readUnits": QUERY_READ_UNITS}}
 
     def _nearest(self, space: Namespace | None, q: np.ndarray, sq: dict | None, top_k: int
                  ) -> list[tuple[float, str]]:
@@ -390,15 +430,41 @@ class IndexState:
         if ids and len(ids) > MAX_IDS:
             raise bad(f"Max IDs per delete is {MAX_IDS}, got {len(ids)}")
         space = self.existing(body.get("namespace"))
-        space.write("delete_all" if delete_all else "delete", list(ids or []), lag_s)
+        space.write("delete_all" if delete_all else "delete", list(ids or []), lag_s, self.view_lags)
         return {}
+
+    def list_namespaces(self, prefix: str, limit: int, token: str | None) -> dict[str, Any]:
+        """``GET /namespaces``: the namespaces the index holds, by name in bytewise order, a page
+        of ``limit`` (1-100, the SDK's ``NAMESPACE_LIST_LIMIT_MAX``) at a time. Shape of the
+        SDK's ``ListNamespacesResponse`` (``pinecone/models/namespaces/models.py``), with
+        ``record_count`` as a string, as the service sends it (``VectorsAdapter.
+        to_list_namespaces_response`` decodes it laxly for that reason). A namespace is named
+        here once the list lag has passed since it was first written."""
+        if not 1 <= limit <= LIST_LIMIT_MAX:
+            raise bad(f"limit must be between 1 and {LIST_LIMIT_MAX}, got {limit}")
+        after = _untoken(token) if token else None
+        now = time.monotonic()
+        names = sorted((((n or DEFAULT_NS).encode(), n) for n, space in self.namespaces.items()
+                        if space.listed_at <= now and (n or DEFAULT_NS).startswith(prefix)))
+        if after is not None:
+            names = [(k, n) for k, n in names if k > after]
+        page = names[:limit]
+        out: dict[str, Any] = {
+            "namespaces": [{"name": key.decode(), "record_count":
+                            str(len(self.ns(n).view_ids["list"]))}  # type: ignore[union-attr]
+                           for key, n in page],
+            "total_count": len(names),
+        }
+        if len(names) > limit:
+            out["pagination"] = {"next": _token(page[-1][0])}
+        return out
 
     def stats(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("filter"):
             raise bad("describe_index_stats does not accept a filter on this index")
         counts = {}
         for name in list(self.namespaces):
-            n = len(self.ns(name).rows)  # type: ignore[union-attr]
+            n = len(self.ns(name).view_ids["stats"])  # type: ignore[union-attr]
             if n:
                 counts[name or DEFAULT_NS] = {"vectorCount": n}
         return {

@@ -15,8 +15,14 @@
 - ``list_streams=4``    listings a whole-index scan runs at once: namespaces, and the id
                        prefixes of a namespace holding at least
 - ``split_above=5000`` records (see pinecone_scan)
-- ``rate_limits=list:400,fetch:200`` requests a second where the index's limits were raised
-                       (default: the documented ones; ``off``: no pacing; see pinecone_rates)
+- ``rate_limits=list:400,fetch:200`` limits a second where the index's were raised: requests,
+                       or for ``upsert_bytes`` bytes, ``delete_records``/``delete_records_index``
+                       records, ``query_units`` read units (default: the documented ones;
+                       ``off``: no pacing; see pinecone_rates)
+- ``max_429=20&max_429_s=60``  429s of one operation in a row (each an SDK call the SDK
+                       already retried) and seconds they span, past both of which the run
+                       stops resumably, naming the limit (e.g. a Starter plan's monthly write
+                       units), instead of retrying without end (see pinecone_rates)
 - ``refetch_attempts=5&refetch_wait=0.5``  fetches of a listed id the service does not return
                        (waiting 0.5 s, then twice as long each time, at most 8 s) before the
                        scan hands it over as a ``source_unreadable`` rejection (never dropped)
@@ -32,6 +38,37 @@ Reads (scan, sample, fetch) live in ``pinecone_read``: reading the whole index i
 sampling it for a profile in ``pinecone_sample``;
 writes (upsert, delete, create, drop) in ``pinecone_write``; request pacing in
 ``pinecone_rates``.
+
+Facts this connector relies on, from ``shared/reference/vector-databases.md`` (Pinecone), each
+with where to check it (SDK paths are inside the installed ``pinecone`` 10.2 package):
+
+- REST, API version 2026-07, headers ``X-Pinecone-Api-Version`` and ``Api-Key``; the control
+  plane host from ``PINECONE_CONTROLLER_HOST``, the data plane at the index's ``host``
+  (``pinecone/_client.py``, ``Pinecone.index(host=...)``). The 2026-07 IndexModel carries
+  ``schema.fields._values`` (dimension, metric), ``deployment`` (``pod_type`` for a pod index)
+  and ``host`` (``pinecone/models/indexes/index.py``, ``IndexModel``): read in ``describe``.
+- Upsert at most 1000 records and 2 MB a request; fetch and delete at most 1000 ids; metadata at
+  most 40 KB a record, values string, number, bool or list of strings, keys not starting with
+  ``$`` (docs.pinecone.io, "Database limits"; ``CAPABILITIES`` and ``pinecone_write``).
+- Ids 1-512 ASCII characters (``pinecone/_internal/validation.py``, ``VECTOR_ID_MAX_LEN``,
+  ``require_valid_vector_ids``). Namespace names ASCII, no NUL, 1-512 characters (same file,
+  ``require_valid_namespace_name``): checked before a write (``pinecone_write.
+  namespace_problem``); ``__default__`` names the default namespace ``""`` in stats and the
+  namespaces listing.
+- List pages hold 1-100 ids (``require_valid_list_limit``, same file), in bytewise order, the
+  last page without ``pagination.next``; serverless only, a pod index cannot list (docs.pinecone.io,
+  "List record IDs"): ``pinecone_scan``, ``pinecone_ids_file``.
+- Rate limits answer 429 (docs.pinecone.io, "Rate limits"): paced and bounded in
+  ``pinecone_rates``; 429 and 5xx are retried by the SDK honouring ``Retry-After``
+  (``pinecone/_internal/http_client.py``, ``_compute_retry_after_delay``) and by the runner; a
+  400/401/403/404 never is (``errors``).
+- Writes are eventually consistent, and ``describe_index_stats`` counts lag them ("The counts
+  lag writes": ``Index.describe_index_stats``, ``pinecone/index/__init__.py``): namespaces are
+  found with ``Index.list_namespaces`` too (``namespace_names``), and a read-back waits
+  (``eventually_consistent``).
+- A query string's ``+`` is read as a plus, so ids and namespaces are percent-encoded
+  (pinecone-io/python-sdk#372; ``pinecone_wire``); a missing namespace is answered 404
+  ``{"code": 5, "message": "Namespace not found"}`` (``pinecone_wire.namespace_missing``).
 """
 
 from __future__ import annotations
@@ -48,16 +85,28 @@ from urllib.parse import parse_qs, urlsplit
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector
 from vmkit.connectors.msgspec_types import prepare_struct_types
-from vmkit.connectors.pinecone_rates import pacer_for, parse_limits
+from vmkit.connectors.pinecone_rates import (
+    Throttled,
+    is_monthly,
+    limit_named,
+    pacer_for,
+    parse_limits,
+)
 from vmkit.connectors.pinecone_read import ListUnsupported, PineconeReads
 from vmkit.connectors.pinecone_sample import NAMESPACES_AT_ONCE, QUERIES_AT_ONCE
 from vmkit.connectors.pinecone_scan import ListScan, canonical_ns
 from vmkit.connectors.pinecone_split import PROBES_AT_ONCE
-from vmkit.connectors.pinecone_write import MAX_METADATA, TO_PINECONE, PineconeWrites
+from vmkit.connectors.pinecone_write import (
+    MAX_METADATA,
+    REQUEST_BYTES,
+    TO_PINECONE,
+    PineconeWrites,
+)
 from vmkit.errors import (
     ConfigError,
     InvalidData,
     MissingDependency,
+    SystemicRefusal,
     TerminalError,
     TransientError,
     VmkitError,
@@ -123,6 +172,13 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
             self.refetch_wait = -1.0
         if not 0 <= self.refetch_wait <= 60:
             raise ConfigError("refetch_wait must be a number of seconds from 0 to 60")
+        try:
+            max_429_s = float(self.params.get("max_429_s", 60))
+        except ValueError:
+            max_429_s = -1.0
+        if not 0 <= max_429_s <= 86_400:
+            raise ConfigError("max_429_s must be a number of seconds from 0 to 86400")
+        self._throttled = Throttled(self.int_param("max_429", 20, 1, 10_000), max_429_s)
         self._lock = threading.RLock()
         streams = self.int_param("list_streams", 4, 1, 64)
         self._list_scan = ListScan(self, streams, self.int_param("split_above", 5_000, 1))
@@ -136,6 +192,9 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
         self._index: Any = None
         self._model_cache: Any = None
         self._caps: Capabilities | None = None
+        self._max_body = REQUEST_BYTES  # lowered when the service finds a body too big
+        self._query_units: dict[str, int] = {}  # namespace -> read units of its last query
+        self._ns_listing = True  # the namespaces listing works here, until it is refused
 
     # -- SDK plumbing ------------------------------------------------------------------------
     def _key(self) -> str:
@@ -201,9 +260,13 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
     def errors(self, what: str, write: bool = False) -> Iterator[None]:
         """Translate SDK failures: 429/5xx/408/network -> TransientError; on a ``write``, a
         refusal of the data (400/413/422, or the SDK's own checks) -> InvalidData, which the
-        runner bisects to the culprit records; anything else -> TerminalError."""
+        runner bisects to the culprit records; anything else -> TerminalError. A 429 that
+        persists past the ``max_429`` bound -> SystemicRefusal naming the limit (see
+        pinecone_rates)."""
+        op = what.split(" ", 1)[0]
         try:
             yield
+            self._throttled.succeeded(op)
         except VmkitError:
             raise
         except Exception as exc:
@@ -218,6 +281,16 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
             if isinstance(exc, ApiError):
                 msg = self._scrub(f"{where} failed: HTTP {exc.status_code}: {exc.message}")
                 status = exc.status_code
+                persisted = self._throttled.refused(op, is_monthly(str(exc.message))) \
+                    if status == 429 else None
+                if persisted is not None:
+                    count, seconds = persisted
+                    raise SystemicRefusal(self._scrub(
+                        f"{where}: Pinecone answered 429 to {count} {op} requests in a row over "
+                        f"{seconds:.0f}s (each retried by the SDK), past the max_429 bound: "
+                        f"{limit_named(op, str(exc.message))} does not clear by retrying. The run "
+                        f"stops here and resumes where it stopped (vmkit migrate resume) once the "
+                        f"limit allows; last answer: HTTP 429: {exc.message}")) from exc
                 if status in (408, 429) or status >= 500:
                     raise TransientError(msg, retry_after=_retry_after(exc)) from exc
                 if status in (401, 403):
@@ -287,6 +360,30 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
         return sum(counts.values())
 
     def namespace_counts(self) -> dict[str, int]:
+        """Records per namespace that holds any: the larger of what stats and the namespaces
+        listing count (see ``namespace_names``; both counts lag writes)."""
+        return {ns: n for ns, n in self.namespace_names().items() if n}
+
+    def namespace_names(self) -> dict[str, int]:
+        """Every namespace the index is known to hold, with its record count as far as it is
+        known (0 for one named but not yet counted).
+
+        ``describe_index_stats`` lags writes more than list and fetch do ("The counts lag
+        writes": the SDK's ``Index.describe_index_stats`` docstring, pinecone 10.2
+        ``pinecone/index/__init__.py``), so a namespace written just before a scan can be
+        missing from it. The namespaces listing (``Index.list_namespaces``, ``GET
+        /namespaces``, same file; its ``record_count`` "Eventually consistent":
+        ``pinecone/models/namespaces/models.py``) names it as soon as it exists, so both are
+        asked and merged. Where the SDK or the index lacks the listing (an SDK before it, or a
+        refusal of the route), stats alone are used, and the scan asks them again before it
+        ends (see pinecone_scan)."""
+        counts = self._stats_counts()
+        listed = self._listed_namespaces()
+        for ns, n in (listed or {}).items():
+            counts[ns] = max(counts.get(ns, 0), n)
+        return counts
+
+    def _stats_counts(self) -> dict[str, int]:
         index = self.data_plane()
         self.pace("describe_index_stats")
         with self.errors("describe_index_stats"):
@@ -295,6 +392,27 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
         if self.namespace is not None:  # a URI pinned to one namespace reads only that one
             return {self.namespace: counts.get(self.namespace, 0)}
         return counts
+
+    def _listed_namespaces(self) -> dict[str, int] | None:
+        """Namespace -> record count from the namespaces listing, or None where it cannot be
+        had (then remembered: stats alone from then on)."""
+        index = self.data_plane()
+        if not self._ns_listing or not callable(getattr(index, "list_namespaces", None)):
+            return None
+        out: dict[str, int] = {}
+        try:
+            with self.errors("list_namespaces"):
+                for page in index.list_namespaces(limit=100):
+                    for ns in page.namespaces:
+                        out[canonical_ns(ns.name)] = int(ns.record_count or 0)
+        except TerminalError as exc:  # e.g. 404/405/400: this index or service lacks the route
+            if getattr(exc.__cause__, "status_code", 0) in (401, 403):
+                raise
+            log.info("Pinecone index '%s' cannot list its namespaces (%s): describe_index_stats "
+                     "alone names them, and is asked again before a scan ends", self.index_name, exc)
+            self._ns_listing = False
+            return None
+        return out
 
     def dimension(self) -> int:
         model = self._model_cache

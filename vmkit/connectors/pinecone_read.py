@@ -50,6 +50,7 @@ class PineconeReads:
         refetch_attempts: int
         refetch_wait: float
         _list_scan: ListScan
+        _query_units: dict[str, int]  # namespace -> read units its last query cost
 
         def data_plane(self) -> Any: ...
         def pace(self, op: str, namespace: str = "", weight: int = 1) -> None: ...
@@ -100,10 +101,20 @@ class PineconeReads:
         (values and metadata, as ``records_of`` takes them) if asked."""
         index = self.data_plane()
         self.pace("query", namespace)
+        # Read units a query costs grow with the namespace (pinecone.io/learn/read-units: "A
+        # query request uses a number of RUs that is proportional to the size of your
+        # namespace"); each answer reports its own (``usage.read_units``), so the last one
+        # of the namespace weighs the next against the 2,000 a second per index.
+        units = self._query_units.get(namespace, 1)
+        self.pace("query_units", "", units)
         try:
             with self.errors("query"):
-                return list(index.query(vector=point.tolist(), top_k=top_k, namespace=namespace,
-                                        include_values=records, include_metadata=records).matches)
+                answer = index.query(vector=point.tolist(), top_k=top_k, namespace=namespace,
+                                     include_values=records, include_metadata=records)
+            used = getattr(getattr(answer, "usage", None), "read_units", None)
+            if isinstance(used, (int, float)) and used > 0:
+                self._query_units[namespace] = max(1, int(used + 0.999))
+            return list(answer.matches)
         except TerminalError as exc:
             if namespace_missing(exc):  # 404 "Namespace not found": an empty namespace
                 return []

@@ -77,7 +77,7 @@ class ListScan:
         self._lock = threading.Lock()
         self._listings: ReadAhead[_Key, _Listed] = ReadAhead(streams, "vmkit-pinecone-list")
         self._fetchers: ThreadPoolExecutor | None = None
-        self._counts: dict[str, int] | None = None  # records per namespace, from stats
+        self._counts: dict[str, int] | None = None  # namespace -> records (see namespace_names)
         self._split = PrefixSplit(self.list_ids, streams)
         self._first_pages: dict[str, FirstPage] = {}  # namespaces whose split look listed page 1
 
@@ -124,7 +124,7 @@ class ListScan:
         if self._streams == 1:
             return [""]
         if self._counts is None or ns not in self._counts:  # one namespace named by the URI
-            self._counts = self._conn.namespace_counts()
+            self._counts = self._conn.namespace_names()
         count = self._counts.get(ns, 0)
         if count < self._split_above:
             return [""]
@@ -142,7 +142,10 @@ class ListScan:
                           key=str.encode)
 
         if self._counts is None or (refresh and not later()):
-            self._counts = self._conn.namespace_counts()
+            # Before the scan ends, the index is asked again: a namespace the first answer
+            # did not name yet (stats lag writes; see PineconeConnector.namespace_names)
+            # is read too.
+            self._counts = self._conn.namespace_names()
         rest = later()
         return rest[0] if rest else None
 

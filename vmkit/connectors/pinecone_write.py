@@ -1,7 +1,8 @@
 """Pinecone writes: everything PineconeConnector does that changes what the service holds.
 
-Upserting (request bodies fitted under 2 MB, and a refused request's first offending record
-named), deleting, and creating or dropping the index with a wait until it is ready or gone.
+Upserting (request bodies fitted under 2 MB; a body the service still finds too big split
+in halves and sent again, never dead-lettered; upsert bytes paced; a refused request's first
+offending record named), deleting (deleted records paced per namespace and per index), and creating or dropping the index with a wait until it is ready or gone.
 They live apart from ``pinecone.py``, which keeps the SDK plumbing, error mapping and the
 reads, so each module has one concern. ``PineconeWrites`` is a mixin: ``PineconeConnector``
 inherits it and holds the state and plumbing it uses (declared below for type checking only).
@@ -36,6 +37,26 @@ TO_PINECONE = {"cosine": "cosine", "euclidean": "euclidean", "dot": "dotproduct"
 FETCH_IDS = 1000  # ids per fetch / delete request
 REQUEST_BYTES = 2 * 1024 * 1024 - 4096  # upsert body ceiling, with room for the envelope
 MAX_METADATA = 40 * 1024
+MAX_NAMESPACE = 512  # pinecone/_internal/validation.py: NAMESPACE_NAME_MAX_LEN
+
+
+def namespace_problem(namespace: str) -> str | None:
+    """Why a Pinecone index cannot hold a namespace of this name, or None if it can.
+
+    The rule is the SDK's (pinecone 10.2, ``pinecone/_internal/validation.py``,
+    ``require_valid_namespace_name``): ASCII, no NUL, 1-512 characters. ``""`` names the
+    default namespace (``__default__``) and is always there. The SDK checks names only where a
+    namespace is named on its own (create, describe, delete); ``Index.upsert`` sends any, and
+    the service refuses each request, so a migration would dead-letter every record of it."""
+    if namespace == "":
+        return None
+    if len(namespace) > MAX_NAMESPACE:
+        return f"it has {len(namespace)} characters, over Pinecone's {MAX_NAMESPACE}"
+    if not namespace.isascii():
+        return "it is not ASCII (Pinecone namespace names are ASCII without NUL)"
+    if "\x00" in namespace:
+        return "it holds the NUL character (Pinecone namespace names are ASCII without NUL)"
+    return None
 
 
 class PineconeWrites:
@@ -50,6 +71,7 @@ class PineconeWrites:
         _lock: threading.RLock
         _index: Any
         _caps: Capabilities | None
+        _max_body: int  # upsert body ceiling in bytes: REQUEST_BYTES, or lower once refused
 
         def data_plane(self) -> Any: ...
         def _control(self) -> Any: ...
@@ -61,29 +83,54 @@ class PineconeWrites:
     def upsert(self, batch: RecordBatch) -> None:
         if not len(batch):
             return
-        index = self.data_plane()
         namespace = canonical_ns(batch.namespace)
+        problem = namespace_problem(namespace)
+        if problem is not None:  # before any request: not the records' fault, so not InvalidData
+            raise TerminalError(
+                f"Pinecone index '{self.index_name}' cannot take namespace {namespace!r}: "
+                f"{problem}. Nothing of it was written; plan again with namespace_policy=field "
+                "(the namespace kept in a metadata field) or give the namespaces other names")
         for chunk in split_batch(batch, self.capabilities):
-            for part, items in self._fit(chunk):
-                self.pace("upsert", namespace)
-                try:
-                    with self.errors(f"upsert of {len(part)} records into namespace "
-                                      f"'{namespace}'", write=True):
-                        index.upsert(vectors=items, namespace=namespace)
-                except InvalidData as exc:
-                    culprit = self._diagnose(part)
-                    raise InvalidData(f"{exc}; first offending record: {culprit}"
-                                      if culprit else str(exc)) from exc.__cause__
+            for part, items, size in self._fit(chunk):
+                self._send(part, items, size, namespace)
 
-    def _fit(self, batch: RecordBatch) -> Iterator[tuple[RecordBatch, list[dict[str, Any]]]]:
-        """The request bodies exactly as sent, halved until each is under 2 MB (the size estimate
-        in split_batch can run short for sparse-heavy records)."""
+    def _send(self, part: RecordBatch, items: list[dict[str, Any]], size: int,
+              namespace: str) -> None:
+        """One upsert request; one the service finds too big is split in halves and sent again."""
+        self.pace("upsert", namespace)
+        self.pace("upsert_bytes", namespace, size)
+        try:
+            with self.errors(f"upsert of {len(part)} records into namespace '{namespace}'",
+                             write=True):
+                self.data_plane().upsert(vectors=items, namespace=namespace)
+        except InvalidData as exc:
+            if _oversized(exc) and len(part) > 1:
+                # Pinecone's own measure of the body differs from ours (it answers 400
+                # "Request size ...MB exceeds the maximum supported size of 2MB", or 413, bare
+                # from a proxy): the records are fine, the request was not. Later bodies are
+                # kept under half of this one.
+                self._max_body = max(1024, min(self._max_body, size // 2))
+                log.info("Pinecone refused an upsert of %d bytes as too large (%s); sending it "
+                         "in halves, bodies at most %d bytes from now on", size, exc,
+                         self._max_body)
+                for sub, sub_items, sub_size in self._fit(part):  # in halves, at least
+                    self._send(sub, sub_items, sub_size, namespace)
+                return
+            culprit = self._diagnose(part)
+            raise InvalidData(f"{exc}; first offending record: {culprit}"
+                              if culprit else str(exc)) from exc.__cause__
+
+    def _fit(self, batch: RecordBatch) -> Iterator[tuple[RecordBatch, list[dict[str, Any]], int]]:
+        """The request bodies exactly as sent and their sizes, halved until each is under 2 MB
+        (or a smaller ceiling learned from a refusal; the size estimate in split_batch can run
+        short for sparse-heavy records)."""
         items = [_wire(batch, i) for i in range(len(batch))]
-        if len(orjson.dumps({"vectors": items, "namespace": batch.namespace})) <= REQUEST_BYTES:
-            yield batch, items
-        elif len(batch) == 1:
-            raise InvalidData(f"record {batch.ids[0]!r} is over Pinecone's 2 MB request limit "
-                              "on its own")
+        size = len(orjson.dumps({"vectors": items, "namespace": batch.namespace}))
+        if size < self._max_body or len(batch) == 1:
+            if size > REQUEST_BYTES:
+                raise InvalidData(f"record {batch.ids[0]!r} is over Pinecone's 2 MB request "
+                                  "limit on its own")
+            yield batch, items, size
         else:
             half = len(batch) // 2
             yield from self._fit(batch.take(range(half)))
@@ -122,6 +169,7 @@ class PineconeWrites:
             chunk = wanted[start:start + FETCH_IDS]
             self.pace("delete", namespace)
             self.pace("delete_records", namespace, len(chunk))
+            self.pace("delete_records_index", "", len(chunk))
             try:
                 with self.errors("delete"):
                     index.delete(ids=chunk, namespace=canonical_ns(namespace))
@@ -186,6 +234,16 @@ class PineconeWrites:
                                      f"{self.ready_timeout:.0f}s (state {state})")
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
+
+
+def _oversized(exc: BaseException) -> bool:
+    """Whether a refused upsert was refused for its size: HTTP 413 (with the service's text, or
+    bare from a proxy), or 400 "Request size ... exceeds the maximum supported size" (issue 21;
+    docs.pinecone.io "Database limits": 2 MB per upsert request)."""
+    cause = exc.__cause__
+    status = getattr(cause, "status_code", None)
+    text = str(getattr(cause, "message", "") or exc).lower()
+    return status == 413 or (status == 400 and "exceeds the maximum supported size" in text)
 
 
 def _wire(batch: RecordBatch, i: int) -> dict[str, Any]:
