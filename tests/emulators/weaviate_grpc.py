@@ -184,8 +184,10 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):
     """``weaviate.v1.Weaviate`` over the shared Store; ``guard`` applies auth and faults."""
 
     def __init__(self, store: Store, guard: Callable[[str, grpc.ServicerContext], None],
-                 object_fault: Callable[[str], str | None]) -> None:
+                 object_fault: Callable[[str], str | None],
+                 batch_fault: Callable[[], str | None] = lambda: None) -> None:
         self.store, self.guard, self.object_fault = store, guard, object_fault
+        self.batch_fault = batch_fault  # a message every object of this BatchObjects call fails with
         self.calls: list[tuple[str, int]] = []  # (method, consistency level) per data call, for tests
         self.tenant_lists = 0  # TenantsGet calls
 
@@ -225,8 +227,9 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):
 
     def _batch(self, req: batch_pb2.BatchObjectsRequest) -> batch_pb2.BatchObjectsReply:
         errors = []
+        episode = self.batch_fault()  # e.g. the shard switched read-only: every object fails
         for i, o in enumerate(req.objects):
-            reason = self.object_fault(o.uuid)  # injected per-object failure inside a good batch
+            reason = episode or self.object_fault(o.uuid)  # per-object failure inside a good batch
             try:
                 if reason:
                     raise StoreError(reason)

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 from vmkit.connectors import weaviate_naming as naming
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, first_vector
+from vmkit.connectors.weaviate_errors import is_transient_status
 from vmkit.connectors.weaviate_read import WeaviateReads
 from vmkit.connectors.weaviate_sample import TENANTS_AT_ONCE
 from vmkit.connectors.weaviate_scan import TenantScan
@@ -45,7 +46,6 @@ from vmkit.connectors.weaviate_write import TO_DISTANCE, WeaviateWrites
 from vmkit.errors import ConfigError, MissingDependency, TerminalError, TransientError
 
 FROM_DISTANCE = {v: k for k, v in TO_DISTANCE.items()} | {"hamming": "hamming"}
-_TRANSIENT_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
 
 
 @dataclass
@@ -174,8 +174,10 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
             raise self._classify(exc, what) from None
 
     def _classify(self, exc: BaseException, what: str) -> Exception:
-        """TransientError for UNAVAILABLE/DEADLINE/RESOURCE_EXHAUSTED, 429, 5xx, connection
-        loss; TerminalError otherwise. Walks the cause chain: the SDK wraps gRPC errors."""
+        """TransientError for UNAVAILABLE/DEADLINE/RESOURCE_EXHAUSTED/ABORTED, for UNKNOWN with
+        a temporary condition in its text (Weaviate's handlers return plain errors, so they
+        arrive as UNKNOWN: see weaviate_errors), 429, 5xx, connection loss; TerminalError
+        otherwise. Walks the cause chain: the SDK wraps gRPC errors."""
         msg = f"weaviate {what} on {self.collection}: {self._scrub(str(exc))}"
         chain: list[BaseException] = []
         seen: BaseException | None = exc
@@ -190,7 +192,7 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
                 if status:
                     details = self._scrub(str(e.details())) if hasattr(e, "details") else ""
                     full = f"weaviate {what} on {self.collection}: {status}: {details}"
-                    return TransientError(full) if status in _TRANSIENT_CODES else TerminalError(full)
+                    return TransientError(full) if is_transient_status(status, details) else TerminalError(full)
             status_code = getattr(e, "status_code", None)
             if isinstance(status_code, int):
                 return TransientError(msg) if status_code == 429 or status_code >= 500 else TerminalError(msg)
