@@ -18,6 +18,9 @@ CLASS_RE = re.compile(r"^[A-Z][_0-9A-Za-z]*$")
 PROP_RE = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 TENANT_RE = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
 RESERVED = ("_additional", "_id", "id")
+# Endings refused for NEW property names since 2026-05 (entities/schema/validation.go): the
+# server's inverted-index buckets carry them (property_<name>_searchable, ..._nullState).
+RESERVED_SUFFIXES = ("_searchable", "_rangeable", "_temp", "__meta_count", "_propertyLength", "_nullState")
 DISTANCES = ("cosine", "dot", "l2-squared", "manhattan", "hamming")
 SCALARS = ("text", "int", "number", "boolean", "date", "uuid", "object")
 TYPES = {*SCALARS, *(t + "[]" for t in SCALARS), "geoCoordinates", "phoneNumber", "blob"}
@@ -86,6 +89,9 @@ def normalize_property(p: dict[str, Any], nested: bool = False) -> dict[str, Any
                          "restricted to valid GraphQL names, which must be “/[_A-Za-z][_0-9A-Za-z]*/”.")
     if not nested and name in RESERVED:
         raise StoreError(f"'{name}' is a reserved property name")
+    suffix = next((x for x in RESERVED_SUFFIXES if name.endswith(x)), None)
+    if not nested and suffix:
+        raise StoreError(f"'{name}' is not a valid property name: the suffix {suffix} is reserved")
     dt = list(p.get("dataType") or [])
     if len(dt) != 1 or dt[0] not in TYPES:
         raise StoreError(f"property '{name}': invalid dataType {dt} (cross-references unsupported)")

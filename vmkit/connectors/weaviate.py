@@ -80,6 +80,7 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
         metadata_uniform_lists=True,  # array properties are typed: text[], int[], ...
         field_name_pattern=naming.STABLE_FIELD_PATTERN,
         reserved_fields=naming.RESERVED_PROPERTIES,
+        reserved_suffixes=naming.RESERVED_SUFFIXES,  # refused for new properties since 2026-05
         wire_bytes_per_float=4,
     )
 
