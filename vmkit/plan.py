@@ -165,6 +165,8 @@ def plan(
     spec = TargetSpec(str(name), info.dimension, info.metric, info.sparse and caps.sparse,
                       vector_name, extra_vectors)
     warnings = _spec_warnings(info, existing, caps, batch_size) + vector_warnings
+    warnings += [PlanWarning(f"vector.{n}", f"source vector '{n}' cannot be read: {why}", "not copied")
+                 for n, why in sorted(getattr(info, "skipped_vectors", {}).items())]
 
     if namespace_policy not in NAMESPACE_POLICIES:
         raise PlanError(f"namespace_policy must be one of {NAMESPACE_POLICIES}, not {namespace_policy!r}")

@@ -121,12 +121,17 @@ def _result(obj: StoredObject, coll: Collection, req: search_get_pb2.SearchReque
     fields = {p["name"]: to_value(obj.props.get(p["name"]), p) for p in _selected(req, coll)}
     meta = search_get_pb2.MetadataResult(id=obj.uuid, id_as_bytes=uuid_lib.UUID(obj.uuid).bytes)
     md = req.metadata
-    names = list(obj.vectors) if md.vector else [n for n in md.vectors if n in obj.vectors]
+    # vector=True asks for every vector: named ones come in ``vectors``, the legacy one in
+    # ``vector_bytes`` (adapters/handlers/grpc/v1 prepare_reply: additionalProps "vector"), so for a
+    # legacy collection with named vectors added later the SDK sees only the legacy vector.
+    mixed = coll.legacy and coll.named
+    names = ([n for n in obj.vectors if not (mixed and n == "default")] if md.vector
+             else [n for n in md.vectors if n in obj.vectors])
     for name in names:
         vtype, data = obj.vectors[name]
         meta.vectors.append(base_pb2.Vectors(name=name, vector_bytes=data, type=vtype))
-    if md.vector and not coll.named and "default" in obj.vectors:
-        meta.vector_bytes = obj.vectors["default"][1]  # legacy collections also fill vector_bytes
+    if md.vector and coll.legacy and "default" in obj.vectors:
+        meta.vector_bytes = obj.vectors["default"][1]
     if md.creation_time_unix:
         meta.creation_time_unix, meta.creation_time_unix_present = obj.created_ms, True
     if md.last_update_time_unix:

@@ -206,8 +206,13 @@ class Collection:
     def named(self) -> bool:
         return "vectorConfig" in self.schema
 
+    @property
+    def legacy(self) -> bool:
+        """A legacy (unnamed) vector, alone or with named vectors added later."""
+        return "vectorIndexConfig" in self.schema
+
     def vector_names(self) -> list[str]:
-        return list(self.schema["vectorConfig"]) if self.named else ["default"]
+        return (["default"] if self.legacy else []) + list(self.schema.get("vectorConfig", {}))
 
     def prop(self, name: str) -> dict[str, Any] | None:
         return next((p for p in self.schema["properties"] if p["name"] == name), None)
@@ -274,6 +279,27 @@ class Store:
             _check_duplicates(coll.schema["properties"] + [prop])
             coll.schema["properties"].append(prop)
         return copy.deepcopy(prop)
+
+    def add_named_vector(self, name: str, vector: str, distance: str = "cosine") -> None:
+        """A named vector added to an existing collection (``PUT /v1/schema/{class}`` with a
+        new ``vectorConfig`` entry): a legacy collection then has both kinds."""
+        with self.lock:
+            coll = self.get(name)
+            if vector in coll.vector_names():
+                raise StoreError(f"vector {vector!r} already exists in class {name}")
+            coll.schema.setdefault("vectorConfig", {})[vector] = {
+                "vectorizer": {"none": {}}, "vectorIndexType": "hnsw",
+                "vectorIndexConfig": _index_config("hnsw", {"distance": distance})}
+
+    def drop_vector_index(self, name: str, vector: str) -> None:
+        """``collection.config.delete_vector_index()``: the schema says ``vectorIndexType:
+        "none"`` without a ``vectorIndexConfig`` while the cleanup removes the vector's data."""
+        with self.lock:
+            coll = self.get(name)
+            coll.schema["vectorConfig"][vector] = {"vectorizer": {"none": {}}, "vectorIndexType": "none"}
+            for shard in coll.shards.values():
+                for obj in shard.values():
+                    obj.vectors.pop(vector, None)
 
     def add_tenants(self, name: str, tenants: list[dict[str, Any]]) -> None:
         with self.lock:
@@ -343,8 +369,8 @@ class Store:
         out: dict[str, tuple[int, bytes]] = {}
         names = coll.vector_names()
         for name, (vtype, data) in vectors.items():
-            if name == "" and len(names) == 1:
-                name = names[0]  # an unnamed vector goes to the only vector space
+            if name == "" and (len(names) == 1 or coll.legacy):
+                name = names[0]  # an unnamed vector goes to the legacy (or only) vector space
             if name not in names:
                 raise StoreError(f"collection {coll.name} has no vector named {name or 'default'!r}"
                                  f" (configured: {names})")

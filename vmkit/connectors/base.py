@@ -97,6 +97,8 @@ class CollectionInfo:
     # describe, and the others as name -> {"dimension": d, "metric": m}.
     vector_name: str = ""
     extra_vectors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Vector spaces the source has but cannot be read, name -> why (the plan reports them).
+    skipped_vectors: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vmkit.connectors import weaviate_naming as naming
-from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, first_vector
+from vmkit.connectors.base import (
+    DEFAULT_VECTOR,
+    Capabilities,
+    CollectionInfo,
+    Connector,
+    first_vector,
+)
 from vmkit.connectors.weaviate_errors import is_transient_status
 from vmkit.connectors.weaviate_read import WeaviateReads
 from vmkit.connectors.weaviate_sample import TENANTS_AT_ONCE
@@ -215,13 +221,33 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
             return bool(self._conn().collections.exists(self.collection))
 
     # -- schema facts -----------------------------------------------------------------------------
-    def _spaces(self, cfg: Any) -> dict[str, str]:
-        """Vector name -> Weaviate distance."""
-        if cfg.vector_config:
-            return {n: str(v.vector_index_config.distance_metric.value)
-                    for n, v in cfg.vector_config.items() if v.vector_index_config is not None}
+    def _spaces(self, cfg: Any) -> tuple[dict[str, str], dict[str, str]]:
+        """Vector name -> Weaviate distance for every vector space objects carry, and name ->
+        why for the named vectors that cannot be read.
+
+        A collection may hold a legacy (unnamed) vector, named vectors, or both: named vectors
+        can be added to a legacy collection later, and its schema then has the class-level
+        ``vectorIndexConfig`` and a ``vectorConfig``. The legacy vector is presented as
+        "default" (as the SDK names it). A named vector whose index was dropped
+        (``collection.config.delete_vector_index()``) comes back as ``vectorIndexType: "none"``
+        (the SDK's ``_VectorIndexConfigNone``, without a distance) and its data is being removed
+        from every object: it is skipped, and the plan says so."""
+        spaces: dict[str, str] = {}
+        skipped: dict[str, str] = {}
         vic = cfg.vector_index_config
-        return {"default": str(vic.distance_metric.value) if vic else "cosine"}
+        if vic is not None or not cfg.vector_config:
+            metric = getattr(vic, "distance_metric", None)
+            spaces[DEFAULT_VECTOR] = str(metric.value) if metric is not None else "cosine"
+        for n, v in (cfg.vector_config or {}).items():
+            metric = getattr(v.vector_index_config, "distance_metric", None)
+            if metric is None:
+                skipped[n] = ("its vector index was dropped (vectorIndexType none); Weaviate removes "
+                              "its data from every object, so it is not copied")
+            else:
+                spaces[n] = str(metric.value)
+        if not spaces:
+            raise TerminalError(f"{self.collection} has no readable vector: {skipped}")
+        return spaces, skipped
 
     def _selected(self, spaces: dict[str, str]) -> str:
         if self.vector_name:
@@ -235,10 +261,13 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
         """Schema facts reads and writes depend on, cached; refreshed after create/drop."""
         if self._facts is None:
             cfg = self._config()
-            spaces = self._spaces(cfg)
+            spaces, skipped = self._spaces(cfg)
             first = self._selected(spaces)
-            self._facts = {"mt": bool(cfg.multi_tenancy_config.enabled), "named": bool(cfg.vector_config),
-                           "spaces": spaces, "vector": first,
+            named = bool(cfg.vector_config)
+            self._facts = {"mt": bool(cfg.multi_tenancy_config.enabled), "named": named,
+                           # a legacy vector next to named ones (read apart: see _fetch_objects)
+                           "legacy": named and cfg.vector_index_config is not None,
+                           "spaces": spaces, "skipped": skipped, "vector": first,
                            "others": [] if self.vector_name else sorted(n for n in spaces if n != first),
                            "props": {p.name: p.data_type.value for p in cfg.properties}}
         return self._facts
@@ -278,9 +307,8 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
         counts = self._counts(facts["mt"])
         dims: dict[str, int] = {}
         for t in (t for t, n in counts.items() if n):  # the API has no dimension: sample one
-            with self._errors("sample"):
-                res = self._coll(t or None).query.fetch_objects(limit=1, include_vector=True)
-            dims = {n: len(v) for n, v in res.objects[0].vector.items()} if res.objects else {}
+            objects = self._fetch_objects(t, facts, "sample", wanted=list(spaces), limit=1)
+            dims = {n: len(v) for n, v in objects[0].vector.items()} if objects else {}
             if dims:
                 break
         self._dim = dims.get(selected) or self._dim
@@ -293,7 +321,8 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
             extra_vectors={n: {"dimension": dims.get(n, 0), "metric": FROM_DISTANCE.get(spaces[n], spaces[n])}
                            for n in others},
             named_vectors={n: {"dimension": dims.get(n, 0), "metric": FROM_DISTANCE.get(d, d)}
-                           for n, d in spaces.items()})
+                           for n, d in spaces.items()},
+            skipped_vectors=dict(facts["skipped"]))
 
     def count(self) -> int:
         if not self._exists():

@@ -112,12 +112,10 @@ class TenantScan:
     def _read(self, tenant: str, pos: str | None, limit: int) -> _Page:
         conn = self._conn
         facts = conn._schema()
-        with conn._errors("scan"):
-            res = conn._coll(tenant or None).query.fetch_objects(limit=limit, after=pos,
-                                                                 include_vector=conn._include(facts))
-        if not res.objects:  # an empty tenant, or one that ended on a full page
+        objects = conn._fetch_objects(tenant, facts, "scan", limit=limit, after=pos)
+        if not objects:  # an empty tenant, or one that ended on a full page
             return RecordBatch.empty(conn._dim or 0), pos, 0
-        return conn._to_batch(res.objects, facts, tenant), str(res.objects[-1].uuid), len(res.objects)
+        return conn._to_batch(objects, facts, tenant), str(objects[-1].uuid), len(objects)
 
     def close(self) -> None:
         self._reads.close()
