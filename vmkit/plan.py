@@ -167,6 +167,7 @@ def plan(
     warnings = _spec_warnings(info, existing, caps, batch_size) + vector_warnings
     warnings += [PlanWarning(f"vector.{n}", f"source vector '{n}' cannot be read: {why}", "not copied")
                  for n, why in sorted(getattr(info, "skipped_vectors", {}).items())]
+    warnings += [PlanWarning(**f) for f in getattr(info, "findings", [])]
 
     if namespace_policy not in NAMESPACE_POLICIES:
         raise PlanError(f"namespace_policy must be one of {NAMESPACE_POLICIES}, not {namespace_policy!r}")

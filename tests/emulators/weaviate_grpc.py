@@ -33,7 +33,9 @@ SINGLE, MULTI = base_pb2.Vectors.VECTOR_TYPE_SINGLE_FP32, base_pb2.Vectors.VECTO
 _CODES = {"invalid": grpc.StatusCode.INVALID_ARGUMENT, "not_found": grpc.StatusCode.NOT_FOUND,
           "conflict": grpc.StatusCode.ALREADY_EXISTS}
 _STATUS = {"HOT": tenants_pb2.TENANT_ACTIVITY_STATUS_HOT, "COLD": tenants_pb2.TENANT_ACTIVITY_STATUS_COLD,
-           "FROZEN": tenants_pb2.TENANT_ACTIVITY_STATUS_FROZEN}
+           "FROZEN": tenants_pb2.TENANT_ACTIVITY_STATUS_FROZEN,
+           "FREEZING": tenants_pb2.TENANT_ACTIVITY_STATUS_FREEZING,
+           "UNFREEZING": tenants_pb2.TENANT_ACTIVITY_STATUS_UNFREEZING}
 
 
 # -- requests -> python -----------------------------------------------------------------------
@@ -267,7 +269,7 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):
                 raise StoreError(f"multi-tenancy is not enabled for class {coll.name!r}")
             names = list(req.names.values) if req.HasField("names") else sorted(coll.tenants)
             return tenants_pb2.TenantsGetReply(tenants=[
-                tenants_pb2.Tenant(name=n, activity_status=_STATUS.get(coll.tenants[n], 0))
+                tenants_pb2.Tenant(name=n, activity_status=_STATUS[coll.tenant_status(n) or "HOT"])
                 for n in names if n in coll.tenants])
         return self._run("TenantsGet", context, run)
 

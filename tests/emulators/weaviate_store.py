@@ -193,6 +193,9 @@ class Collection:
     tenants: dict[str, str] = field(default_factory=dict)  # name -> activity status
     dims: dict[str, int] = field(default_factory=dict)
     _sorted: dict[str, list[str]] = field(default_factory=dict)
+    woken: list[str] = field(default_factory=list)  # tenants autoTenantActivation loaded, in order
+    moving: dict[str, tuple[str, int]] = field(default_factory=dict)  # tenant -> (end state, reads left)
+    changes: list[tuple[str, str]] = field(default_factory=list)  # (tenant, status asked for) updates
 
     @property
     def name(self) -> str:
@@ -231,9 +234,25 @@ class Collection:
             if not (create and self.schema["multiTenancyConfig"]["autoTenantCreation"]):
                 raise StoreError(f"tenant not found: {tenant!r}", "not_found")
             self.tenants[tenant] = "HOT"
+        if self.tenants[tenant] == "COLD" and self.schema["multiTenancyConfig"]["autoTenantActivation"]:
+            self.tenants[tenant] = "HOT"  # autoTenantActivation: the read loads it, and it stays loaded
+            self.woken.append(tenant)
         if self.tenants[tenant] not in ("HOT", "ACTIVE"):
             raise StoreError(f"tenant not active: {tenant!r} is {self.tenants[tenant]}")
         return self.shards.setdefault(tenant, {})
+
+    def tenant_status(self, tenant: str) -> str | None:
+        """A tenant's status as a status read reports it; each read moves a tenant in
+        transition (FREEZING, UNFREEZING) one step nearer its end state."""
+        moving = self.moving.get(tenant)
+        if moving is not None:
+            end, left = moving
+            if left <= 0:
+                self.tenants[tenant] = end
+                del self.moving[tenant]
+            else:
+                self.moving[tenant] = (end, left - 1)
+        return self.tenants.get(tenant)
 
     def sorted_ids(self, tenant: str) -> list[str]:
         if tenant not in self._sorted:
@@ -251,6 +270,9 @@ class Store:
         self.lock = threading.RLock()
         self.collections: dict[str, Collection] = {}
         self.autoschema = autoschema
+        # Status reads a tenant spends in FREEZING / UNFREEZING when offloaded or onloaded
+        # (counted in calls, not seconds).
+        self.transition_reads = 2
 
     def reset(self) -> None:
         with self.lock:
@@ -309,9 +331,18 @@ class Store:
             for t in tenants:
                 if not TENANT_RE.match(t.get("name", "")):
                     raise StoreError(f"invalid tenant name {t.get('name')!r}")
-                status = {"ACTIVE": "HOT", "INACTIVE": "COLD"}.get(t.get("activityStatus") or "HOT",
-                                                                   t.get("activityStatus") or "HOT")
-                coll.tenants[t["name"]] = status
+                status = {"ACTIVE": "HOT", "INACTIVE": "COLD", "OFFLOADED": "FROZEN"}.get(
+                    t.get("activityStatus") or "HOT", t.get("activityStatus") or "HOT")
+                old = coll.tenants.get(t["name"])
+                if old in ("FREEZING", "UNFREEZING"):
+                    raise StoreError(f"tenant {t['name']!r} is {old}: its status cannot change now")
+                coll.changes.append((t["name"], status))
+                if old is not None and old != status and "FROZEN" in (old, status):
+                    # offloading and onloading take a while: FREEZING / UNFREEZING first
+                    coll.tenants[t["name"]] = "FREEZING" if status == "FROZEN" else "UNFREEZING"
+                    coll.moving[t["name"]] = (status, self.transition_reads)
+                else:
+                    coll.tenants[t["name"]] = status
 
     def remove_tenants(self, name: str, names: list[str]) -> None:
         with self.lock:

@@ -99,6 +99,9 @@ class CollectionInfo:
     extra_vectors: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Vector spaces the source has but cannot be read, name -> why (the plan reports them).
     skipped_vectors: dict[str, str] = field(default_factory=dict)
+    # What the plan must say about the source, as PlanWarning fields (field, message, policy,
+    # severity, count), e.g. Weaviate's inactive tenants.
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

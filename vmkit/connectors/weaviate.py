@@ -9,6 +9,10 @@
                          is carried (``default``, else the first name, in RecordBatch.vectors,
                          the others in RecordBatch.named) and created under its own name
 - ``consistency=ALL``    ONE | QUORUM | ALL for every read and write (validation read-backs)
+- ``tenants=fail|active|activate`` what to do with inactive (INACTIVE, OFFLOADED...) tenants
+                         of a source: by default the plan has an error listing them; ``active``
+                         reads the active ones only; ``activate`` activates each for reading and
+                         puts it back to its former state (see weaviate_tenants)
 - ``multi_tenancy=true`` namespaces are tenants (capabilities.namespaces); create() makes a
                          multi-tenant collection (so does ``tenant=``)
 - ``index=flat``         create() with a flat index instead of HNSW
@@ -48,6 +52,7 @@ from vmkit.connectors.weaviate_errors import is_transient_status
 from vmkit.connectors.weaviate_read import WeaviateReads
 from vmkit.connectors.weaviate_sample import TENANTS_AT_ONCE
 from vmkit.connectors.weaviate_scan import TenantScan
+from vmkit.connectors.weaviate_tenants import TenantActivity, policy_of
 from vmkit.connectors.weaviate_write import TO_DISTANCE, WeaviateWrites
 from vmkit.errors import ConfigError, MissingDependency, TerminalError, TransientError
 
@@ -124,6 +129,7 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
         self._tenants: set[str] = set()  # tenants known to exist (cache)
         self._dim: int | None = None
         self._tenant_scan = TenantScan(self, self.int_param("tenant_streams", 4, 1, 64))
+        self._activity = TenantActivity(self, policy_of(p.get("tenants")))
 
     # -- plumbing --------------------------------------------------------------------------------
     def _api_key(self) -> str | None:
@@ -279,19 +285,26 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
             return [""]
         if self.tenant:
             return [self.tenant]
+        return self._activity.readable(self._all_tenants())
+
+    def _all_tenants(self) -> list[str]:
+        """Every tenant, their activity states noted (see weaviate_tenants)."""
         with self._errors("list tenants"):
             tenants = self._coll().tenants.get()
         self._tenants.update(tenants)
+        self._activity.note(tenants)
         return sorted(tenants)
 
     def _count(self, tenant: str) -> int:
-        with self._errors("count"):
+        with self._activity.awake(tenant), self._errors("count"):
             return int(self._coll(tenant or None).aggregate.over_all(total_count=True).total_count or 0)
 
     def _counts(self, multi_tenant: bool) -> dict[str, int]:
         """Records per tenant ("" for a collection without tenants), several tenants counted
         at once: a collection may hold thousands of tenants, each count a round trip."""
-        names = self._tenant_names(multi_tenant)
+        names = self._activity.countable(self._tenant_names(multi_tenant))
+        if not names:
+            return {}
         if len(names) == 1:
             return {names[0]: self._count(names[0])}
         with ThreadPoolExecutor(TENANTS_AT_ONCE, thread_name_prefix="vmkit-weaviate-count") as pool:
@@ -304,13 +317,19 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
         self._facts = None  # describe always reads the schema afresh
         facts = self._schema()
         spaces, selected, others = facts["spaces"], facts["vector"], facts["others"]
-        counts = self._counts(facts["mt"])
-        dims: dict[str, int] = {}
-        for t in (t for t, n in counts.items() if n):  # the API has no dimension: sample one
-            objects = self._fetch_objects(t, facts, "sample", wanted=list(spaces), limit=1)
-            dims = {n: len(v) for n, v in objects[0].vector.items()} if objects else {}
-            if dims:
-                break
+        findings: list[dict[str, Any]] = []
+        if facts["mt"]:  # inactive tenants: a decision of the plan (tenants= on the URI)
+            if self.tenant:
+                self._activity.refresh(self.tenant)
+            findings = self._activity.findings([self.tenant] if self.tenant else self._all_tenants())
+        with self._activity.hold():  # tenants activated for counting are put back at the end
+            counts = self._counts(facts["mt"])
+            dims: dict[str, int] = {}
+            for t in (t for t, n in counts.items() if n):  # the API has no dimension: sample one
+                objects = self._fetch_objects(t, facts, "sample", wanted=list(spaces), limit=1)
+                dims = {n: len(v) for n, v in objects[0].vector.items()} if objects else {}
+                if dims:
+                    break
         self._dim = dims.get(selected) or self._dim
         return WeaviateCollectionInfo(
             name=self.collection, dimension=dims.get(selected, 0),
@@ -322,7 +341,7 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
                            for n in others},
             named_vectors={n: {"dimension": dims.get(n, 0), "metric": FROM_DISTANCE.get(d, d)}
                            for n, d in spaces.items()},
-            skipped_vectors=dict(facts["skipped"]))
+            skipped_vectors=dict(facts["skipped"]), findings=findings)
 
     def count(self) -> int:
         if not self._exists():
@@ -331,6 +350,7 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
 
     def close(self) -> None:
         self._tenant_scan.close()  # outside the lock: a read ahead may be waiting for it
+        self._activity.close()  # tenants vmkit activated go back to their former state
         with self._lock:
             if self._client is not None:
                 with contextlib.suppress(Exception):

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from vmkit.connectors.weaviate_scan import TenantScan
+    from vmkit.connectors.weaviate_tenants import TenantActivity
 
 log = logging.getLogger("vmkit.connectors.weaviate")
 
@@ -34,6 +35,7 @@ class WeaviateReads:
         tenant: str | None
         _dim: int | None
         _tenant_scan: TenantScan
+        _activity: TenantActivity
 
         def _coll(self, tenant: str | None = None) -> Any: ...
         def _errors(self, what: str) -> AbstractContextManager[None]: ...
@@ -54,6 +56,10 @@ class WeaviateReads:
         ``n`` is read whole."""
         if not self._exists():
             return []
+        with self._activity.sampling():  # the tenants a count reads (see weaviate_tenants)
+            return self._sample(n, seed)
+
+    def _sample(self, n: int, seed: int) -> list[RecordBatch]:
         facts = self._schema()
         counts = self._counts(facts["mt"])
         if sum(counts.values()) <= n:
@@ -84,10 +90,15 @@ class WeaviateReads:
         legacy = facts["legacy"] and DEFAULT_VECTOR in wanted
         named = [n for n in wanted if not (legacy and n == DEFAULT_VECTOR)]
         include: bool | list[str] = named if facts["named"] and named else True
+        with self._activity.awake(tenant):  # an inactive tenant only with tenants=activate
+            return self._fetch_awake(tenant, what, include, legacy and bool(named), query)
+
+    def _fetch_awake(self, tenant: str, what: str, include: bool | list[str], legacy: bool,
+                     query: dict[str, Any]) -> list[Any]:
         coll = self._coll(tenant or None)
         with self._errors(what):
             objects = list(coll.query.fetch_objects(include_vector=include, **query).objects)
-        if not (legacy and named and objects):
+        if not (legacy and objects):
             return objects
         from weaviate.classes.query import Filter
 

@@ -58,6 +58,8 @@ class TenantScan:
             if read == limit:  # a short page is the tenant's last; a full one gets another turn
                 streams.append([tenant, last])
                 self._read_ahead(tenant, last, limit)
+            else:  # read in full: a tenant vmkit activated goes back to its former state
+                self._conn._activity.put_back(tenant)
             self._forget_all_but(streams, limit)
             if read:
                 return batch, orjson.dumps({"open": streams, "queue": queue, "after": after}).decode()
@@ -96,8 +98,14 @@ class TenantScan:
     def _names(self, refresh: bool) -> list[str]:
         if self._tenants is None or refresh:
             facts = self._conn._schema()
-            self._tenants = sorted(self._conn._tenant_names(facts["mt"]), key=str.encode)
+            names = self._conn._tenant_names(facts["mt"])
+            if self._conn._activity.skipping:
+                names = self._conn._activity.countable(names)
+            self._tenants = sorted(names, key=str.encode)
         return self._tenants
+
+    def forget_tenants(self) -> None:
+        self._tenants = None
 
     def _read_ahead(self, tenant: str, pos: str | None, limit: int) -> None:
         self._reads.start((tenant, pos or "", limit), partial(self._read, tenant, pos, limit))
@@ -112,6 +120,7 @@ class TenantScan:
     def _read(self, tenant: str, pos: str | None, limit: int) -> _Page:
         conn = self._conn
         facts = conn._schema()
+        conn._activity.wake(tenant)  # stays active (tenants=activate) until read in full
         objects = conn._fetch_objects(tenant, facts, "scan", limit=limit, after=pos)
         if not objects:  # an empty tenant, or one that ended on a full page
             return RecordBatch.empty(conn._dim or 0), pos, 0
