@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid as uuid_lib
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -212,10 +213,12 @@ class WeaviateWrites:
         if terminal:
             raise InvalidData(f"weaviate rejected {len(terminal)} objects in {self.collection}: "
                                 + "; ".join(f"{k}: {v}" for k, v in list(terminal.items())[:20]))
-        if transient:
+        if transient:  # one line per reason: an episode fails every object with the same text
+            reasons = Counter(transient.values()).most_common(3)
             raise TransientError(f"weaviate: {len(transient)} objects still failing after "
                                  f"{self.object_retries} retries: "
-                                 + "; ".join(f"{k}: {v}" for k, v in list(transient.items())[:20]))
+                                 + "; ".join(f"{n} x {reason} (e.g. {next(k for k, v in transient.items() if v == reason)})"
+                                             for reason, n in reasons))
 
     def _insert_many(self, objs: list[Any], tenant: str | None) -> dict[int, str]:
         """Index -> server reason for every object that failed inside the batch."""
