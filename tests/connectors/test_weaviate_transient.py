@@ -21,6 +21,7 @@ pytest.importorskip("qdrant_client")
 
 from emulators.weaviate_emulator import (
     CONSISTENCY_ALL,
+    LAZY_LOAD,
     NO_SPACE,
     NOT_ENOUGH_MEMORY,
     READ_ONLY,
@@ -59,7 +60,7 @@ def records(n: int, start: int = 0) -> RecordBatch:
 
 
 def test_the_servers_temporary_texts_are_transient() -> None:
-    for text in (READ_ONLY, NO_SPACE, NOT_ENOUGH_MEMORY, CONSISTENCY_ALL):
+    for text in (READ_ONLY, NO_SPACE, NOT_ENOUGH_MEMORY, CONSISTENCY_ALL, LAZY_LOAD):
         assert is_transient_text(text)
     assert is_transient_status("UNKNOWN", CONSISTENCY_ALL)
     assert not is_transient_status("UNKNOWN", "could not find class Docs in schema")
@@ -92,6 +93,9 @@ def test_unknown_with_a_temporary_text_is_transient(emu: WeaviateEmulator) -> No
         w.upsert(records(5))
         emu.faults = Faults(fail_next=["UNKNOWN: " + CONSISTENCY_ALL], methods=frozenset({"Search"}))
         with pytest.raises(TransientError, match="consistency level ALL"):
+            w.scan(None, 10)
+        emu.faults = Faults(fail_next=["UNKNOWN: " + LAZY_LOAD], methods=frozenset({"Search"}))
+        with pytest.raises(TransientError, match="cannot load shard"):
             w.scan(None, 10)
         emu.faults = Faults(fail_next=["UNKNOWN: " + NOT_ENOUGH_MEMORY], methods=frozenset({"BatchObjects"}))
         with pytest.raises(TransientError, match="not enough memory"):
@@ -131,9 +135,9 @@ def test_unknown_errors_during_a_migration_are_retried(emu: WeaviateEmulator, tm
     with connect(emu.uri("Src")) as w:
         w.create(TargetSpec("Src", DIM, "dot"))
         w.upsert(records(n))
-    emu.faults = Faults(fail_next=["UNKNOWN: " + CONSISTENCY_ALL] * 2 + ["UNKNOWN: " + NOT_ENOUGH_MEMORY],
-                        methods=frozenset({"Search", "BatchObjects"}))
+    emu.faults = Faults(fail_next=["UNKNOWN: " + CONSISTENCY_ALL] * 2 + ["UNKNOWN: " + NOT_ENOUGH_MEMORY,
+                                   "UNKNOWN: " + LAZY_LOAD], methods=frozenset({"Search", "BatchObjects"}))
     m = run(tmp_path, emu.uri("Src"), emu.uri("Dst"), "unknown")
     status = m.status()
     assert (status.records_written, status.records_rejected) == (n, 0)
-    assert status.verification == "passed" and emu.faults.injected == 3
+    assert status.verification == "passed" and emu.faults.injected == 4

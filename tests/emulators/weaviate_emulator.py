@@ -41,6 +41,8 @@ READ_ONLY = "put object: import into index docs: shard docs_0: store is read-onl
 NO_SPACE = "put object: write wal: no space left on device"
 NOT_ENOUGH_MEMORY = "put object: memory pressure: not enough memory"
 CONSISTENCY_ALL = "cannot achieve consistency level ALL: read error: cannot reach enough replicas"
+# a lazily loaded shard under memory pressure (adapters/repos/db/shard_lazyloader.go, Load)
+LAZY_LOAD = "memory pressure: cannot load shard: not enough memory mappings"
 
 
 @dataclass

@@ -29,8 +29,10 @@ TRANSIENT_MARKERS = (
     "consistency level", "not enough replicas", "cannot reach enough replicas",
     # entities/errors/transient.go
     "not enough memory", "store is read-only", "no space left on device", "no usable entrypoint",
-    # a lazily loaded shard or a tenant being activated is not ready yet
-    "not ready", "still loading", "lazy load",
+    # a lazily loaded shard that cannot load yet (adapters/repos/db/shard_lazyloader.go, Load:
+    # "memory pressure: cannot load shard", "acquiring permit to load shard: ..."), or a tenant
+    # being activated (weaviate_tenants)
+    "memory pressure", "acquiring permit to load shard", "not ready",
 )
 # gRPC statuses that are transient whatever their text.
 TRANSIENT_STATUSES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"})
