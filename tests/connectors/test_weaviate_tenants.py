@@ -118,6 +118,8 @@ def test_a_pinned_inactive_tenant_is_a_plan_error(emu: WeaviateEmulator) -> None
         assert info is not None and [f["severity"] for f in info.findings] == ["error"]
     with connect(emu.uri("Src", tenant="off1", tenants="activate")) as w:
         assert w.count() == SIZES["off1"]
+    with connect(emu.uri("Src", tenant="cold1", tenants="active")) as w:  # skipped, not an error
+        assert w.count() == 0 and w.scan(None, 10)[1] is None
     assert states(emu) == STATES and emu.store.collections["Src"].woken == []
 
 

@@ -284,7 +284,7 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
                 raise TerminalError(f"{self.collection} is not multi-tenant; remove tenant= from the URI")
             return [""]
         if self.tenant:
-            return [self.tenant]
+            return self._activity.readable([self.tenant])
         return self._activity.readable(self._all_tenants())
 
     def _all_tenants(self) -> list[str]:

@@ -77,6 +77,9 @@ class TenantActivity:
         """The tenants to read: with ``tenants=active`` the active ones only."""
         if self.policy != "active":
             return names
+        for n in names:
+            if n and n not in self.states:  # a tenant pinned by tenant= was never listed
+                self.refresh(n)
         return [n for n in names if self.states.get(n, "ACTIVE") in ACTIVE]
 
     def countable(self, names: list[str]) -> list[str]:
