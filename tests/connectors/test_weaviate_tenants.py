@@ -139,3 +139,20 @@ def test_the_emulator_wakes_a_cold_tenant_on_read_with_auto_activation(emu: Weav
     finally:
         client.close()
     assert emu.store.collections["Src"].woken == ["cold1"]
+
+
+def test_a_scan_resumed_after_a_crash_puts_the_tenants_it_activated_back(emu: WeaviateEmulator) -> None:
+    source(emu)
+    first = connect(emu.uri("Src", tenants="activate", tenant_streams="1"))
+    batch, cursor = first.scan(None, 8)  # cold1 comes first (bytewise), activated for reading
+    assert batch.namespace == "cold1" and emu.store.collections["Src"].tenants["cold1"] == "HOT"
+    assert cursor is not None and '"woken":{"cold1":"INACTIVE"}' in cursor
+    first._activity.woken.clear()  # the process dies: nothing it holds in memory puts cold1 back
+    first.close()
+    with connect(emu.uri("Src", tenants="activate")) as resumed:
+        read = len(batch)
+        while cursor is not None:
+            batch, cursor = resumed.scan(cursor, 8)
+            read += len(batch)
+    assert read == sum(SIZES.values())
+    assert states(emu) == STATES and emu.store.collections["Src"].woken == []

@@ -7,7 +7,9 @@ with its next page read ahead in a thread, and batches are handed out in turn, i
 rotation: a scan is deterministic and a cursor resumes it exactly. The tenant list is asked for
 again only when every open tenant is finished, so a page costs one round trip, not two.
 
-Cursors are JSON: ``{"open": [[TENANT, AFTER], ...], "queue": [TENANT, ...], "after": TENANT}``:
+Cursors are JSON: ``{"open": [[TENANT, AFTER], ...], "queue": [TENANT, ...], "after": TENANT}``
+(plus ``"woken": {TENANT: FORMER STATE}`` while tenants vmkit activated are being read, so a scan
+resumed after a crash still puts them back: see weaviate_tenants):
 the tenants being read in the order their turns come (AFTER, the last uuid read, null at a
 tenant's start), tenants still waiting for a turn, and the last tenant started in bytewise
 order; later tenants are still to come, and every other one is finished. A collection without
@@ -62,12 +64,16 @@ class TenantScan:
                 self._conn._activity.put_back(tenant)
             self._forget_all_but(streams, limit)
             if read:
-                return batch, orjson.dumps({"open": streams, "queue": queue, "after": after}).decode()
+                state: dict[str, Any] = {"open": streams, "queue": queue, "after": after}
+                if self._conn._activity.woken:  # tenants=activate: put back even after a crash
+                    state["woken"] = dict(sorted(self._conn._activity.woken.items()))
+                return batch, orjson.dumps(state).decode()
 
     def _state(self, cursor: str | None) -> tuple[list[list[Any]], list[str], str | None]:
         if cursor is None:
             return [], [], None
         state = orjson.loads(cursor)
+        self._conn._activity.adopt(state.get("woken") or {})
         if "pos" not in state:
             return [list(s) for s in state["open"]], list(state["queue"]), state["after"]
         pos: dict[str, Any] = state["pos"]  # the older form: every tenant's own position

@@ -14,8 +14,10 @@ So tenant activity is a decision, made on the source URI (stored in the plan wit
 - ``tenants=active``: only active tenants are read (the plan lists the others as not copied);
 - ``tenants=activate``: each inactive tenant is activated for reading and put back to its former
   state (INACTIVE or OFFLOADED) once read. A tenant in transition (OFFLOADING/ONLOADING) is
-  waited for, then treated the same. Should vmkit stop while one is activated (a crash), it stays
-  active: the log names it ("activated tenant ...").
+  waited for, then treated the same. The scan cursor carries the tenants activated and not yet
+  put back, so a run resumed after a crash puts them back when it has read them; a crash before
+  the first batch of such a tenant is committed leaves it active (the log names it: "activated
+  tenant ...").
 """
 
 from __future__ import annotations
@@ -67,8 +69,13 @@ class TenantActivity:
         """Record the states of a tenant listing (``tenants.get()``)."""
         self.states.update((n, _status(t)) for n, t in tenants.items())
 
-    def note_active(self, tenant: str) -> None:
-        self.states.setdefault(tenant, "ACTIVE")
+    def adopt(self, woken: dict[str, str]) -> None:
+        """Tenants an earlier scan activated (from its cursor): put back once read."""
+        with self._lock:
+            for tenant, former in woken.items():
+                if tenant not in self.woken:
+                    self.woken[tenant] = former
+                    self.states.pop(tenant, None)
 
     def inactive(self, names: list[str]) -> dict[str, str]:
         return {n: self.states[n] for n in names if self.states.get(n, "ACTIVE") not in ACTIVE and n not in self.woken}
