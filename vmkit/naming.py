@@ -1,6 +1,8 @@
 """Field renames a target's naming rules require: deterministic, collision-free, reversible.
 
-Driven by Capabilities (``field_name_pattern``, ``reserved_fields``), never by a target's name.
+Driven by Capabilities (``field_name_pattern``, ``reserved_fields``, ``reserved_suffixes``), never
+by a target's name. A key ending in a reserved suffix (compared case-insensitively) gets a '_'
+appended (``price_temp`` -> ``price_temp_``), so the map stays deterministic and reversible.
 Collisions are detected case-insensitively (``Name`` and ``name`` are one property in some
 targets) and resolved by suffixes in sorted order of the original names, so two runs over the
 same names always produce the same map.
@@ -14,25 +16,33 @@ from typing import Iterable
 _INVALID = re.compile(r"[^_0-9A-Za-z]")
 
 
-def sanitize(name: str, pattern: str | None, reserved: frozenset[str]) -> str:
+def has_reserved_suffix(name: str, suffixes: Iterable[str]) -> bool:
+    folded = name.casefold()
+    return any(folded.endswith(s.casefold()) for s in suffixes)
+
+
+def sanitize(name: str, pattern: str | None, reserved: frozenset[str], suffixes: tuple[str, ...] = ()) -> str:
     """One name made acceptable, without regard to collisions."""
-    if pattern is None and name not in reserved:
+    if pattern is None and name not in reserved and not has_reserved_suffix(name, suffixes):
         return name
     if pattern is not None and not re.fullmatch(pattern, name):
         name = _INVALID.sub("_", name) or "_"
         if not re.fullmatch(pattern, name):
             name = "_" + name
+    if has_reserved_suffix(name, suffixes):
+        name = name + "_"
     if name in reserved:
         name = name + "_"
     return name
 
 
-def plan_renames(names: Iterable[str], pattern: str | None, reserved: frozenset[str]) -> dict[str, str]:
+def plan_renames(names: Iterable[str], pattern: str | None, reserved: frozenset[str],
+                 suffixes: tuple[str, ...] = ()) -> dict[str, str]:
     """original -> new name, for every name that must change (valid names keep theirs)."""
-    if pattern is None and not reserved:
+    if pattern is None and not reserved and not suffixes:
         return {}  # a target without naming rules takes every name as it is
     ordered = sorted(set(names))
-    wanted = {n: sanitize(n, pattern, reserved) for n in ordered}
+    wanted = {n: sanitize(n, pattern, reserved, suffixes) for n in ordered}
     taken: set[str] = set()
     keepers: set[str] = set()
     for n in ordered:  # valid names keep themselves, first in sorted order wins a clash

@@ -69,6 +69,7 @@ class Plan:
         c = dict(self.caps)
         for key in ("id_kinds", "metrics", "reserved_fields"):
             c[key] = frozenset(c.get(key, ()))
+        c["reserved_suffixes"] = tuple(c.get("reserved_suffixes", ()))
         return Capabilities(**c)
 
     @property
@@ -100,6 +101,8 @@ class Plan:
             d.pop("uint_ids")
         if not d["namespace_collections"]:
             del d["namespace_collections"]
+        if not d["caps"].get("reserved_suffixes"):
+            d["caps"].pop("reserved_suffixes", None)
         return hashlib.sha256(orjson.dumps(d, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
     def __str__(self) -> str:
@@ -162,6 +165,9 @@ def plan(
     spec = TargetSpec(str(name), info.dimension, info.metric, info.sparse and caps.sparse,
                       vector_name, extra_vectors)
     warnings = _spec_warnings(info, existing, caps, batch_size) + vector_warnings
+    warnings += [PlanWarning(f"vector.{n}", f"source vector '{n}' cannot be read: {why}", "not copied")
+                 for n, why in sorted(getattr(info, "skipped_vectors", {}).items())]
+    warnings += [PlanWarning(**f) for f in getattr(info, "findings", [])]
 
     if namespace_policy not in NAMESPACE_POLICIES:
         raise PlanError(f"namespace_policy must be one of {NAMESPACE_POLICIES}, not {namespace_policy!r}")
@@ -190,7 +196,7 @@ def plan(
 
     uint_ids = "uuid5" if schema and ints_collide_with_strings(schema.id_kinds, caps.id_kinds) else "decimal"
     names = list(schema.fields) if schema else []
-    field_map = plan_renames(names, caps.field_name_pattern, caps.reserved_fields)
+    field_map = plan_renames(names, caps.field_name_pattern, caps.reserved_fields, caps.reserved_suffixes)
     field_map.update(renames or {})
     the_plan = Plan(
         source_uri=source.uri, target_uri=target.uri, target=spec, caps=caps.to_dict(),

@@ -5,6 +5,13 @@ unmodified. Binds 127.0.0.1 on free ports; seeded, runtime-adjustable fault inje
         client = emu.client()                 # weaviate.connect_to_custom(...)
         emu.faults.object_fail_ids = {uid}    # that object fails inside a successful batch
         emu.faults.fail_next = ["UNAVAILABLE"]  # the next gRPC call is refused
+        emu.faults.fail_next = ["UNKNOWN: " + CONSISTENCY_ALL]  # a status and the server's text
+        emu.faults.batch_fail_next = [READ_ONLY] * 6  # 6 BatchObjects calls: every object fails
+
+Texts are the server's: Weaviate classes "not enough memory", "store is read-only" (disk
+pressure) and "no space left on device" as temporary (``entities/errors/transient.go``,
+``IsTransient``) and returns them per object inside a successful batch; its gRPC handlers return
+plain Go errors, which grpc-go sends as status UNKNOWN with the error's text.
 """
 
 from __future__ import annotations
@@ -28,6 +35,14 @@ from .weaviate_store import Store
 log = logging.getLogger(__name__)
 
 TRANSIENT_OBJECT_ERROR = "put object: context deadline exceeded (injected)"
+# Temporary conditions as the server words them (entities/errors/transient.go, storagestate,
+# syscall.ENOSPC, usecases/replica MsgCLevel), wrapped the way the shard wraps them.
+READ_ONLY = "put object: import into index docs: shard docs_0: store is read-only"
+NO_SPACE = "put object: write wal: no space left on device"
+NOT_ENOUGH_MEMORY = "put object: memory pressure: not enough memory"
+CONSISTENCY_ALL = "cannot achieve consistency level ALL: read error: cannot reach enough replicas"
+# a lazily loaded shard under memory pressure (adapters/repos/db/shard_lazyloader.go, Load)
+LAZY_LOAD = "memory pressure: cannot load shard: not enough memory mappings"
 
 
 @dataclass
@@ -37,12 +52,16 @@ class Faults:
     seed: int = 0
     latency_s: float = 0.0  # sleep before every gRPC and REST call
     unavailable_rate: float = 0.0  # gRPC calls refused with UNAVAILABLE at this rate
-    fail_next: list[str] = field(default_factory=list)  # status names for the next gRPC calls
+    # statuses for the next gRPC calls: "UNAVAILABLE", or "UNKNOWN: <server text>"
+    fail_next: list[str] = field(default_factory=list)
     methods: frozenset[str] | None = None  # gRPC methods faults hit (None: all but Health)
     object_fail_rate: float = 0.0  # objects failing inside BatchObjects at this rate
     object_fail_transient: bool = False  # rate failures look transient (else invalid data)
     object_fail_ids: set[str] = field(default_factory=set)  # these uuids always fail (terminal)
     object_transient_ids: dict[str, int] = field(default_factory=dict)  # uuid -> failures left
+    # An episode counted in BatchObjects calls: each call pops one message and every object of
+    # it fails with that text (e.g. [READ_ONLY] * 6: six calls while the disk is full).
+    batch_fail_next: list[str] = field(default_factory=list)
     http_fail_next: list[int] = field(default_factory=list)  # statuses for the next REST calls
     injected: int = 0  # how many faults fired
     busiest: int = 0  # most gRPC calls seen waiting out their latency at once
@@ -91,6 +110,13 @@ class Faults:
                     f"invalid object: injected failure for {uid}"
         return None
 
+    def batch_fault(self) -> str | None:
+        with self.lock:
+            if self.batch_fail_next:
+                self.injected += 1
+                return self.batch_fail_next.pop(0)
+        return None
+
     def http_fault(self) -> int | None:
         if self.latency_s:
             time.sleep(self.latency_s)
@@ -108,7 +134,8 @@ class WeaviateEmulator:
         self.api_key = api_key
         self.faults = faults or Faults()
         self.store = Store(autoschema=autoschema)
-        self.servicer = WeaviateServicer(self.store, self._grpc_guard, self.faults_object)
+        self.servicer = WeaviateServicer(self.store, self._grpc_guard, self.faults_object,
+                                         lambda: self.faults.batch_fault())
         self.http_port = 0
         self.grpc_port = 0
         self._http: ThreadingHTTPServer | None = None
@@ -125,7 +152,8 @@ class WeaviateEmulator:
                 context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid or missing api key")
         code = self.faults.call_fault(method)
         if code is not None:
-            context.abort(getattr(grpc.StatusCode, code), f"{code.lower()} (injected by emulator)")
+            code, _, text = code.partition(": ")
+            context.abort(getattr(grpc.StatusCode, code), text or f"{code.lower()} (injected by emulator)")
 
     def _rest_guard(self, path: str, headers: dict[str, str]) -> int | None:
         if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":

@@ -33,7 +33,9 @@ SINGLE, MULTI = base_pb2.Vectors.VECTOR_TYPE_SINGLE_FP32, base_pb2.Vectors.VECTO
 _CODES = {"invalid": grpc.StatusCode.INVALID_ARGUMENT, "not_found": grpc.StatusCode.NOT_FOUND,
           "conflict": grpc.StatusCode.ALREADY_EXISTS}
 _STATUS = {"HOT": tenants_pb2.TENANT_ACTIVITY_STATUS_HOT, "COLD": tenants_pb2.TENANT_ACTIVITY_STATUS_COLD,
-           "FROZEN": tenants_pb2.TENANT_ACTIVITY_STATUS_FROZEN}
+           "FROZEN": tenants_pb2.TENANT_ACTIVITY_STATUS_FROZEN,
+           "FREEZING": tenants_pb2.TENANT_ACTIVITY_STATUS_FREEZING,
+           "UNFREEZING": tenants_pb2.TENANT_ACTIVITY_STATUS_UNFREEZING}
 
 
 # -- requests -> python -----------------------------------------------------------------------
@@ -121,12 +123,17 @@ def _result(obj: StoredObject, coll: Collection, req: search_get_pb2.SearchReque
     fields = {p["name"]: to_value(obj.props.get(p["name"]), p) for p in _selected(req, coll)}
     meta = search_get_pb2.MetadataResult(id=obj.uuid, id_as_bytes=uuid_lib.UUID(obj.uuid).bytes)
     md = req.metadata
-    names = list(obj.vectors) if md.vector else [n for n in md.vectors if n in obj.vectors]
+    # vector=True asks for every vector: named ones come in ``vectors``, the legacy one in
+    # ``vector_bytes`` (adapters/handlers/grpc/v1 prepare_reply: additionalProps "vector"), so for a
+    # legacy collection with named vectors added later the SDK sees only the legacy vector.
+    mixed = coll.legacy and coll.named
+    names = ([n for n in obj.vectors if not (mixed and n == "default")] if md.vector
+             else [n for n in md.vectors if n in obj.vectors])
     for name in names:
         vtype, data = obj.vectors[name]
         meta.vectors.append(base_pb2.Vectors(name=name, vector_bytes=data, type=vtype))
-    if md.vector and not coll.named and "default" in obj.vectors:
-        meta.vector_bytes = obj.vectors["default"][1]  # legacy collections also fill vector_bytes
+    if md.vector and coll.legacy and "default" in obj.vectors:
+        meta.vector_bytes = obj.vectors["default"][1]
     if md.creation_time_unix:
         meta.creation_time_unix, meta.creation_time_unix_present = obj.created_ms, True
     if md.last_update_time_unix:
@@ -184,8 +191,10 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):
     """``weaviate.v1.Weaviate`` over the shared Store; ``guard`` applies auth and faults."""
 
     def __init__(self, store: Store, guard: Callable[[str, grpc.ServicerContext], None],
-                 object_fault: Callable[[str], str | None]) -> None:
+                 object_fault: Callable[[str], str | None],
+                 batch_fault: Callable[[], str | None] = lambda: None) -> None:
         self.store, self.guard, self.object_fault = store, guard, object_fault
+        self.batch_fault = batch_fault  # a message every object of this BatchObjects call fails with
         self.calls: list[tuple[str, int]] = []  # (method, consistency level) per data call, for tests
         self.tenant_lists = 0  # TenantsGet calls
 
@@ -225,8 +234,9 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):
 
     def _batch(self, req: batch_pb2.BatchObjectsRequest) -> batch_pb2.BatchObjectsReply:
         errors = []
+        episode = self.batch_fault()  # e.g. the shard switched read-only: every object fails
         for i, o in enumerate(req.objects):
-            reason = self.object_fault(o.uuid)  # injected per-object failure inside a good batch
+            reason = episode or self.object_fault(o.uuid)  # per-object failure inside a good batch
             try:
                 if reason:
                     raise StoreError(reason)
@@ -259,7 +269,7 @@ class WeaviateServicer(weaviate_pb2_grpc.WeaviateServicer):
                 raise StoreError(f"multi-tenancy is not enabled for class {coll.name!r}")
             names = list(req.names.values) if req.HasField("names") else sorted(coll.tenants)
             return tenants_pb2.TenantsGetReply(tenants=[
-                tenants_pb2.Tenant(name=n, activity_status=_STATUS.get(coll.tenants[n], 0))
+                tenants_pb2.Tenant(name=n, activity_status=_STATUS[coll.tenant_status(n) or "HOT"])
                 for n in names if n in coll.tenants])
         return self._run("TenantsGet", context, run)
 

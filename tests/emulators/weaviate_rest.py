@@ -17,6 +17,9 @@ from .weaviate_store import Store, StoreError, canonical_uuid
 
 log = logging.getLogger(__name__)
 _STATUS = {"invalid": 422, "not_found": 404, "conflict": 422}
+# Tenant statuses as REST reports them (the SDK's TenantActivityStatus names; gRPC keeps the old ones).
+_TENANT_REST = {"HOT": "ACTIVE", "COLD": "INACTIVE", "FROZEN": "OFFLOADED", "FREEZING": "OFFLOADING",
+                "UNFREEZING": "ONLOADING"}
 
 
 def _floats(v: Any) -> Any:
@@ -120,7 +123,8 @@ class RestApp:
 
     def get_tenants(self, name: str, **_: Any) -> tuple[int, Any]:
         coll = self.store.get(name)
-        return 200, [{"name": t, "activityStatus": s} for t, s in sorted(coll.tenants.items())]
+        return 200, [{"name": t, "activityStatus": _TENANT_REST.get(s, s)}
+                     for t in sorted(coll.tenants) if (s := coll.tenant_status(t) or "")]
 
     def add_tenants(self, name: str, body: Any, **_: Any) -> tuple[int, Any]:
         self.store.add_tenants(name, body or [])
@@ -131,8 +135,8 @@ class RestApp:
         return 200, None
 
     def get_tenant(self, name: str, tenant: str, **_: Any) -> tuple[int, Any]:
-        status = self.store.get(name).tenants.get(tenant)
-        return (200, {"name": tenant, "activityStatus": status}) if status else (404, None)
+        status = self.store.get(name).tenant_status(tenant)
+        return (200, {"name": tenant, "activityStatus": _TENANT_REST.get(status, status)}) if status else (404, None)
 
     def insert_object(self, body: Any, **_: Any) -> tuple[int, Any]:
         vectors = {"": _vec(body["vector"])} if body.get("vector") else {}

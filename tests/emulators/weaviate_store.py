@@ -18,6 +18,9 @@ CLASS_RE = re.compile(r"^[A-Z][_0-9A-Za-z]*$")
 PROP_RE = re.compile(r"^[_A-Za-z][_0-9A-Za-z]*$")
 TENANT_RE = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
 RESERVED = ("_additional", "_id", "id")
+# Endings refused for NEW property names since 2026-05 (entities/schema/validation.go): the
+# server's inverted-index buckets carry them (property_<name>_searchable, ..._nullState).
+RESERVED_SUFFIXES = ("_searchable", "_rangeable", "_temp", "__meta_count", "_propertyLength", "_nullState")
 DISTANCES = ("cosine", "dot", "l2-squared", "manhattan", "hamming")
 SCALARS = ("text", "int", "number", "boolean", "date", "uuid", "object")
 TYPES = {*SCALARS, *(t + "[]" for t in SCALARS), "geoCoordinates", "phoneNumber", "blob"}
@@ -86,6 +89,9 @@ def normalize_property(p: dict[str, Any], nested: bool = False) -> dict[str, Any
                          "restricted to valid GraphQL names, which must be “/[_A-Za-z][_0-9A-Za-z]*/”.")
     if not nested and name in RESERVED:
         raise StoreError(f"'{name}' is a reserved property name")
+    suffix = next((x for x in RESERVED_SUFFIXES if name.endswith(x)), None)
+    if not nested and suffix:
+        raise StoreError(f"'{name}' is not a valid property name: the suffix {suffix} is reserved")
     dt = list(p.get("dataType") or [])
     if len(dt) != 1 or dt[0] not in TYPES:
         raise StoreError(f"property '{name}': invalid dataType {dt} (cross-references unsupported)")
@@ -187,6 +193,9 @@ class Collection:
     tenants: dict[str, str] = field(default_factory=dict)  # name -> activity status
     dims: dict[str, int] = field(default_factory=dict)
     _sorted: dict[str, list[str]] = field(default_factory=dict)
+    woken: list[str] = field(default_factory=list)  # tenants autoTenantActivation loaded, in order
+    moving: dict[str, tuple[str, int]] = field(default_factory=dict)  # tenant -> (end state, reads left)
+    changes: list[tuple[str, str]] = field(default_factory=list)  # (tenant, status asked for) updates
 
     @property
     def name(self) -> str:
@@ -200,8 +209,13 @@ class Collection:
     def named(self) -> bool:
         return "vectorConfig" in self.schema
 
+    @property
+    def legacy(self) -> bool:
+        """A legacy (unnamed) vector, alone or with named vectors added later."""
+        return "vectorIndexConfig" in self.schema
+
     def vector_names(self) -> list[str]:
-        return list(self.schema["vectorConfig"]) if self.named else ["default"]
+        return (["default"] if self.legacy else []) + list(self.schema.get("vectorConfig", {}))
 
     def prop(self, name: str) -> dict[str, Any] | None:
         return next((p for p in self.schema["properties"] if p["name"] == name), None)
@@ -220,9 +234,25 @@ class Collection:
             if not (create and self.schema["multiTenancyConfig"]["autoTenantCreation"]):
                 raise StoreError(f"tenant not found: {tenant!r}", "not_found")
             self.tenants[tenant] = "HOT"
+        if self.tenants[tenant] == "COLD" and self.schema["multiTenancyConfig"]["autoTenantActivation"]:
+            self.tenants[tenant] = "HOT"  # autoTenantActivation: the read loads it, and it stays loaded
+            self.woken.append(tenant)
         if self.tenants[tenant] not in ("HOT", "ACTIVE"):
             raise StoreError(f"tenant not active: {tenant!r} is {self.tenants[tenant]}")
         return self.shards.setdefault(tenant, {})
+
+    def tenant_status(self, tenant: str) -> str | None:
+        """A tenant's status as a status read reports it; each read moves a tenant in
+        transition (FREEZING, UNFREEZING) one step nearer its end state."""
+        moving = self.moving.get(tenant)
+        if moving is not None:
+            end, left = moving
+            if left <= 0:
+                self.tenants[tenant] = end
+                del self.moving[tenant]
+            else:
+                self.moving[tenant] = (end, left - 1)
+        return self.tenants.get(tenant)
 
     def sorted_ids(self, tenant: str) -> list[str]:
         if tenant not in self._sorted:
@@ -240,6 +270,9 @@ class Store:
         self.lock = threading.RLock()
         self.collections: dict[str, Collection] = {}
         self.autoschema = autoschema
+        # Status reads a tenant spends in FREEZING / UNFREEZING when offloaded or onloaded
+        # (counted in calls, not seconds).
+        self.transition_reads = 2
 
     def reset(self) -> None:
         with self.lock:
@@ -269,6 +302,27 @@ class Store:
             coll.schema["properties"].append(prop)
         return copy.deepcopy(prop)
 
+    def add_named_vector(self, name: str, vector: str, distance: str = "cosine") -> None:
+        """A named vector added to an existing collection (``PUT /v1/schema/{class}`` with a
+        new ``vectorConfig`` entry): a legacy collection then has both kinds."""
+        with self.lock:
+            coll = self.get(name)
+            if vector in coll.vector_names():
+                raise StoreError(f"vector {vector!r} already exists in class {name}")
+            coll.schema.setdefault("vectorConfig", {})[vector] = {
+                "vectorizer": {"none": {}}, "vectorIndexType": "hnsw",
+                "vectorIndexConfig": _index_config("hnsw", {"distance": distance})}
+
+    def drop_vector_index(self, name: str, vector: str) -> None:
+        """``collection.config.delete_vector_index()``: the schema says ``vectorIndexType:
+        "none"`` without a ``vectorIndexConfig`` while the cleanup removes the vector's data."""
+        with self.lock:
+            coll = self.get(name)
+            coll.schema["vectorConfig"][vector] = {"vectorizer": {"none": {}}, "vectorIndexType": "none"}
+            for shard in coll.shards.values():
+                for obj in shard.values():
+                    obj.vectors.pop(vector, None)
+
     def add_tenants(self, name: str, tenants: list[dict[str, Any]]) -> None:
         with self.lock:
             coll = self.get(name)
@@ -277,9 +331,18 @@ class Store:
             for t in tenants:
                 if not TENANT_RE.match(t.get("name", "")):
                     raise StoreError(f"invalid tenant name {t.get('name')!r}")
-                status = {"ACTIVE": "HOT", "INACTIVE": "COLD"}.get(t.get("activityStatus") or "HOT",
-                                                                   t.get("activityStatus") or "HOT")
-                coll.tenants[t["name"]] = status
+                status = {"ACTIVE": "HOT", "INACTIVE": "COLD", "OFFLOADED": "FROZEN"}.get(
+                    t.get("activityStatus") or "HOT", t.get("activityStatus") or "HOT")
+                old = coll.tenants.get(t["name"])
+                if old in ("FREEZING", "UNFREEZING"):
+                    raise StoreError(f"tenant {t['name']!r} is {old}: its status cannot change now")
+                coll.changes.append((t["name"], status))
+                if old is not None and old != status and "FROZEN" in (old, status):
+                    # offloading and onloading take a while: FREEZING / UNFREEZING first
+                    coll.tenants[t["name"]] = "FREEZING" if status == "FROZEN" else "UNFREEZING"
+                    coll.moving[t["name"]] = (status, self.transition_reads)
+                else:
+                    coll.tenants[t["name"]] = status
 
     def remove_tenants(self, name: str, names: list[str]) -> None:
         with self.lock:
@@ -337,8 +400,8 @@ class Store:
         out: dict[str, tuple[int, bytes]] = {}
         names = coll.vector_names()
         for name, (vtype, data) in vectors.items():
-            if name == "" and len(names) == 1:
-                name = names[0]  # an unnamed vector goes to the only vector space
+            if name == "" and (len(names) == 1 or coll.legacy):
+                name = names[0]  # an unnamed vector goes to the legacy (or only) vector space
             if name not in names:
                 raise StoreError(f"collection {coll.name} has no vector named {name or 'default'!r}"
                                  f" (configured: {names})")

@@ -56,6 +56,9 @@ class Capabilities:
     max_metadata_bytes: int | None = None
     field_name_pattern: str | None = None  # regex every metadata key must match
     reserved_fields: frozenset[str] = frozenset()
+    # Endings a metadata key must not have (compared case-insensitively); such keys are renamed
+    # by the plan (vmkit.naming), e.g. Weaviate's internal index suffixes ``_temp``, ``_nullState``.
+    reserved_suffixes: tuple[str, ...] = ()
     rejects_zero_vectors: bool = False
     can_list: bool = True
     eventually_consistent: bool = False
@@ -69,6 +72,7 @@ class Capabilities:
         d["id_kinds"] = sorted(self.id_kinds)
         d["metrics"] = sorted(self.metrics)
         d["reserved_fields"] = sorted(self.reserved_fields)
+        d["reserved_suffixes"] = list(self.reserved_suffixes)  # as JSON gives it back
         return d
 
 
@@ -93,6 +97,11 @@ class CollectionInfo:
     # describe, and the others as name -> {"dimension": d, "metric": m}.
     vector_name: str = ""
     extra_vectors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Vector spaces the source has but cannot be read, name -> why (the plan reports them).
+    skipped_vectors: dict[str, str] = field(default_factory=dict)
+    # What the plan must say about the source, as PlanWarning fields (field, message, policy,
+    # severity, count), e.g. Weaviate's inactive tenants.
+    findings: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,10 @@
                          is carried (``default``, else the first name, in RecordBatch.vectors,
                          the others in RecordBatch.named) and created under its own name
 - ``consistency=ALL``    ONE | QUORUM | ALL for every read and write (validation read-backs)
+- ``tenants=fail|active|activate`` what to do with inactive (INACTIVE, OFFLOADED...) tenants
+                         of a source: by default the plan has an error listing them; ``active``
+                         reads the active ones only; ``activate`` activates each for reading and
+                         puts it back to its former state (see weaviate_tenants)
 - ``multi_tenancy=true`` namespaces are tenants (capabilities.namespaces); create() makes a
                          multi-tenant collection (so does ``tenant=``)
 - ``index=flat``         create() with a flat index instead of HNSW
@@ -37,15 +41,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vmkit.connectors import weaviate_naming as naming
-from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, first_vector
+from vmkit.connectors.base import (
+    DEFAULT_VECTOR,
+    Capabilities,
+    CollectionInfo,
+    Connector,
+    first_vector,
+)
+from vmkit.connectors.weaviate_errors import is_transient_status
 from vmkit.connectors.weaviate_read import WeaviateReads
 from vmkit.connectors.weaviate_sample import TENANTS_AT_ONCE
 from vmkit.connectors.weaviate_scan import TenantScan
+from vmkit.connectors.weaviate_tenants import TenantActivity, policy_of
 from vmkit.connectors.weaviate_write import TO_DISTANCE, WeaviateWrites
 from vmkit.errors import ConfigError, MissingDependency, TerminalError, TransientError
 
 FROM_DISTANCE = {v: k for k, v in TO_DISTANCE.items()} | {"hamming": "hamming"}
-_TRANSIENT_CODES = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"}
 
 
 @dataclass
@@ -80,6 +91,7 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
         metadata_uniform_lists=True,  # array properties are typed: text[], int[], ...
         field_name_pattern=naming.STABLE_FIELD_PATTERN,
         reserved_fields=naming.RESERVED_PROPERTIES,
+        reserved_suffixes=naming.RESERVED_SUFFIXES,  # refused for new properties since 2026-05
         wire_bytes_per_float=4,
     )
 
@@ -117,6 +129,7 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
         self._tenants: set[str] = set()  # tenants known to exist (cache)
         self._dim: int | None = None
         self._tenant_scan = TenantScan(self, self.int_param("tenant_streams", 4, 1, 64))
+        self._activity = TenantActivity(self, policy_of(p.get("tenants")))
 
     # -- plumbing --------------------------------------------------------------------------------
     def _api_key(self) -> str | None:
@@ -174,8 +187,10 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
             raise self._classify(exc, what) from None
 
     def _classify(self, exc: BaseException, what: str) -> Exception:
-        """TransientError for UNAVAILABLE/DEADLINE/RESOURCE_EXHAUSTED, 429, 5xx, connection
-        loss; TerminalError otherwise. Walks the cause chain: the SDK wraps gRPC errors."""
+        """TransientError for UNAVAILABLE/DEADLINE/RESOURCE_EXHAUSTED/ABORTED, for UNKNOWN with
+        a temporary condition in its text (Weaviate's handlers return plain errors, so they
+        arrive as UNKNOWN: see weaviate_errors), 429, 5xx, connection loss; TerminalError
+        otherwise. Walks the cause chain: the SDK wraps gRPC errors."""
         msg = f"weaviate {what} on {self.collection}: {self._scrub(str(exc))}"
         chain: list[BaseException] = []
         seen: BaseException | None = exc
@@ -190,7 +205,7 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
                 if status:
                     details = self._scrub(str(e.details())) if hasattr(e, "details") else ""
                     full = f"weaviate {what} on {self.collection}: {status}: {details}"
-                    return TransientError(full) if status in _TRANSIENT_CODES else TerminalError(full)
+                    return TransientError(full) if is_transient_status(status, details) else TerminalError(full)
             status_code = getattr(e, "status_code", None)
             if isinstance(status_code, int):
                 return TransientError(msg) if status_code == 429 or status_code >= 500 else TerminalError(msg)
@@ -212,13 +227,33 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
             return bool(self._conn().collections.exists(self.collection))
 
     # -- schema facts -----------------------------------------------------------------------------
-    def _spaces(self, cfg: Any) -> dict[str, str]:
-        """Vector name -> Weaviate distance."""
-        if cfg.vector_config:
-            return {n: str(v.vector_index_config.distance_metric.value)
-                    for n, v in cfg.vector_config.items() if v.vector_index_config is not None}
+    def _spaces(self, cfg: Any) -> tuple[dict[str, str], dict[str, str]]:
+        """Vector name -> Weaviate distance for every vector space objects carry, and name ->
+        why for the named vectors that cannot be read.
+
+        A collection may hold a legacy (unnamed) vector, named vectors, or both: named vectors
+        can be added to a legacy collection later, and its schema then has the class-level
+        ``vectorIndexConfig`` and a ``vectorConfig``. The legacy vector is presented as
+        "default" (as the SDK names it). A named vector whose index was dropped
+        (``collection.config.delete_vector_index()``) comes back as ``vectorIndexType: "none"``
+        (the SDK's ``_VectorIndexConfigNone``, without a distance) and its data is being removed
+        from every object: it is skipped, and the plan says so."""
+        spaces: dict[str, str] = {}
+        skipped: dict[str, str] = {}
         vic = cfg.vector_index_config
-        return {"default": str(vic.distance_metric.value) if vic else "cosine"}
+        if vic is not None or not cfg.vector_config:
+            metric = getattr(vic, "distance_metric", None)
+            spaces[DEFAULT_VECTOR] = str(metric.value) if metric is not None else "cosine"
+        for n, v in (cfg.vector_config or {}).items():
+            metric = getattr(v.vector_index_config, "distance_metric", None)
+            if metric is None:
+                skipped[n] = ("its vector index was dropped (vectorIndexType none); Weaviate removes "
+                              "its data from every object, so it is not copied")
+            else:
+                spaces[n] = str(metric.value)
+        if not spaces:
+            raise TerminalError(f"{self.collection} has no readable vector: {skipped}")
+        return spaces, skipped
 
     def _selected(self, spaces: dict[str, str]) -> str:
         if self.vector_name:
@@ -232,10 +267,13 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
         """Schema facts reads and writes depend on, cached; refreshed after create/drop."""
         if self._facts is None:
             cfg = self._config()
-            spaces = self._spaces(cfg)
+            spaces, skipped = self._spaces(cfg)
             first = self._selected(spaces)
-            self._facts = {"mt": bool(cfg.multi_tenancy_config.enabled), "named": bool(cfg.vector_config),
-                           "spaces": spaces, "vector": first,
+            named = bool(cfg.vector_config)
+            self._facts = {"mt": bool(cfg.multi_tenancy_config.enabled), "named": named,
+                           # a legacy vector next to named ones (read apart: see _fetch_objects)
+                           "legacy": named and cfg.vector_index_config is not None,
+                           "spaces": spaces, "skipped": skipped, "vector": first,
                            "others": [] if self.vector_name else sorted(n for n in spaces if n != first),
                            "props": {p.name: p.data_type.value for p in cfg.properties}}
         return self._facts
@@ -246,20 +284,27 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
                 raise TerminalError(f"{self.collection} is not multi-tenant; remove tenant= from the URI")
             return [""]
         if self.tenant:
-            return [self.tenant]
+            return self._activity.readable([self.tenant])
+        return self._activity.readable(self._all_tenants())
+
+    def _all_tenants(self) -> list[str]:
+        """Every tenant, their activity states noted (see weaviate_tenants)."""
         with self._errors("list tenants"):
             tenants = self._coll().tenants.get()
         self._tenants.update(tenants)
+        self._activity.note(tenants)
         return sorted(tenants)
 
     def _count(self, tenant: str) -> int:
-        with self._errors("count"):
+        with self._activity.awake(tenant), self._errors("count"):
             return int(self._coll(tenant or None).aggregate.over_all(total_count=True).total_count or 0)
 
     def _counts(self, multi_tenant: bool) -> dict[str, int]:
         """Records per tenant ("" for a collection without tenants), several tenants counted
         at once: a collection may hold thousands of tenants, each count a round trip."""
-        names = self._tenant_names(multi_tenant)
+        names = self._activity.countable(self._tenant_names(multi_tenant))
+        if not names:
+            return {}
         if len(names) == 1:
             return {names[0]: self._count(names[0])}
         with ThreadPoolExecutor(TENANTS_AT_ONCE, thread_name_prefix="vmkit-weaviate-count") as pool:
@@ -272,14 +317,19 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
         self._facts = None  # describe always reads the schema afresh
         facts = self._schema()
         spaces, selected, others = facts["spaces"], facts["vector"], facts["others"]
-        counts = self._counts(facts["mt"])
-        dims: dict[str, int] = {}
-        for t in (t for t, n in counts.items() if n):  # the API has no dimension: sample one
-            with self._errors("sample"):
-                res = self._coll(t or None).query.fetch_objects(limit=1, include_vector=True)
-            dims = {n: len(v) for n, v in res.objects[0].vector.items()} if res.objects else {}
-            if dims:
-                break
+        findings: list[dict[str, Any]] = []
+        if facts["mt"]:  # inactive tenants: a decision of the plan (tenants= on the URI)
+            if self.tenant:
+                self._activity.refresh(self.tenant)
+            findings = self._activity.findings([self.tenant] if self.tenant else self._all_tenants())
+        with self._activity.hold():  # tenants activated for counting are put back at the end
+            counts = self._counts(facts["mt"])
+            dims: dict[str, int] = {}
+            for t in (t for t, n in counts.items() if n):  # the API has no dimension: sample one
+                objects = self._fetch_objects(t, facts, "sample", wanted=list(spaces), limit=1)
+                dims = {n: len(v) for n, v in objects[0].vector.items()} if objects else {}
+                if dims:
+                    break
         self._dim = dims.get(selected) or self._dim
         return WeaviateCollectionInfo(
             name=self.collection, dimension=dims.get(selected, 0),
@@ -290,7 +340,8 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
             extra_vectors={n: {"dimension": dims.get(n, 0), "metric": FROM_DISTANCE.get(spaces[n], spaces[n])}
                            for n in others},
             named_vectors={n: {"dimension": dims.get(n, 0), "metric": FROM_DISTANCE.get(d, d)}
-                           for n, d in spaces.items()})
+                           for n, d in spaces.items()},
+            skipped_vectors=dict(facts["skipped"]), findings=findings)
 
     def count(self) -> int:
         if not self._exists():
@@ -307,6 +358,7 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
 
     def close(self) -> None:
         self._tenant_scan.close()  # outside the lock: a read ahead may be waiting for it
+        self._activity.close()  # tenants vmkit activated go back to their former state
         with self._lock:
             if self._client is not None:
                 with contextlib.suppress(Exception):

@@ -8,7 +8,14 @@ What the server does (entities/schema/validation.go, usecases/schema/property.go
 - property names must match ``[_A-Za-z][_0-9A-Za-z]*``; ``_additional``, ``_id`` and ``id`` are
   reserved; the server LOWER-cases the first letter (``Title`` is stored and returned as
   ``title``); names are unique case-insensitively (``userId`` and ``userid`` collide);
-- the Python client refuses a property named ``vector`` (and ``id``) at any level.
+- the Python client refuses a property named ``vector`` (and ``id``) at any level;
+- since 2026-05 a NEW property name may not end in ``_searchable``, ``_rangeable``, ``_temp``,
+  ``__meta_count``, ``_propertyLength`` or ``_nullState`` (422, ``entities/schema/validation.go``):
+  the server's own inverted-index buckets are named ``property_<name><suffix>``
+  (``adapters/repos/db/helpers``: ``MetaCountProp``, ``PropLength``, ``PropNull``), so such a
+  name could clash with another property's bucket. Properties created before keep their names.
+  vmkit compares the endings case-insensitively (a rename too many is harmless, one too few stops
+  a migration) and appends '_' (``price_temp`` -> ``price_temp_``).
 
 A metadata key survives a round trip unchanged only if it matches ``STABLE_FIELD_PATTERN``, is
 not reserved, and no other key equals it case-insensitively. ``plan_property_renames`` maps
@@ -28,6 +35,7 @@ PROPERTY_NAME_RE = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 STABLE_FIELD_PATTERN = r"[_a-z][_0-9A-Za-z]*"
 # Server-reserved (id, _id, _additional), client-refused (vector), and meta (kept free by design).
 RESERVED_PROPERTIES = frozenset({"id", "_id", "_additional", "meta", "vector"})
+RESERVED_SUFFIXES = ("_searchable", "_rangeable", "_temp", "__meta_count", "_propertyLength", "_nullState")
 MAX_NAME = 200  # property names become on-disk bucket names; stay well under 255 bytes
 
 
@@ -58,12 +66,20 @@ def collection_name(name: str) -> str:
     return _shorten(out, name)
 
 
+def reserved_suffix(name: str) -> str | None:
+    """The reserved ending ``name`` has (case-insensitively), or None."""
+    folded = name.casefold()
+    return next((s for s in RESERVED_SUFFIXES if folded.endswith(s.casefold())), None)
+
+
 def property_problem(name: str, reserved: frozenset[str] = RESERVED_PROPERTIES) -> str | None:
     """Why ``name`` cannot be stored unchanged as a top-level property, or None."""
     if not PROPERTY_NAME_RE.fullmatch(name):
         return "not a valid Weaviate property name (must match [_A-Za-z][_0-9A-Za-z]*)"
     if lower_first(name) in reserved:
         return f"'{lower_first(name)}' is a reserved property name"
+    if suffix := reserved_suffix(name):
+        return f"the ending '{suffix}' is reserved for new properties (Weaviate 2026-05)"
     if name[0].isupper():
         return f"Weaviate lower-cases the first letter (it would come back as '{lower_first(name)}')"
     if len(name) > MAX_NAME:
@@ -77,6 +93,8 @@ def sanitize_property(name: str, reserved: frozenset[str] = RESERVED_PROPERTIES)
     if not out or out[0].isdigit():
         out = "_" + out
     out = lower_first(out)
+    if reserved_suffix(out):
+        out += "_"
     if out in reserved:
         out += "_"
     return _shorten(out, name)

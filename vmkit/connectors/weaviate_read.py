@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from vmkit.connectors import weaviate_types as wtypes
-from vmkit.connectors.base import Connector
+from vmkit.connectors.base import DEFAULT_VECTOR, Connector
 from vmkit.connectors.weaviate_sample import seek_sample
 from vmkit.connectors.weaviate_write import _MAX_IDS, _as_uuid
 from vmkit.records import RecordBatch, RecordId, Rejection
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from vmkit.connectors.weaviate_scan import TenantScan
+    from vmkit.connectors.weaviate_tenants import TenantActivity
 
 log = logging.getLogger("vmkit.connectors.weaviate")
 
@@ -34,6 +35,7 @@ class WeaviateReads:
         tenant: str | None
         _dim: int | None
         _tenant_scan: TenantScan
+        _activity: TenantActivity
 
         def _coll(self, tenant: str | None = None) -> Any: ...
         def _errors(self, what: str) -> AbstractContextManager[None]: ...
@@ -54,17 +56,18 @@ class WeaviateReads:
         ``n`` is read whole."""
         if not self._exists():
             return []
+        with self._activity.sampling():  # the tenants a count reads (see weaviate_tenants)
+            return self._sample(n, seed)
+
+    def _sample(self, n: int, seed: int) -> list[RecordBatch]:
         facts = self._schema()
         counts = self._counts(facts["mt"])
         if sum(counts.values()) <= n:
             return Connector.sample(cast(Connector, self), n, seed)  # read it whole
-        include = self._include(facts)
 
         def read_after(tenant: str, after: str, limit: int) -> RecordBatch:
-            with self._errors("sample"):
-                res = self._coll(tenant or None).query.fetch_objects(limit=limit, after=after,
-                                                                     include_vector=include)
-            return self._to_batch(res.objects, facts, tenant)
+            objects = self._fetch_objects(tenant, facts, "sample", limit=limit, after=after)
+            return self._to_batch(objects, facts, tenant)
 
         batches = seek_sample(counts, n, seed, read_after)
         if sum(map(len, batches)) < n // 2:  # uuids bunched in a corner of their space
@@ -73,9 +76,44 @@ class WeaviateReads:
             return Connector.sample(cast(Connector, self), n, seed)  # read it whole
         return batches
 
-    @staticmethod
-    def _include(facts: dict[str, Any]) -> bool | list[str]:
-        return True if len(facts["spaces"]) == 1 or facts["others"] else [facts["vector"]]
+    def _fetch_objects(self, tenant: str, facts: dict[str, Any], what: str,
+                       wanted: list[str] | None = None, **query: Any) -> list[Any]:
+        """``query.fetch_objects(**query)`` with the vectors in ``wanted`` (default: the ones a
+        batch carries), each object's ``vector`` keyed by name (the legacy one as "default").
+
+        A collection with a legacy (unnamed) vector and named vectors added later needs two
+        requests: asked for every vector (``include_vector=True``), the server puts the legacy
+        one in ``MetadataResult.vector_bytes``, and the SDK then returns that one only
+        (``collections/queries/base_executor.py``, ``__extract_vector_for_object``). So the named
+        vectors are asked for by name, and the legacy one for the same ids afterwards."""
+        wanted = wanted if wanted is not None else [facts["vector"], *facts["others"]]
+        legacy = facts["legacy"] and DEFAULT_VECTOR in wanted
+        named = [n for n in wanted if not (legacy and n == DEFAULT_VECTOR)]
+        include: bool | list[str] = named if facts["named"] and named else True
+        with self._activity.awake(tenant):  # an inactive tenant only with tenants=activate
+            return self._fetch_awake(tenant, what, include, legacy and bool(named), query)
+
+    def _fetch_awake(self, tenant: str, what: str, include: bool | list[str], legacy: bool,
+                     query: dict[str, Any]) -> list[Any]:
+        coll = self._coll(tenant or None)
+        with self._errors(what):
+            objects = list(coll.query.fetch_objects(include_vector=include, **query).objects)
+        if not (legacy and objects):
+            return objects
+        from weaviate.classes.query import Filter
+
+        ids = [str(o.uuid) for o in objects]
+        found: dict[str, Any] = {}
+        for start in range(0, len(ids), _MAX_IDS):
+            chunk = ids[start:start + _MAX_IDS]
+            with self._errors(what):
+                res = coll.query.fetch_objects(filters=Filter.by_id().contains_any(chunk), limit=len(chunk),
+                                               include_vector=True)
+            found.update((str(o.uuid), o.vector.get(DEFAULT_VECTOR)) for o in res.objects)
+        for o in objects:
+            if found.get(str(o.uuid)) is not None:
+                o.vector[DEFAULT_VECTOR] = found[str(o.uuid)]
+        return objects
 
     def _to_batch(self, objects: list[Any], facts: dict[str, Any], tenant: str) -> RecordBatch:
         vector, others = facts["vector"], facts["others"]
@@ -115,11 +153,9 @@ class WeaviateReads:
         found: dict[str, Any] = {}
         for start in range(0, len(wanted), _MAX_IDS):
             chunk = wanted[start:start + _MAX_IDS]
-            with self._errors("fetch"):
-                res = self._coll(tenant).query.fetch_objects(
-                    filters=Filter.by_id().contains_any(chunk), limit=len(chunk),
-                    include_vector=self._include(facts))
-            found.update((str(o.uuid), o) for o in res.objects)
+            objects = self._fetch_objects(tenant or "", facts, "fetch",
+                                          filters=Filter.by_id().contains_any(chunk), limit=len(chunk))
+            found.update((str(o.uuid), o) for o in objects)
         ordered = [found[u] for u in dict.fromkeys(wanted) if u in found]
         return self._to_batch(ordered, facts, namespace)
 

@@ -7,7 +7,9 @@ with its next page read ahead in a thread, and batches are handed out in turn, i
 rotation: a scan is deterministic and a cursor resumes it exactly. The tenant list is asked for
 again only when every open tenant is finished, so a page costs one round trip, not two.
 
-Cursors are JSON: ``{"open": [[TENANT, AFTER], ...], "queue": [TENANT, ...], "after": TENANT}``:
+Cursors are JSON: ``{"open": [[TENANT, AFTER], ...], "queue": [TENANT, ...], "after": TENANT}``
+(plus ``"woken": {TENANT: FORMER STATE}`` while tenants vmkit activated are being read, so a scan
+resumed after a crash still puts them back: see weaviate_tenants):
 the tenants being read in the order their turns come (AFTER, the last uuid read, null at a
 tenant's start), tenants still waiting for a turn, and the last tenant started in bytewise
 order; later tenants are still to come, and every other one is finished. A collection without
@@ -58,14 +60,20 @@ class TenantScan:
             if read == limit:  # a short page is the tenant's last; a full one gets another turn
                 streams.append([tenant, last])
                 self._read_ahead(tenant, last, limit)
+            else:  # read in full: a tenant vmkit activated goes back to its former state
+                self._conn._activity.put_back(tenant)
             self._forget_all_but(streams, limit)
             if read:
-                return batch, orjson.dumps({"open": streams, "queue": queue, "after": after}).decode()
+                state: dict[str, Any] = {"open": streams, "queue": queue, "after": after}
+                if self._conn._activity.woken:  # tenants=activate: put back even after a crash
+                    state["woken"] = dict(sorted(self._conn._activity.woken.items()))
+                return batch, orjson.dumps(state).decode()
 
     def _state(self, cursor: str | None) -> tuple[list[list[Any]], list[str], str | None]:
         if cursor is None:
             return [], [], None
         state = orjson.loads(cursor)
+        self._conn._activity.adopt(state.get("woken") or {})
         if "pos" not in state:
             return [list(s) for s in state["open"]], list(state["queue"]), state["after"]
         pos: dict[str, Any] = state["pos"]  # the older form: every tenant's own position
@@ -96,8 +104,14 @@ class TenantScan:
     def _names(self, refresh: bool) -> list[str]:
         if self._tenants is None or refresh:
             facts = self._conn._schema()
-            self._tenants = sorted(self._conn._tenant_names(facts["mt"]), key=str.encode)
+            names = self._conn._tenant_names(facts["mt"])
+            if self._conn._activity.skipping:
+                names = self._conn._activity.countable(names)
+            self._tenants = sorted(names, key=str.encode)
         return self._tenants
+
+    def forget_tenants(self) -> None:
+        self._tenants = None
 
     def _read_ahead(self, tenant: str, pos: str | None, limit: int) -> None:
         self._reads.start((tenant, pos or "", limit), partial(self._read, tenant, pos, limit))
@@ -112,12 +126,11 @@ class TenantScan:
     def _read(self, tenant: str, pos: str | None, limit: int) -> _Page:
         conn = self._conn
         facts = conn._schema()
-        with conn._errors("scan"):
-            res = conn._coll(tenant or None).query.fetch_objects(limit=limit, after=pos,
-                                                                 include_vector=conn._include(facts))
-        if not res.objects:  # an empty tenant, or one that ended on a full page
+        conn._activity.wake(tenant)  # stays active (tenants=activate) until read in full
+        objects = conn._fetch_objects(tenant, facts, "scan", limit=limit, after=pos)
+        if not objects:  # an empty tenant, or one that ended on a full page
             return RecordBatch.empty(conn._dim or 0), pos, 0
-        return conn._to_batch(res.objects, facts, tenant), str(res.objects[-1].uuid), len(res.objects)
+        return conn._to_batch(objects, facts, tenant), str(objects[-1].uuid), len(objects)
 
     def close(self) -> None:
         self._reads.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid as uuid_lib
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from vmkit.batching import split_batch
 from vmkit.connectors import weaviate_naming as naming
 from vmkit.connectors import weaviate_types as wtypes
 from vmkit.connectors.base import DEFAULT_VECTOR, TargetSpec
+from vmkit.connectors.weaviate_errors import is_transient_text
 from vmkit.errors import InvalidData, TerminalError, TransientError
 from vmkit.records import RecordBatch, RecordId
 
@@ -33,10 +35,6 @@ log = logging.getLogger("vmkit.connectors.weaviate")  # the connector's logger, 
 
 # vmkit metric -> the Weaviate distance create() configures (weaviate.py maps back for describe)
 TO_DISTANCE = {"cosine": "cosine", "euclidean": "l2-squared", "dot": "dot", "manhattan": "manhattan"}
-# Per-object errors inside a successful batch that a retry can cure (timeouts, replication).
-_TRANSIENT_MARKERS = ("deadline exceeded", "timeout", "timed out", "unavailable", "temporar",
-                      "connection refused", "connection reset", "too many requests",
-                      "resource exhausted", "consistency level", "not enough replicas", "try again")
 _MAX_IDS = 1000  # ids per fetch/delete request (filters are kept small)
 
 
@@ -204,8 +202,8 @@ class WeaviateWrites:
             transient = {}
             for j, reason in failed.items():
                 rid = str(part.ids[pending[j]])
-                lower = reason.lower()
-                target = transient if any(m in lower for m in _TRANSIENT_MARKERS) else terminal
+                # Temporary per the server (memory, disk pressure, replication): retried, bounded
+                target = transient if is_transient_text(reason) else terminal
                 target[rid] = reason
             pending = [pending[j] for j in failed if str(part.ids[pending[j]]) in transient]
             if not pending or terminal:
@@ -215,10 +213,12 @@ class WeaviateWrites:
         if terminal:
             raise InvalidData(f"weaviate rejected {len(terminal)} objects in {self.collection}: "
                                 + "; ".join(f"{k}: {v}" for k, v in list(terminal.items())[:20]))
-        if transient:
+        if transient:  # one line per reason: an episode fails every object with the same text
+            reasons = Counter(transient.values()).most_common(3)
             raise TransientError(f"weaviate: {len(transient)} objects still failing after "
                                  f"{self.object_retries} retries: "
-                                 + "; ".join(f"{k}: {v}" for k, v in list(transient.items())[:20]))
+                                 + "; ".join(f"{n} x {reason} (e.g. {next(k for k, v in transient.items() if v == reason)})"
+                                             for reason, n in reasons))
 
     def _insert_many(self, objs: list[Any], tenant: str | None) -> dict[int, str]:
         """Index -> server reason for every object that failed inside the batch."""
