@@ -362,7 +362,10 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
     def namespace_counts(self) -> dict[str, int]:
         """Records per namespace that holds any: the larger of what stats and the namespaces
         listing count (see ``namespace_names``; both counts lag writes)."""
-        return {ns: n for ns, n in self.namespace_names().items() if n}
+        counts = {ns: n for ns, n in self.namespace_names().items() if n}
+        if self.namespace is not None:  # a URI pinned to one namespace reads only that one
+            return {self.namespace: counts.get(self.namespace, 0)}
+        return counts
 
     def namespace_names(self) -> dict[str, int]:
         """Every namespace the index is known to hold, with its record count as far as it is
