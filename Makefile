@@ -21,9 +21,9 @@ demo: install  ## 02 and 03 headless on the embedded default: notebooks + PNG re
 	$(VENV)/bin/vmkit run-notebook 03_validation_report --id $(DEMO_ID)
 	$(VENV)/bin/vmkit status --id $(DEMO_ID) --state papermill-runs/state.db
 
-test: install  ## the whole suite, then the kernels and unit tests again without the JIT
+test: lint  ## lint (ruff, mypy, the import contract), the whole suite, then core to migration again without the JIT
 	$(PY) -m pytest -m "not slow"
-	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/unit
+	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/core tests/state tests/planning tests/migration
 
 test-slow: install  ## long soak and crash-loop runs
 	$(PY) -m pytest -m slow
@@ -39,9 +39,10 @@ bench: install  ## benchmarks: each prints its figures beside a baseline from th
 	$(PY) bench/bench_weaviate_sample.py
 	$(PY) bench/bench_weaviate_tenants.py
 
-lint: install
+lint: install  ## ruff, mypy and the import contract (layers, one package per database)
 	$(VENV)/bin/ruff check vmkit tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) demo-data .vmkit .pytest_cache

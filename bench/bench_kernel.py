@@ -1,4 +1,4 @@
-"""Benchmark vmkit.kernels.cosine_rows against a memory-bandwidth ceiling and numpy.
+"""Benchmark vmkit.core.kernels.cosine_rows against a memory-bandwidth ceiling and numpy.
 
     .venv/bin/python bench/bench_kernel.py                 # 1,000,000 x 768 and 100,000 x 1536
     .venv/bin/python bench/bench_kernel.py --quick         # small shapes, runs in seconds
@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
-from vmkit.kernels import cosine_rows
+from vmkit.core.kernels import cosine_rows
 
 DEFAULT_SHAPES = [(1_000_000, 768), (100_000, 1536)]
 QUICK_SHAPES = [(50_000, 768), (10_000, 1536)]

@@ -61,7 +61,7 @@ def main() -> None:
     if not (src / ".complete").exists():
         shutil.rmtree(src, ignore_errors=True)
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from vmkit.datasets import fill
+        from vmkit.connectors.datasets import fill
 
         t = time.perf_counter()
         fill(f"qdrant://{src}?collection=docs", args.records, args.dim, metric="cosine")

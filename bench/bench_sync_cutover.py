@@ -28,10 +28,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 from vmkit import TargetSpec, connect
 from vmkit.connectors.memory import faults_for, reset_memory_stores
-from vmkit.journal import JournalingWriter
-from vmkit.records import RecordBatch
-from vmkit.state import StateStore
-from vmkit.sync import Sync
+from vmkit.core.records import RecordBatch
+from vmkit.state.store import StateStore
+from vmkit.sync.engine import Sync
+from vmkit.sync.writer import JournalingWriter
 
 
 class App(threading.Thread):

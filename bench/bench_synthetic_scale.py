@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vmkit import Migration, connect  # noqa: E402
-from vmkit.fingerprint import batch_digests  # noqa: E402
+from vmkit.core.fingerprint import batch_digests  # noqa: E402
 
 
 def peak_rss_mb() -> float:

@@ -11,7 +11,7 @@ record. Rows:
 - ``bare scan``: generate, map and hash every source record, nothing kept (the floor);
 - ``old: dict of digests``: the verification before issue 19 (a dict of 16-byte digests
   per target key, popped while the source streams), at ``--baseline-records``;
-- ``new: digest table``: ``vmkit.verify`` (vmkit.digest_table), at both sizes.
+- ``new: digest table``: ``vmkit.verify`` (vmkit.migration.digest_table), at both sizes.
 
 The stock sink hands its digests over as one list (a snapshot of its dict, ~64 bytes a record
 of its own); ``streaming sink`` rows use a sink whose ``digests()`` streams instead, so that
@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vmkit.connectors import connect  # noqa: E402
 from vmkit.connectors.sink import _LOCK, SinkConnector  # noqa: E402
-from vmkit.fingerprint import batch_digests  # noqa: E402
-from vmkit.plan import plan as make_plan  # noqa: E402
-from vmkit.transform import map_batch  # noqa: E402
-from vmkit.verification import verify  # noqa: E402
+from vmkit.core.fingerprint import batch_digests  # noqa: E402
+from vmkit.migration.verification import verify  # noqa: E402
+from vmkit.planning.planner import plan as make_plan  # noqa: E402
+from vmkit.planning.transform import map_batch  # noqa: E402
 
 PAGE = 4096
 
@@ -95,8 +95,8 @@ def child(args: argparse.Namespace) -> None:
             if "digest table" in record.getMessage():
                 table_bytes.append(float(record.args[1]) * 1e6)  # type: ignore[index]
 
-    logging.getLogger("vmkit.verification").addHandler(Grab())
-    logging.getLogger("vmkit.verification").setLevel(logging.INFO)
+    logging.getLogger("vmkit.migration.verification").addHandler(Grab())
+    logging.getLogger("vmkit.migration.verification").setLevel(logging.INFO)
     reset = reset_peak()
     before = rss_bytes()
     t = time.perf_counter()

@@ -27,7 +27,7 @@ from emulators.weaviate_emulator import WeaviateEmulator  # noqa: E402
 
 from vmkit.connectors import connect  # noqa: E402
 from vmkit.connectors.base import Connector, TargetSpec  # noqa: E402
-from vmkit.records import RecordBatch  # noqa: E402
+from vmkit.core.records import RecordBatch  # noqa: E402
 
 SAMPLE = 2000
 

@@ -30,7 +30,7 @@ from emulators.weaviate_emulator import WeaviateEmulator  # noqa: E402
 from vmkit import Migration  # noqa: E402
 from vmkit.connectors import connect  # noqa: E402
 from vmkit.connectors.base import TargetSpec  # noqa: E402
-from vmkit.records import RecordBatch  # noqa: E402
+from vmkit.core.records import RecordBatch  # noqa: E402
 
 
 def sequential_loop(emu: WeaviateEmulator) -> tuple[float, int]:

@@ -9,6 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# The emulators' fixtures, by distinct names (pinecone_emu, pinecone_sdk_sleeps, weaviate_emu...).
+pytest_plugins = ["emulators.pinecone_fixtures", "emulators.weaviate_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_memory_stores() -> None:

@@ -4,19 +4,20 @@ prove it. The public API, re-exported (SDKs are imported only by the connectors 
 
 from vmkit.connectors import connect
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
-from vmkit.controller import MigrationController
-from vmkit.dryrun import DryRun, dry_run
-from vmkit.errors import VmkitError
-from vmkit.options import MigrationOptions
-from vmkit.plan import Plan, plan
-from vmkit.records import RecordBatch, Rejection, SparseVector
-from vmkit.runner import Migration, Progress
-from vmkit.schema import Schema, infer_schema
-from vmkit.state import StateStore
-from vmkit.status import Status
-from vmkit.sync import JournalingWriter, Sync, sync_status
-from vmkit.transform import map_batch
-from vmkit.verification import Verification, verify
+from vmkit.core.errors import VmkitError
+from vmkit.core.options import MigrationOptions
+from vmkit.core.records import RecordBatch, Rejection, SparseVector
+from vmkit.migration.runner import Migration, Progress
+from vmkit.migration.status import Status
+from vmkit.migration.verification import Verification, verify
+from vmkit.notebook.controller import MigrationController
+from vmkit.planning.dryrun import DryRun, dry_run
+from vmkit.planning.plan import Plan
+from vmkit.planning.planner import plan
+from vmkit.planning.schema import Schema, infer_schema
+from vmkit.planning.transform import map_batch
+from vmkit.state.store import StateStore
+from vmkit.sync.engine import JournalingWriter, Sync, sync_status
 
 __version__ = "0.1.0"
 

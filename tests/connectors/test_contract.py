@@ -26,8 +26,8 @@ import numpy as np
 import pytest
 
 from vmkit import TargetSpec, connect
-from vmkit.errors import ConfigError, SecretInURI
-from vmkit.records import RecordBatch, SparseVector
+from vmkit.core.errors import ConfigError, SecretInURI
+from vmkit.core.records import RecordBatch, SparseVector
 
 DIM = 8
 SETTLE_S = 120.0  # how long a read may wait to see writes on an eventually consistent service

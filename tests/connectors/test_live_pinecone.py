@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from vmkit import Migration, TargetSpec, connect
-from vmkit.records import RecordBatch
+from vmkit.core.records import RecordBatch
 
 INDEX = os.environ.get("VMKIT_PINECONE_LIVE_INDEX", "")
 pytestmark = [

@@ -1,5 +1,5 @@
-"""Pytest fixtures for the Pinecone emulator (``emu``, ``sdk_sleeps``). A test module asks
-for them with ``pytest_plugins = ["emulators.pinecone_fixtures"]``."""
+"""Pytest fixtures for the Pinecone emulator (``pinecone_emu``, ``pinecone_sdk_sleeps``), loaded
+for every test by the root conftest."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from emulators.pinecone_emulator import EMU_KEY, PineconeEmulator
 
 
 @pytest.fixture
-def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[PineconeEmulator]:
+def pinecone_emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[PineconeEmulator]:
     """A running emulator; the SDK finds it through its own environment variables."""
     from pinecone._internal import http_client
 
@@ -23,7 +23,7 @@ def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[PineconeEmulator]:
 
 
 @pytest.fixture
-def sdk_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+def pinecone_sdk_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Record the SDK's retry back-off delays instead of sleeping them.
 
     ``_retry_sleep`` is the seam the SDK provides for exactly this (its own unit tests no-op

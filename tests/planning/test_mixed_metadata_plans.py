@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 
 from vmkit import Migration, TargetSpec, connect, plan
-from vmkit.dryrun import dry_run
-from vmkit.ids import ORIGINAL_ID_KEY
-from vmkit.records import RecordBatch
+from vmkit.core.ids import ORIGINAL_ID_KEY
+from vmkit.core.records import RecordBatch
+from vmkit.planning.dryrun import dry_run
 
-pytest_plugins = ["emulators.pinecone_fixtures"]
 pytestmark = pytest.mark.filterwarnings("ignore:Local mode is not recommended:UserWarning")
 
 N, DIM = 20_000, 8
@@ -85,7 +84,7 @@ def test_qdrant_target_takes_everything(source, tmp_path):
     run_and_compare(p, "to-qdrant", tmp_path)
 
 
-def test_pinecone_target_reshapes_metadata_and_rejects_what_it_cannot_hold(source, tmp_path, emu):
+def test_pinecone_target_reshapes_metadata_and_rejects_what_it_cannot_hold(source, tmp_path, pinecone_emu):
     with connect(source) as src, connect("pinecone://messy-target") as dst:
         p = plan(src, dst, sample=N)  # rare records (0.1%) need the whole source to be seen
     f = findings(p)
@@ -122,8 +121,8 @@ def test_uuid_only_target_with_naming_rules_renames_fields(source, tmp_path):
 def test_weaviate_target_renames_and_reshapes(source, tmp_path):
     from emulators.weaviate_emulator import WeaviateEmulator
 
-    with WeaviateEmulator() as emu:
-        target = f"weaviate://127.0.0.1:{emu.http_port}/Messy?grpc_port={emu.grpc_port}"
+    with WeaviateEmulator() as pinecone_emu:
+        target = f"weaviate://127.0.0.1:{pinecone_emu.http_port}/Messy?grpc_port={pinecone_emu.grpc_port}"
         with connect(source) as src, connect(target) as dst:
             p = plan(src, dst)
         f = findings(p)

@@ -17,8 +17,8 @@ import orjson
 
 from vmkit.connectors.base import CollectionInfo, TargetSpec
 from vmkit.connectors.memory import MemoryConnector
-from vmkit.errors import TerminalError
-from vmkit.records import RecordBatch, RecordId, Rejection, SparseVector
+from vmkit.core.errors import TerminalError
+from vmkit.core.records import RecordBatch, RecordId, Rejection, SparseVector
 
 DIM = 4
 _BATCHES: dict[str, list[RecordBatch]] = {}

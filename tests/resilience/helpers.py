@@ -94,7 +94,7 @@ def memory_source(name: str = "src", n: int = 2000, dim: int = 8, metric: str = 
     ``{"i": i}`` (plus ``"bad": True`` on every ``flag_every``-th record, for targets told to
     refuse that field)."""
     from vmkit.connectors.base import TargetSpec
-    from vmkit.records import RecordBatch
+    from vmkit.core.records import RecordBatch
 
     conn = connect(f"memory://{name}")
     conn.create(TargetSpec(name, dim, metric))

@@ -278,7 +278,7 @@ def test_datetimes_in_metadata_arrive_as_iso_strings(kind, shm_dir):
 
 
 def test_datetimes_are_announced_by_the_plan(shm_dir):
-    from vmkit.plan import plan
+    from vmkit.planning.planner import plan
 
     uri = corpus.register("dates", [one("dates", "d-1", {"at": WHEN}).batch()])
     with connect(uri) as src, connect("memory://dst") as dst:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from resilience.helpers import cli, contents, kill9, max_acked, sleep_into_next_batch, wait_for_ack
 
-from vmkit.datasets import fill
-from vmkit.state import StateStore
+from vmkit.connectors.datasets import fill
+from vmkit.state.store import StateStore
 
 RECORDS, DIM, BATCH = 3000, 32, 100
 

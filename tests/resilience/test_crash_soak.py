@@ -26,7 +26,7 @@ import pytest
 from resilience.helpers import cli, contents, kill9, max_acked, sleep_into_next_batch, wait_for_ack
 
 from vmkit import connect
-from vmkit.state import StateStore
+from vmkit.state.store import StateStore
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.filterwarnings("ignore:Local mode is not recommended:UserWarning")]

@@ -18,7 +18,7 @@ from resilience.helpers import assert_resumable, memory_source, snapshot
 
 from vmkit import Migration
 from vmkit.connectors.memory import _id_key, faults_for
-from vmkit.errors import InvalidData, TerminalError, TransientError
+from vmkit.core.errors import InvalidData, TerminalError, TransientError
 
 N, BATCH = 2000, 100
 BATCHES = N // BATCH

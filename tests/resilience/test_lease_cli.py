@@ -21,7 +21,7 @@ import pytest
 from resilience.helpers import ACK, cli, contents, kill9, max_acked, wait_for_ack
 
 from vmkit import connect
-from vmkit.state import StateStore
+from vmkit.state.store import StateStore
 
 pytestmark = pytest.mark.filterwarnings("ignore:Local mode is not recommended:UserWarning")
 
@@ -144,7 +144,7 @@ def test_two_processes_racing_for_a_dead_runners_lease(work):
 
 @pytest.mark.slow
 def test_a_held_write_lock_is_not_reported_as_corruption(work):
-    from vmkit.state import StateStore as Store
+    from vmkit.state.store import StateStore as Store
 
     state = work / "state.db"
     store = Store(state)

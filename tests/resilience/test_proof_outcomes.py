@@ -16,8 +16,8 @@ import vmkit.connectors as registry
 from vmkit import Migration, TargetSpec, connect
 from vmkit.cli import app
 from vmkit.connectors.memory import MemoryConnector, faults_for
-from vmkit.errors import BreakerTripped, InvalidData, SystemicRefusal
-from vmkit.records import SOURCE_UNREADABLE, RecordBatch, Rejection
+from vmkit.core.errors import BreakerTripped, InvalidData, SystemicRefusal
+from vmkit.core.records import SOURCE_UNREADABLE, RecordBatch, Rejection
 
 FAST = {"retry_initial_s": 0.001, "retry_cap_s": 0.01}
 N, DIM = 3000, 8

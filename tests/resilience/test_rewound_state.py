@@ -43,9 +43,9 @@ from typer.testing import CliRunner
 from vmkit import Migration, TargetSpec, connect
 from vmkit.cli import app
 from vmkit.connectors.memory import faults_for
-from vmkit.errors import StateCorrupt
-from vmkit.records import RecordBatch
-from vmkit.state import StateStore
+from vmkit.core.errors import StateCorrupt
+from vmkit.core.records import RecordBatch
+from vmkit.state.store import StateStore
 
 pytestmark = pytest.mark.filterwarnings("ignore:Local mode is not recommended:UserWarning")
 

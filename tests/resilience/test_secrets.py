@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from vmkit import Migration
-from vmkit.errors import SecretInURI
+from vmkit.core.errors import SecretInURI
 
 pytestmark = pytest.mark.filterwarnings("ignore:Local mode is not recommended:UserWarning",
                                         "ignore:Api key is used with an insecure connection")
@@ -93,7 +93,7 @@ def test_canary_keys_never_written_anywhere(work):
         assert r.returncode == 0, r.stdout + r.stderr
         outputs.append(r.stdout + r.stderr)
 
-    from vmkit.report import report
+    from vmkit.notebook.report import report
 
     m = Migration.open("sec", work / "state.db")
     rep = report(m, sample=50)

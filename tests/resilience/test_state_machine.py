@@ -2,7 +2,7 @@
 runs stop after N batches, crash at every dangerous point, resume, verify, roll back, and the
 state file is rewound to an older copy.
 
-Crashes. ``vmkit.crashpoints.hit`` (the seam the real-process SIGKILL tests use) is replaced
+Crashes. ``vmkit.core.crashpoints.hit`` (the seam the real-process SIGKILL tests use) is replaced
 by one that raises ``SimulatedCrash``, a BaseException, at the chosen point: after the target
 acknowledged a batch and before its checkpoint, inside the checkpoint transaction (SQLite
 rolls it back, as it does after a kill), before the last batch's checkpoint, and during
@@ -45,11 +45,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from resilience.helpers import ledger, snapshot
 
-import vmkit.crashpoints
+import vmkit.core.crashpoints
 from vmkit import Migration, TargetSpec, connect
 from vmkit.connectors.memory import _id_key, reset_memory_stores
-from vmkit.records import RecordBatch
-from vmkit.state import StateStore
+from vmkit.core.records import RecordBatch
+from vmkit.state.store import StateStore
 
 DIM = 4
 NAMESPACES = ("", "b")
@@ -97,14 +97,14 @@ class MigrationMachine(RuleBasedStateMachine):
         self.n = 0
         self.crash: tuple[str, int] | None = None
         self.hits: dict[str, int] = {}
-        self._orig_hit = vmkit.crashpoints.hit
-        vmkit.crashpoints.hit = self._hit
+        self._orig_hit = vmkit.core.crashpoints.hit
+        vmkit.core.crashpoints.hit = self._hit
 
     def teardown(self) -> None:
         try:
             self.drain()
         finally:
-            vmkit.crashpoints.hit = self._orig_hit
+            vmkit.core.crashpoints.hit = self._orig_hit
             shutil.rmtree(self.dir, ignore_errors=True)
             reset_memory_stores()
 
@@ -288,7 +288,7 @@ class MigrationMachine(RuleBasedStateMachine):
     @precondition(lambda self: self._state() == "completed")
     @rule()
     def rollback_after_completion_is_refused(self):
-        from vmkit.errors import IllegalTransition
+        from vmkit.core.errors import IllegalTransition
 
         m = self._open()
         try:

@@ -12,7 +12,7 @@ from typing import Any, Callable, TextIO
 import numpy as np
 
 from vmkit import TargetSpec, connect
-from vmkit.records import RecordBatch
+from vmkit.core.records import RecordBatch
 
 DIM = 8
 

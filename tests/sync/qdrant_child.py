@@ -21,13 +21,15 @@ import orjson
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import vmkit.sync  # noqa: E402
+import vmkit.sync.engine  # noqa: E402
 from sync.helpers import Workload  # noqa: E402
-from vmkit import connect, crashpoints, verify  # noqa: E402
-from vmkit.journal import JournalingWriter, read_row  # noqa: E402
-from vmkit.plan import Plan  # noqa: E402
-from vmkit.state import StateStore  # noqa: E402
-from vmkit.sync import Sync  # noqa: E402
+from vmkit import connect, verify  # noqa: E402
+from vmkit.core import crashpoints  # noqa: E402
+from vmkit.planning.plan import Plan  # noqa: E402
+from vmkit.state.journal import read_row  # noqa: E402
+from vmkit.state.store import StateStore  # noqa: E402
+from vmkit.sync.engine import Sync  # noqa: E402
+from vmkit.sync.writer import JournalingWriter  # noqa: E402
 
 
 def main() -> None:
@@ -56,7 +58,7 @@ def main() -> None:
                             work.update(rid)
             real_hit(name)
 
-        vmkit.sync.crashpoints.hit = hit  # type: ignore[attr-defined]
+        vmkit.sync.engine.crashpoints.hit = hit  # type: ignore[attr-defined]
         work.start()
         sync = Sync.open(mid, store)
         sync.bulk_copy()

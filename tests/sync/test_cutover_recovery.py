@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 
 import vmkit
-import vmkit.journal
-import vmkit.sync_cutover
+import vmkit.state.journal
+import vmkit.sync.cutover
 from vmkit import connect
-from vmkit.errors import StateError
-from vmkit.journal import JournalingWriter, read_row
-from vmkit.records import RecordBatch
-from vmkit.state import StateStore
-from vmkit.sync import Sync
+from vmkit.core.errors import StateError
+from vmkit.core.records import RecordBatch
+from vmkit.state.journal import read_row
+from vmkit.state.store import StateStore
+from vmkit.sync.engine import Sync
+from vmkit.sync.writer import JournalingWriter
 
 from .helpers import fill
 
@@ -128,7 +129,7 @@ def test_ctrl_c_inside_the_switch_undoes_it(tmp_path, monkeypatch, point):
         if name == point:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(vmkit.sync_cutover.crashpoints, "hit", hit)
+    monkeypatch.setattr(vmkit.sync.cutover.crashpoints, "hit", hit)
     with pytest.raises(KeyboardInterrupt):
         sync.cutover()
     monkeypatch.undo()
@@ -156,7 +157,7 @@ def test_a_rollback_killed_inside_its_switch_is_aborted_or_finished(tmp_path, mo
         if name == "sync_switch":
             raise Kill
 
-    monkeypatch.setattr(vmkit.sync_cutover.crashpoints, "hit", hit)
+    monkeypatch.setattr(vmkit.sync.cutover.crashpoints, "hit", hit)
     with pytest.raises(Kill):
         sync.rollback()
     monkeypatch.undo()
@@ -188,7 +189,7 @@ def test_a_kill_at_any_point_of_the_cutover_then_cutover_completes_it(tmp_path, 
         if name == point:
             raise Kill
 
-    real_event, real_commit = sync.store.event, vmkit.journal.commit
+    real_event, real_commit = sync.store.event, vmkit.state.journal.commit
 
     def event(mid, what, detail=""):
         real_event(mid, what, detail)
@@ -200,9 +201,9 @@ def test_a_kill_at_any_point_of_the_cutover_then_cutover_completes_it(tmp_path, 
         if point == "inside the pause" and changes.get("phase") == "cutting_over":
             raise Kill
 
-    monkeypatch.setattr(vmkit.sync_cutover.crashpoints, "hit", hit)
+    monkeypatch.setattr(vmkit.sync.cutover.crashpoints, "hit", hit)
     monkeypatch.setattr(sync.store, "event", event)
-    monkeypatch.setattr(vmkit.journal, "commit", commit)
+    monkeypatch.setattr(vmkit.state.journal, "commit", commit)
     with pytest.raises(Kill):
         sync.cutover()
     monkeypatch.undo()

@@ -9,12 +9,13 @@ import pytest
 
 from vmkit import TargetSpec, connect, verify
 from vmkit.connectors.memory import faults_for
-from vmkit.errors import PlanError, StateError, TerminalError
-from vmkit.journal import JournalingWriter, read_row
-from vmkit.plan import Plan
-from vmkit.records import RecordBatch
-from vmkit.state import StateStore
-from vmkit.sync import Sync
+from vmkit.core.errors import PlanError, StateError, TerminalError
+from vmkit.core.records import RecordBatch
+from vmkit.planning.plan import Plan
+from vmkit.state.journal import read_row
+from vmkit.state.store import StateStore
+from vmkit.sync.engine import Sync
+from vmkit.sync.writer import JournalingWriter
 
 from .helpers import Workload, fill, lost_and_resurrected
 
@@ -170,11 +171,11 @@ def test_namespaces_folded_and_string_ids_survive_the_round_trip(tmp_path):
 
 def test_no_way_back_refuses_cutover(tmp_path, monkeypatch):
     sync = verified(tmp_path / "s.db")
-    import vmkit.sync_cutover as mod
+    import vmkit.sync.cutover as mod
 
     def broken(source, target, forward):
         p = Plan.from_json(forward.to_json())
-        from vmkit.plan import PlanWarning
+        from vmkit.planning.plan import PlanWarning
 
         p.warnings.append(PlanWarning("metric", "no way", severity="error"))
         return p
@@ -209,7 +210,7 @@ def test_cutover_and_rollback_while_the_application_writes(tmp_path):
 
 
 def test_a_kill_inside_the_switch_leaves_writes_paused_until_cutover_runs_again(tmp_path, monkeypatch):
-    import vmkit.sync as mod
+    import vmkit.sync.engine as mod
 
     class Kill(BaseException):
         pass

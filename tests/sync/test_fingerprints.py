@@ -7,9 +7,9 @@ import pytest
 import xxhash
 
 from vmkit import TargetSpec, connect, plan
-from vmkit.records import RecordBatch
-from vmkit.sync_verify import BUCKETS, Sides, bucket_of, compare, reverse_plan
-from vmkit.transform import map_batch
+from vmkit.core.records import RecordBatch
+from vmkit.planning.transform import map_batch
+from vmkit.sync.sides import BUCKETS, Sides, bucket_of, compare, reverse_plan
 
 from .helpers import fill
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import vmkit.sync
+import vmkit.sync.engine
 from vmkit import Migration, connect, verify
-from vmkit.errors import IllegalTransition, LeaseHeld, StateError
-from vmkit.fingerprint import batch_digests
-from vmkit.journal import JournalingWriter, events, head, keys_between, read_row, sync_status
-from vmkit.plan import Plan
-from vmkit.records import RecordBatch
-from vmkit.sync import Sync
+from vmkit.core.errors import IllegalTransition, LeaseHeld, StateError
+from vmkit.core.fingerprint import batch_digests
+from vmkit.core.records import RecordBatch
+from vmkit.planning.plan import Plan
+from vmkit.state.journal import events, head, keys_between, read_row, sync_status
+from vmkit.sync.engine import Sync
+from vmkit.sync.writer import JournalingWriter
 
 from .helpers import fill
 
@@ -69,7 +70,7 @@ def test_watermark_window_drops_rows_and_applies_their_events(sync, monkeypatch)
             w.upsert(batch([260, 261], 9))
             w.delete([262])
 
-    monkeypatch.setattr(vmkit.sync.crashpoints, "hit", in_window)
+    monkeypatch.setattr(vmkit.sync.engine.crashpoints, "hit", in_window)
     assert sync.store.get("j").state == "not_started"
     st = sync.bulk_copy(max_chunks=2)
     assert sync.store.get("j").state == "in_progress"
@@ -101,7 +102,7 @@ def test_one_runner_at_a_time(sync):
     sync.bulk_copy(max_chunks=1)
     row = read_row(sync.store, "j")
     with pytest.raises(LeaseHeld):  # a runner whose lease was taken over cannot commit
-        vmkit.journal.commit(sync.store, "j", "not-the-lease", chunks=("+", 5))
+        vmkit.state.journal.commit(sync.store, "j", "not-the-lease", chunks=("+", 5))
     assert read_row(sync.store, "j").chunks == row.chunks
 
 

@@ -10,11 +10,12 @@ import pytest
 
 from vmkit import connect
 from vmkit.connectors.memory import faults_for
-from vmkit.journal import JournalingWriter, read_row
-from vmkit.records import RecordBatch
-from vmkit.state import StateStore
-from vmkit.sync import Sync
-from vmkit.sync_apply import NotVisible
+from vmkit.core.records import RecordBatch
+from vmkit.state.journal import read_row
+from vmkit.state.store import StateStore
+from vmkit.sync.apply import NotVisible
+from vmkit.sync.engine import Sync
+from vmkit.sync.writer import JournalingWriter
 
 from .helpers import Workload, fill, lost_and_resurrected
 

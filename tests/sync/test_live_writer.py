@@ -7,12 +7,13 @@ from __future__ import annotations
 import orjson
 import pytest
 
-import vmkit.sync
+import vmkit.sync.engine
 from vmkit import connect, verify
-from vmkit.journal import JournalingWriter, head, read_row
-from vmkit.plan import Plan
-from vmkit.state import StateStore
-from vmkit.sync import Sync
+from vmkit.planning.plan import Plan
+from vmkit.state.journal import head, read_row
+from vmkit.state.store import StateStore
+from vmkit.sync.engine import Sync
+from vmkit.sync.writer import JournalingWriter
 
 from .helpers import Workload, fill, lost_and_resurrected
 
@@ -57,7 +58,7 @@ def test_50k_with_live_writer_and_two_kills_in_windows(tmp_path, monkeypatch):
             killed.append((name, row.chunks, head(app_store, "live") - row.applied_seq, written))
             raise Kill(name)
 
-    monkeypatch.setattr(vmkit.sync.crashpoints, "hit", crash_hit)
+    monkeypatch.setattr(vmkit.sync.engine.crashpoints, "hit", crash_hit)
     while True:
         try:
             Sync.open("live", StateStore(path)).bulk_copy()  # a fresh "process" each time
@@ -112,7 +113,7 @@ def test_50k_soak_many_kills(tmp_path, monkeypatch):
         if n % 11 == 0 and sum(hits.values()) < 400:
             raise Kill(name)
 
-    monkeypatch.setattr(vmkit.sync.crashpoints, "hit", crash_hit)
+    monkeypatch.setattr(vmkit.sync.engine.crashpoints, "hit", crash_hit)
     kills = 0
     while True:
         try:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from vmkit import connect, verify
-from vmkit.errors import StateError
-from vmkit.plan import Plan
-from vmkit.records import RecordBatch
-from vmkit.sync import Sync
+from vmkit.core.errors import StateError
+from vmkit.core.records import RecordBatch
+from vmkit.planning.plan import Plan
+from vmkit.sync.engine import Sync
 
 from .helpers import Workload, fill, lost_and_resurrected
 

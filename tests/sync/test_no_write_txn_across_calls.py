@@ -7,10 +7,10 @@ from __future__ import annotations
 import numpy as np
 
 from vmkit.connectors.memory import MemoryConnector
-from vmkit.journal import JournalingWriter
-from vmkit.records import RecordBatch
-from vmkit.state import StateStore
-from vmkit.sync import Sync
+from vmkit.core.records import RecordBatch
+from vmkit.state.store import StateStore
+from vmkit.sync.engine import Sync
+from vmkit.sync.writer import JournalingWriter
 
 from .helpers import fill
 

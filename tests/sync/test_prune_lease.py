@@ -8,12 +8,12 @@ import pytest
 
 from vmkit import connect, verify
 from vmkit.connectors.memory import faults_for
-from vmkit.errors import LeaseHeld, StateError
-from vmkit.journal import head, read_row
-from vmkit.plan import Plan
-from vmkit.records import RecordBatch
-from vmkit.state import StateStore
-from vmkit.sync import Sync
+from vmkit.core.errors import LeaseHeld, StateError
+from vmkit.core.records import RecordBatch
+from vmkit.planning.plan import Plan
+from vmkit.state.journal import head, read_row
+from vmkit.state.store import StateStore
+from vmkit.sync.engine import Sync
 
 from .helpers import fill
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from vmkit import connect, verify
-from vmkit.journal import head, read_row
-from vmkit.plan import Plan
-from vmkit.state import StateStore
-from vmkit.sync import Sync
+from vmkit.planning.plan import Plan
+from vmkit.state.journal import head, read_row
+from vmkit.state.store import StateStore
+from vmkit.sync.engine import Sync
 
 from .helpers import fill, lost_and_resurrected, read_oplog
 

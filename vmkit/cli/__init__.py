@@ -1,4 +1,5 @@
-"""The operator's CLI: a thin view over the library (``vmkit --help``).
+"""cli: the operator's command, a thin view over the library (``vmkit --help``), one module
+per command group. The top floor: may import every package below it.
 
 Every expected failure (bad URI, unknown id, illegal transition, held lease) prints one line
 and exits non-zero; tracebacks are for bugs only.

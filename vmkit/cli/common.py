@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 
 import typer
 
-from vmkit.errors import VmkitError
+from vmkit.core.errors import VmkitError
 
 StateOpt = typer.Option(None, "--state", envvar="VMKIT_STATE",
                         help="State file (default ./.vmkit/state.db).")
@@ -49,7 +49,7 @@ def _run(fn: Callable[[], Any]) -> Any:
 
 
 def _store(state: Optional[Path]) -> Any:
-    from vmkit.state import StateStore
+    from vmkit.state.store import StateStore
 
     return _run(lambda: StateStore(state))
 

@@ -90,7 +90,7 @@ def _refuse_nonempty_target(store: Any, migration_id: Optional[str], target: str
 def _load_plan(path: Optional[Path]) -> Any:
     if path is None:
         return None
-    from vmkit.plan import Plan
+    from vmkit.planning.plan import Plan
 
     return _run(lambda: Plan.from_json(path.read_text()))
 
@@ -117,7 +117,7 @@ def migrate_start(
 ) -> None:
     """Plan and run a migration. Starting an existing id continues it (a finished one is left as
     is); a new one into a target that already holds records is refused unless asked for."""
-    from vmkit.runner import Migration
+    from vmkit.migration.runner import Migration
 
     store = _store(state)
     existing = _continuing(store, migration_id, source, target)
@@ -148,7 +148,7 @@ def migrate_resume(
     state: Optional[Path] = StateOpt,
 ) -> None:
     """Continue from the last checkpoint."""
-    from vmkit.runner import Migration
+    from vmkit.migration.runner import Migration
 
     migration = _run(lambda: Migration.open(migration_id, _store(state)))
     new_plan = _load_plan(plan_file)
@@ -177,7 +177,7 @@ def migrate_rollback(
     state: Optional[Path] = StateOpt,
 ) -> None:
     """Before cutover: stop and mark rolled_back; traffic stays on the source."""
-    from vmkit.runner import Migration
+    from vmkit.migration.runner import Migration
 
     migration = _run(lambda: Migration.open(migration_id, _store(state)))
     typer.echo(str(_run(lambda: migration.rollback(drop_target=drop_target))))
@@ -188,7 +188,7 @@ def migrate_repair(migration_id: str = IdOpt, state: Optional[Path] = StateOpt) 
     """After a failed full verification (or unreadable source records): copy the records found
     missing or different again, delete extra ones vmkit wrote, verify again. Exit as migrate
     resume does: 0 completed, 3 completed with rejections, 1 still not completed."""
-    from vmkit.runner import Migration
+    from vmkit.migration.runner import Migration
 
     migration = _run(lambda: Migration.open(migration_id, _store(state)))
     typer.echo(str(_run(migration.repair)))

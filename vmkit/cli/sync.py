@@ -20,7 +20,7 @@ VisibilityOpt = typer.Option(30.0, "--visibility-s", min=0.0,
 
 
 def _open_sync(migration_id: str, state: Optional[Path], visibility_s: float = 30.0) -> Any:
-    from vmkit.sync import Sync
+    from vmkit.sync.engine import Sync
 
     store = _store(state)
     return _run(lambda: Sync.open(migration_id, store, visibility_s=visibility_s))
@@ -37,7 +37,7 @@ def sync_start(
     state: Optional[Path] = StateOpt,
 ) -> None:
     """Register a sync migration (if new) and run or resume its bulk copy with watermarks."""
-    from vmkit.sync import Sync
+    from vmkit.sync.engine import Sync
 
     store = _store(state)
     existing = _continuing(store, migration_id, source, target)

@@ -17,7 +17,7 @@ def status(
     state: Optional[Path] = StateOpt,
 ) -> None:
     """State, progress, validation statistics, errors and rejections."""
-    from vmkit.status import read_status
+    from vmkit.migration.status import read_status
 
     store = _store(state)
     if migration_id is None:
@@ -38,7 +38,7 @@ def validate(
 ) -> None:
     """Show sampled validation, or run full verification with the reverse check (exit 1 on any
     difference, every id printed)."""
-    from vmkit.runner import Migration
+    from vmkit.migration.runner import Migration
 
     migration = _run(lambda: Migration.open(migration_id, _store(state)))
     if not full:
@@ -76,8 +76,8 @@ def plan_cmd(
     """Print what a migration would do and the records it would reject, writing nothing.
     Exit 1 if the plan has errors."""
     from vmkit.connectors import connect
-    from vmkit.dryrun import dry_run
-    from vmkit.plan import plan as make_plan
+    from vmkit.planning.dryrun import dry_run
+    from vmkit.planning.planner import plan as make_plan
 
     def build() -> Any:
         with connect(source) as src, connect(target) as dst:
@@ -100,7 +100,7 @@ def demo(
     dim: int = typer.Option(768, "--dim", min=1),
 ) -> None:
     """Generate a Qdrant (embedded) collection, migrate it into another, validate and verify."""
-    from vmkit.demo import run_demo
+    from vmkit.notebook.demo import run_demo
 
     status = _run(lambda: run_demo(workdir, records, dim))
     typer.echo(str(status))
@@ -117,7 +117,7 @@ def run_notebook_cmd(
     """Execute a notebook headless with papermill (interactive=False); exit 1 if a cell fails."""
     from papermill.exceptions import PapermillExecutionError
 
-    from vmkit.notebooks import parse_parameters, run_notebook
+    from vmkit.notebook.notebooks import parse_parameters, run_notebook
 
     params = _run(lambda: parse_parameters(param or []))
     try:

@@ -1,5 +1,12 @@
-"""Connector registry: URI scheme -> connector class, built-ins first, then entry points in the
-``vmkit.connectors`` group. ``connect(uri)`` is the only constructor users need."""
+"""connectors: every database vmkit reads or writes, behind one contract (``base``: Connector,
+Capabilities as data). One package per database (``pinecone/``, ``qdrant/``, ``weaviate/``,
+``sochdb/``), each importing its SDK lazily; beside them the shared pieces (request sizing,
+reads ahead, routing namespaces to collections) and the test and benchmark stores (memory,
+synthetic, sink). May import: ``vmkit.state`` and ``vmkit.core``; never the planner (what a
+connector needs from a plan is handed in as data), and one database never another.
+
+This module is the registry: URI scheme -> connector class, built-ins first, then entry points
+in the ``vmkit.connectors`` group. ``connect(uri)`` is the only constructor users need."""
 
 from __future__ import annotations
 
@@ -7,15 +14,15 @@ import importlib
 from importlib.metadata import entry_points
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
-from vmkit.errors import ConfigError
+from vmkit.core.errors import ConfigError
 
 # Built-ins by module path, so importing vmkit never imports a database SDK.
 _BUILTIN: dict[str, str] = {
     "memory": "vmkit.connectors.memory:MemoryConnector",
-    "qdrant": "vmkit.connectors.qdrant:QdrantConnector",
-    "pinecone": "vmkit.connectors.pinecone:PineconeConnector",
-    "weaviate": "vmkit.connectors.weaviate:WeaviateConnector",
-    "sochdb": "vmkit.connectors.sochdb:SochDBConnector",
+    "qdrant": "vmkit.connectors.qdrant.connector:QdrantConnector",
+    "pinecone": "vmkit.connectors.pinecone.connector:PineconeConnector",
+    "weaviate": "vmkit.connectors.weaviate.connector:WeaviateConnector",
+    "sochdb": "vmkit.connectors.sochdb.connector:SochDBConnector",
     "synthetic": "vmkit.connectors.synthetic:SyntheticConnector",
     "sink": "vmkit.connectors.sink:SinkConnector",
 }
@@ -61,4 +68,16 @@ def connect(uri: str) -> Connector:
     return conn
 
 
-__all__ = ["Capabilities", "CollectionInfo", "Connector", "TargetSpec", "connect", "registry"]
+def open_target(uri: str, routes: dict[str, str] | None = None) -> Connector:
+    """A migration's target: with ``routes`` (source namespace -> collection, a plan's
+    ``namespace_collections`` under ``namespace_policy="collections"``) every call goes to the
+    namespace's own collection (vmkit.connectors.routed)."""
+    conn = connect(uri)
+    if routes is None:
+        return conn
+    from vmkit.connectors.routed import NamespaceCollections
+
+    return NamespaceCollections(conn, routes)
+
+
+__all__ = ["Capabilities", "CollectionInfo", "Connector", "TargetSpec", "connect", "open_target", "registry"]

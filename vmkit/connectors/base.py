@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from vmkit.errors import ConfigError, SecretInURI
-from vmkit.records import RecordBatch, RecordId
+from vmkit.core.errors import ConfigError, SecretInURI
+from vmkit.core.records import RecordBatch, RecordId
 
 # Canonical metric names used everywhere inside vmkit; connectors translate at their edge.
 METRICS = ("cosine", "euclidean", "dot", "manhattan")
@@ -57,7 +57,7 @@ class Capabilities:
     field_name_pattern: str | None = None  # regex every metadata key must match
     reserved_fields: frozenset[str] = frozenset()
     # Endings a metadata key must not have (compared case-insensitively); such keys are renamed
-    # by the plan (vmkit.naming), e.g. Weaviate's internal index suffixes ``_temp``, ``_nullState``.
+    # by the plan (vmkit.core.naming), e.g. Weaviate's internal index suffixes ``_temp``, ``_nullState``.
     reserved_suffixes: tuple[str, ...] = ()
     rejects_zero_vectors: bool = False
     can_list: bool = True
@@ -247,7 +247,7 @@ class Connector(abc.ABC):
         """((namespace, id), content digest) for every record: what full verification
         compares (``hash_opts`` as for ``fingerprint.batch_digests``). Targets that keep
         fingerprints themselves override it."""
-        from vmkit.fingerprint import batch_digests
+        from vmkit.core.fingerprint import batch_digests
 
         cursor = None
         while True:

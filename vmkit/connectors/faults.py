@@ -9,7 +9,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from vmkit.errors import TerminalError, TransientError
+from vmkit.core.errors import TerminalError, TransientError
 
 
 @dataclass

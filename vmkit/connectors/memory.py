@@ -49,8 +49,8 @@ import orjson
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
 from vmkit.connectors.faults import Faults, raise_due
-from vmkit.errors import ConfigError, InvalidData, TerminalError
-from vmkit.records import Metadata, RecordBatch, RecordId, SparseVector
+from vmkit.core.errors import ConfigError, InvalidData, TerminalError
+from vmkit.core.records import Metadata, RecordBatch, RecordId, SparseVector
 
 _Row = tuple[np.ndarray, Metadata, SparseVector | None, dict[str, np.ndarray]]  # named vectors last
 

@@ -15,26 +15,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
 import orjson
 
 from vmkit.connectors.base import CollectionInfo, Connector, TargetSpec
-from vmkit.errors import TerminalError
-from vmkit.records import RecordBatch, RecordId
-
-if TYPE_CHECKING:
-    from vmkit.plan import Plan
-
-
-def open_target(uri: str, plan: "Plan") -> Connector:
-    """The target of a plan: routed to one collection per namespace when the plan says so."""
-    from vmkit.connectors import connect
-
-    conn = connect(uri)
-    if plan.namespace_policy == "collections":
-        return NamespaceCollections(conn, plan.namespace_collections)
-    return conn
+from vmkit.core.errors import TerminalError
+from vmkit.core.records import RecordBatch, RecordId
 
 
 class NamespaceCollections(Connector):

@@ -10,7 +10,7 @@ import importlib
 import threading
 from typing import Any, Callable, Generic, TypeVar
 
-from vmkit.errors import MissingDependency
+from vmkit.core.errors import MissingDependency
 
 T = TypeVar("T")
 

@@ -11,9 +11,9 @@ import threading
 from typing import Any, Iterator, Sequence
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
-from vmkit.errors import TerminalError
-from vmkit.fingerprint import Digest, batch_digests
-from vmkit.records import RecordBatch, RecordId
+from vmkit.core.errors import TerminalError
+from vmkit.core.fingerprint import Digest, batch_digests
+from vmkit.core.records import RecordBatch, RecordId
 
 _SINKS: dict[str, tuple[TargetSpec, dict[tuple[str, RecordId], Digest]]] = {}
 _LOCK = threading.Lock()

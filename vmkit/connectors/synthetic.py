@@ -17,9 +17,9 @@ import numpy as np
 import orjson
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
-from vmkit.datasets import record_metadata
-from vmkit.errors import ConfigError, TerminalError
-from vmkit.records import Metadata, RecordBatch, RecordId
+from vmkit.connectors.datasets import record_metadata
+from vmkit.core.errors import ConfigError, TerminalError
+from vmkit.core.records import Metadata, RecordBatch, RecordId
 
 POOL = 4096
 

@@ -1,0 +1,125 @@
+"""MigrationPanel without a frontend: buttons clicked programmatically, the text form read."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from vmkit import Migration, TargetSpec, connect
+from vmkit.connectors.memory import faults_for
+from vmkit.core.records import RecordBatch
+from vmkit.notebook.widgets import MigrationPanel, run_migration
+
+N, BATCH = 1000, 50
+FAST = {"retry_initial_s": 0.001, "retry_cap_s": 0.01}
+
+
+def make(tmp_path, refuse: str = "", fail_rate: float = 0.0, **opts) -> Migration:
+    src = connect("memory://src")
+    src.create(TargetSpec("src", 8, "cosine"))
+    rng = np.random.default_rng(2)
+    src.upsert(RecordBatch(ids=[f"r{i}" for i in range(N)], vectors=rng.standard_normal((N, 8)),
+                           metadata=[{"i": i, "bad": i % 250 == 7} for i in range(N)]))
+    faults_for("dst").latency_s = 0.005
+    faults_for("dst").invalid_field = refuse  # the target refuses records with this field set
+    faults_for("dst").fail_rate = fail_rate  # transient failures, retried
+    faults_for("dst").rng = random.Random(1)
+    return Migration.create("memory://src", "memory://dst", migration_id="w", state=tmp_path / "s.db",
+                            batch_size=BATCH, sample_rate=0.5, **{**FAST, **opts})
+
+
+def enabled(panel: MigrationPanel) -> set[str]:
+    return {name for name, b in panel.buttons.items() if not b.disabled}
+
+
+def wait_until(check, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def log_text(panel: MigrationPanel) -> str:
+    return "".join(o.get("text", "") for o in panel.log.outputs)
+
+
+def test_import_vmkit_does_not_import_ipywidgets() -> None:
+    code = ("import sys, vmkit, vmkit.notebook.controller, vmkit.notebook.report, vmkit.notebook.notebooks, vmkit.notebook.widgets; "
+            "print('ipywidgets' in sys.modules, 'matplotlib' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.split() == ["False", "False"]
+
+
+def test_buttons_drive_the_migration_and_the_text_form_follows(tmp_path) -> None:
+    panel = MigrationPanel(make(tmp_path, refuse="bad", fail_rate=0.3))
+    assert str(panel).startswith("[idle]") and "not_started" in str(panel)
+    assert enabled(panel) == {"Start"}
+    panel.buttons["Start"].click()
+    wait_until(lambda: panel.controller.progress is not None and panel.controller.progress.batches >= 2)
+    assert enabled(panel) == {"Pause", "Stop", "Rollback"}
+    panel.buttons["Pause"].click()
+    assert panel.controller.join(30)
+    panel.refresh()
+    paused = str(panel)
+    assert paused.startswith("[paused]") and "in_progress" in paused and "/1000" in paused
+    assert enabled(panel) == {"Resume", "Stop", "Rollback"}
+    assert "w: paused" in log_text(panel)  # written from the worker thread via append_stdout
+    panel.buttons["Resume"].click()
+    assert panel.controller.join(30)
+    panel.refresh()
+    done = str(panel)
+    assert done.startswith("[completed]") and "1000/1000" in done and "full verification: passed" in done
+    assert enabled(panel) == set() and panel.bar.value == 1.0 and panel.bar.bar_style == "success"
+    assert "mean cosine 1.0000" in panel.validation.value and "rejected records 4" in panel.validation.value
+    assert "latest: transient: TransientError: injected" in panel.errors.value  # from the store
+    assert panel._repr_mimebundle_()["text/plain"] == str(panel)
+
+
+def test_stop_and_rollback_buttons(tmp_path) -> None:
+    panel = MigrationPanel(make(tmp_path))
+    panel.start()
+    wait_until(lambda: panel.controller.progress is not None and panel.controller.progress.batches >= 2)
+    panel.buttons["Stop"].click()
+    assert panel.controller.join(30)
+    panel.refresh()
+    assert str(panel).startswith("[stopped]") and enabled(panel) == {"Start", "Rollback"}
+    panel.drop_target.value = True
+    panel.buttons["Rollback"].click()  # runs beside the kernel; wait for it
+    wait_until(lambda: panel.controller.phase == "rolled_back")
+    panel.refresh()
+    assert "rolled_back" in str(panel) and enabled(panel) == set() and panel.bar.bar_style == "danger"
+    assert connect("memory://dst").describe() is None
+
+
+def test_an_error_in_the_worker_shows_in_the_panel(tmp_path) -> None:
+    panel = MigrationPanel(make(tmp_path))
+    faults_for("dst").terminal_rate = 1.0
+    panel.start()
+    assert panel.controller.join(30)
+    panel.refresh()
+    assert str(panel).startswith("[failed]") and "TerminalError" in str(panel)
+    assert "TerminalError" in panel.errors.value and "TerminalError" in log_text(panel)
+    assert enabled(panel) == {"Start", "Rollback"}
+
+
+def test_a_refused_click_is_reported_not_raised(tmp_path) -> None:
+    panel = MigrationPanel(make(tmp_path))
+    panel.buttons["Resume"].click()  # nothing is paused
+    assert "Resume failed: StateError" in log_text(panel)
+
+
+@pytest.mark.parametrize("interactive", [True, False])
+def test_run_migration_interactive_or_headless(tmp_path, interactive: bool) -> None:
+    result = run_migration(make(tmp_path), interactive=interactive)
+    if interactive:
+        assert isinstance(result, MigrationPanel) and result.controller.join(30)
+        assert result.controller.phase == "completed"
+    else:
+        assert result.state == "completed"  # synchronous: done when the call returns
+        assert not any(t.name.startswith("vmkit-") for t in threading.enumerate())

@@ -1,0 +1,280 @@
+"""MigrationController: drive ``Migration.run`` from a worker thread, with pause/resume/stop
+and rollback. A plain object (no widgets): the notebook panel, the CLI and tests use the same
+calls.
+
+Pause and stop both go through ``Migration.stop()``, which the batch loop checks before each
+batch, so either takes effect after the batch in flight. The migration stays ``in_progress``
+and resumable; pause and stop differ only in what the controller offers next (``resume()``
+after a pause, ``start()`` after a stop). An exception in the worker is kept in ``error``,
+logged and sent to listeners: it is never lost with the thread.
+
+Phases (controller-side, not migration states)::
+
+    idle -> running -> pausing -> paused -> running ...
+                    -> stopping -> stopped
+                    -> completed | rolled_back | unverified | failed
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO
+
+from vmkit.core.errors import StateError
+from vmkit.migration.runner import Migration, Progress
+from vmkit.migration.status import Status
+
+log = logging.getLogger("vmkit.notebook.controller")
+
+ACTIVE = frozenset({"running", "pausing", "stopping", "rolling_back"})
+
+
+@dataclass(frozen=True)
+class Update:
+    """What a listener receives: after every batch ("progress") and on phase changes."""
+
+    kind: str  # "progress" | "phase" | "error"
+    phase: str
+    progress: Progress | None
+    error: BaseException | None = None
+
+
+Listener = Callable[[Update], None]
+
+
+@dataclass(frozen=True)
+class Meter:
+    """Progress of the current session, with a rate and an ETA (None until known)."""
+
+    done: int
+    total: int
+    elapsed_s: float
+    rate: float | None  # records/s in this session
+    eta_s: float | None
+
+    def text(self, ncols: int = 80) -> str:
+        from tqdm import tqdm
+
+        return tqdm.format_meter(self.done, self.total or None, self.elapsed_s, ncols=ncols,
+                                 unit="rec", rate=self.rate, ascii=True)
+
+
+class MigrationController:
+    def __init__(self, migration: Migration, *, max_batches: int | None = None) -> None:
+        self.migration = migration
+        self.max_batches = max_batches
+        self._lock = threading.RLock()
+        self._thread: threading.Thread | None = None
+        self._listeners: list[Listener] = []
+        self._phase = "idle"
+        self._progress: Progress | None = None
+        self._error: BaseException | None = None
+        self._requested: str | None = None  # "pause" | "stop" while a run is active
+        self._resent = False
+        self._base_read = 0  # records_read when this session began (rate and ETA)
+
+    # -- read side ---------------------------------------------------------------------------
+    @property
+    def phase(self) -> str:
+        return self._phase
+
+    @property
+    def progress(self) -> Progress | None:
+        """The latest Progress the batch loop reported (None before the first batch)."""
+        return self._progress
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception that ended the last run, if any."""
+        return self._error
+
+    @property
+    def running(self) -> bool:
+        return self._phase in ACTIVE
+
+    def status(self) -> Status:
+        return self.migration.status()
+
+    def meter(self) -> Meter:
+        st = self.migration.status()
+        p = self._progress
+        elapsed = p.seconds if p is not None else 0.0
+        done_here = st.records_read - self._base_read
+        rate = done_here / elapsed if p is not None and elapsed > 0 and done_here > 0 else None
+        left = max(st.expected_records - st.records_read, 0)
+        eta = left / rate if rate else None
+        return Meter(st.records_read, st.expected_records, elapsed, rate, eta)
+
+    def add_listener(self, fn: Listener) -> Callable[[], None]:
+        """Call ``fn(update)`` on every update; returns a function that removes it."""
+        self._listeners.append(fn)
+        return lambda: self._listeners.remove(fn) if fn in self._listeners else None
+
+    # -- control -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Run (or continue) the migration in a worker thread; returns at once."""
+        with self._lock:
+            self._check_idle("start")
+            old = self._thread
+            if old is not None and old is not threading.current_thread():
+                old.join()  # it has set its final phase; let it finish closing
+            self._begin()
+            self._thread = threading.Thread(target=self._work, name=f"vmkit-{self.migration.id}",
+                                            daemon=True)
+            self._thread.start()
+
+    def run(self) -> Status:
+        """The same loop, synchronously in the calling thread (headless runs, the CLI).
+        An exception is recorded like in the thread, then re-raised."""
+        with self._lock:
+            self._check_idle("run")
+            self._begin()
+        self._work()
+        if self._error is not None:
+            raise self._error
+        return self.migration.status()
+
+    def pause(self) -> None:
+        """Stop after the batch in flight; ``resume()`` continues from the checkpoint."""
+        self._request("pause", "pausing")
+
+    def stop(self) -> None:
+        """Stop after the batch in flight; the migration stays resumable (``start()``)."""
+        if self._phase == "paused":
+            self._set_phase("stopped")
+            return
+        self._request("stop", "stopping")
+
+    def resume(self) -> None:
+        if self._phase != "paused":
+            raise StateError(f"migration '{self.migration.id}' is {self._phase}, not paused")
+        self.start()
+
+    def rollback(self, drop_target: bool = False) -> Status:
+        """Stop (waiting for the batch in flight), then roll back. Blocks for at most one batch."""
+        if self._thread is threading.current_thread():
+            raise StateError("rollback() cannot be called from a listener (the worker thread)")
+        if self.running:
+            self._request("stop", "stopping")
+        self.join()
+        self._set_phase("rolling_back")
+        try:
+            status = self.migration.rollback(drop_target=drop_target)
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+        self._set_phase("rolled_back")
+        return status
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker; True once it has finished (or there is none)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
+    def raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    # -- internals ---------------------------------------------------------------------------
+    def _check_idle(self, what: str) -> None:
+        if self.running:
+            raise StateError(f"migration '{self.migration.id}' is already running here;"
+                             f" cannot {what}")
+
+    def _begin(self) -> None:
+        self._requested, self._resent, self._error, self._progress = None, False, None, None
+        self._base_read = self.migration.store.get(self.migration.id).records_read
+        self._set_phase("running")
+
+    def _request(self, what: str, phase: str) -> None:
+        with self._lock:
+            if not self.running:
+                return
+            self._requested = what
+            self._set_phase(phase)
+        self.migration.stop()
+
+    def _work(self) -> None:
+        try:
+            status = self.migration.run(max_batches=self.max_batches, on_batch=self._on_batch)
+        except BaseException as exc:  # kept for the caller: a thread must not swallow it
+            log.exception("migration %s failed", self.migration.id)
+            self._fail(exc)
+            return
+        self._set_phase(self._final_phase(status))
+
+    def _on_batch(self, progress: Progress) -> None:
+        self._progress = progress
+        if self._requested and not self._resent:
+            # run() clears the stop flag when it starts: a pause that came before that
+            # must be sent again, or it would be lost.
+            self._resent = True
+            self.migration.stop()
+        self._emit(Update("progress", self._phase, progress))
+
+    def _final_phase(self, status: Status) -> str:
+        if status.state in ("completed", "rolled_back"):
+            return status.state
+        if status.scan_done and status.verification == "failed":
+            return "unverified"
+        return "paused" if self._requested == "pause" else "stopped"
+
+    def _fail(self, exc: BaseException) -> None:
+        self._error = exc
+        try:
+            state = self.migration.status().state
+        except Exception:  # noqa: BLE001 - the state store itself may be the failure
+            state = ""
+        self._phase = "rolled_back" if state == "rolled_back" else "failed"
+        self._emit(Update("error", self._phase, self._progress, exc))
+
+    def _set_phase(self, phase: str) -> None:
+        if phase != self._phase:
+            self._phase = phase
+            log.debug("migration %s: %s", self.migration.id, phase)
+            self._emit(Update("phase", phase, self._progress))
+
+    def _emit(self, update: Update) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn(update)
+            except Exception:
+                log.exception("progress listener %r failed", fn)
+
+
+def text_progress(controller: MigrationController, file: IO[str] | None = None,
+                  mininterval: float = 0.5) -> Callable[[], None]:
+    """A tqdm text bar fed by the controller's updates (headless notebooks, the CLI).
+    Returns a function that closes the bar and detaches it."""
+    from tqdm import tqdm
+
+    expected = controller.status().expected_records
+    bar = tqdm(total=expected or None, unit="rec", file=file or sys.stderr,
+               mininterval=mininterval, ascii=True, desc=controller.migration.id)
+    bar.n = bar.last_print_n = controller.status().records_read
+
+    def update(u: Update) -> None:
+        if u.progress is not None:
+            bar.n = u.progress.records_read
+            p = u.progress
+            bar.set_postfix_str(f"batches {p.batches}, rejected {p.records_rejected}",
+                                refresh=False)
+            bar.update(0)  # let tqdm rate-limit the redraws
+        if u.kind != "progress":
+            bar.set_description_str(f"{controller.migration.id} {u.phase}")
+
+    remove = controller.add_listener(update)
+
+    def close() -> None:
+        remove()
+        bar.refresh()
+        bar.close()
+
+    return close

@@ -1,0 +1,466 @@
+"""SQLite state store: migrations, checkpoints, the batch ledger, validation, rejections, errors.
+
+Durability rules: WAL with ``synchronous=FULL`` (a kill -9 never loses a committed transaction),
+``BEGIN IMMEDIATE`` for every write, a busy timeout, a schema version, an integrity check when a
+migration is resumed, and file mode 0600. URIs are checked for credentials before they get here;
+nothing secret is ever stored. Whether a recorded runner lease is still live is vmkit.state.lease's
+call.
+
+Default location: ``./.vmkit/state.db`` relative to the working directory, or ``$VMKIT_STATE``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sqlite3
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import orjson
+
+from vmkit.core import crashpoints
+from vmkit.core.errors import (
+    IllegalTransition,
+    LeaseHeld,
+    StateCorrupt,
+    StateError,
+    UnknownMigration,
+)
+from vmkit.core.records import SOURCE_UNREADABLE, Rejection
+from vmkit.state import lease
+
+SCHEMA_VERSION = 1
+STATES = ("not_started", "in_progress", "completed", "rolled_back")
+_NEXT = {"not_started": {"in_progress"}, "in_progress": {"completed", "rolled_back"}}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS migrations (
+  id TEXT PRIMARY KEY, source_uri TEXT NOT NULL, target_uri TEXT NOT NULL,
+  state TEXT NOT NULL, plan_json TEXT, plan_hash TEXT, options_json TEXT,
+  cursor TEXT, scan_done INTEGER NOT NULL DEFAULT 0,
+  batches INTEGER NOT NULL DEFAULT 0, records_read INTEGER NOT NULL DEFAULT 0,
+  records_written INTEGER NOT NULL DEFAULT 0,
+  stop_requested INTEGER NOT NULL DEFAULT 0, created_target INTEGER NOT NULL DEFAULT 0,
+  verification TEXT, verification_json TEXT,
+  lease_owner TEXT, lease_pid INTEGER, lease_host TEXT, lease_at REAL,
+  created_at REAL NOT NULL, updated_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+  migration_id TEXT NOT NULL, seq INTEGER NOT NULL, cursor_before TEXT, cursor_after TEXT,
+  read INTEGER NOT NULL, written INTEGER NOT NULL, rejected INTEGER NOT NULL,
+  checksum TEXT, duration_s REAL, committed_at REAL NOT NULL,
+  PRIMARY KEY (migration_id, seq));
+CREATE TABLE IF NOT EXISTS validations (
+  migration_id TEXT NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL, missing INTEGER NOT NULL,
+  mean_cos REAL, min_cos REAL, max_cos REAL, failures INTEGER NOT NULL, completeness REAL,
+  at REAL NOT NULL, PRIMARY KEY (migration_id, seq));
+CREATE TABLE IF NOT EXISTS rejections (
+  migration_id TEXT NOT NULL, namespace TEXT NOT NULL, record_id TEXT NOT NULL,
+  id_is_int INTEGER NOT NULL, reason TEXT NOT NULL, field TEXT NOT NULL, seq INTEGER);
+CREATE INDEX IF NOT EXISTS rejections_by_migration ON rejections (migration_id, reason);
+CREATE TABLE IF NOT EXISTS errors (
+  migration_id TEXT NOT NULL, at REAL NOT NULL, seq INTEGER, kind TEXT NOT NULL,
+  message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+  migration_id TEXT NOT NULL, at REAL NOT NULL, event TEXT NOT NULL, detail TEXT);
+"""
+
+
+def default_state_path() -> Path:
+    return Path(os.environ.get("VMKIT_STATE") or Path.cwd() / ".vmkit" / "state.db")
+
+
+@dataclass
+class MigrationRecord:
+    id: str
+    source_uri: str
+    target_uri: str
+    state: str
+    plan_json: str | None
+    plan_hash: str | None
+    options: dict[str, Any]
+    cursor: str | None
+    scan_done: bool
+    batches: int
+    records_read: int
+    records_written: int
+    stop_requested: bool
+    created_target: bool
+    verification: str | None
+    verification_detail: dict[str, Any] | None
+    lease_owner: str | None
+    lease_pid: int | None
+    lease_host: str | None
+    lease_at: float | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass
+class BatchCommit:
+    cursor_before: str | None
+    cursor_after: str | None
+    read: int
+    written: int
+    rejections: list[Rejection]
+    checksum: str
+    duration_s: float
+
+
+class StateStore:
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_state_path()
+        self._lock = threading.RLock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            _create_store_file(self.path)
+        elif self.path.stat().st_size == 0:  # vmkit never leaves one: see _create_store_file
+            raise StateCorrupt(f"{self.path} is empty (0 bytes), so it holds no migrations: truncated, "
+                               "or copied without its content? Restore a backup (with its -wal file); "
+                               "delete it only to start a new state store")
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA busy_timeout = 30000")
+            mode = self._db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            self._db.execute("PRAGMA synchronous = FULL")
+            if mode.lower() != "wal":
+                raise StateCorrupt(f"{self.path}: could not enable WAL (got {mode})")
+            self._init_schema()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise StateCorrupt(f"{self.path} is not a usable vmkit state file: {exc}") from None
+            raise StateError(f"{self.path} is locked by another process (a runner inside a "
+                             f"checkpoint?); see `vmkit status` once it is free: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise StateCorrupt(f"{self.path} is not a usable vmkit state file: {exc}") from None
+
+    def _init_schema(self) -> None:
+        with self._tx() as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and "meta" not in tables:  # never adopt someone else's database
+                raise StateCorrupt(f"{self.path} is an SQLite file but not a vmkit state file "
+                                   f"(tables: {', '.join(sorted(tables)[:5])})")
+            for stmt in _SCHEMA.strip().split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                if tables:
+                    raise StateCorrupt(f"{self.path}: vmkit tables present but no schema version")
+                db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) != SCHEMA_VERSION:
+                raise StateError(f"{self.path} has schema version {row[0]}; this vmkit reads {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._corruption_is_loud():
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def _corruption_is_loud(self) -> Iterator[None]:
+        """A damaged page surfaces as sqlite3.DatabaseError itself (its subclasses are
+        ordinary errors: constraints, locks): report it as StateCorrupt, never carry on."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is sqlite3.DatabaseError:
+                raise StateCorrupt(f"{self.path} is damaged: {exc}; restore a backup") from None
+            raise
+
+    def transaction(self) -> Any:
+        """``with store.transaction() as db:`` one BEGIN IMMEDIATE transaction, for modules that
+        keep tables of their own in the same file (the sync journal)."""
+        return self._tx()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def check_integrity(self) -> None:
+        with self._lock:
+            try:
+                result = self._db.execute("PRAGMA integrity_check").fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise StateCorrupt(f"{self.path}: integrity check failed: {exc}") from None
+        if [r[0] for r in result] != ["ok"]:
+            raise StateCorrupt(f"{self.path}: integrity check failed: {result[:3]}")
+
+    # -- migrations ------------------------------------------------------------------------
+    def create(self, mid: str, source_uri: str, target_uri: str, options: dict[str, Any]) -> None:
+        now = time.time()
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM migrations WHERE id=?", (mid,)).fetchone():
+                raise StateError(f"migration '{mid}' already exists")
+            db.execute(
+                "INSERT INTO migrations (id, source_uri, target_uri, state, options_json,"
+                " created_at, updated_at) VALUES (?,?,?,?,?,?,?)",
+                (mid, source_uri, target_uri, "not_started", orjson.dumps(options).decode(), now, now),
+            )
+            self._event(db, mid, "created")
+
+    def get(self, mid: str) -> MigrationRecord:
+        with self._lock, self._corruption_is_loud():
+            cur = self._db.execute("SELECT * FROM migrations WHERE id=?", (mid,))
+            row = cur.fetchone()
+            names = [d[0] for d in cur.description]
+        if row is None:
+            raise UnknownMigration(mid)
+        return _record(dict(zip(names, row)))
+
+    def exists(self, mid: str) -> bool:
+        with self._lock, self._corruption_is_loud():
+            return self._db.execute("SELECT 1 FROM migrations WHERE id=?", (mid,)).fetchone() is not None
+
+    def migrations(self) -> list[MigrationRecord]:
+        with self._lock, self._corruption_is_loud():
+            cur = self._db.execute("SELECT * FROM migrations ORDER BY created_at")
+            names = [d[0] for d in cur.description]
+            return [_record(dict(zip(names, r))) for r in cur.fetchall()]
+
+    def transition(self, mid: str, new: str, detail: str = "", lease: str | None = None) -> None:
+        """Move to state ``new``; with ``lease``, only while that runner still holds the lease
+        (a runner whose lease was taken over cannot change state)."""
+        with self._tx() as db:
+            row = db.execute("SELECT state, lease_owner FROM migrations WHERE id=?", (mid,)).fetchone()
+            if row is None:
+                raise UnknownMigration(mid)
+            if lease is not None and row[1] != lease:
+                raise LeaseHeld(f"migration '{mid}': this runner's lease was taken over; stopping")
+            if new not in _NEXT.get(row[0], set()):
+                raise IllegalTransition(mid, row[0], new)
+            db.execute("UPDATE migrations SET state=?, updated_at=? WHERE id=?", (new, time.time(), mid))
+            self._event(db, mid, f"{row[0]} -> {new}", detail)
+
+    def set_plan(self, mid: str, plan_json: str, plan_hash: str) -> None:
+        with self._tx() as db:
+            _must_update(db.execute("UPDATE migrations SET plan_json=?, plan_hash=?, updated_at=? WHERE id=?",
+                                    (plan_json, plan_hash, time.time(), mid)), mid)
+
+    def set_options(self, mid: str, options: dict[str, Any], detail: str = "") -> None:
+        with self._tx() as db:
+            _must_update(db.execute("UPDATE migrations SET options_json=?, updated_at=? WHERE id=?",
+                                    (orjson.dumps(options).decode(), time.time(), mid)), mid)
+            self._event(db, mid, "options changed", detail)
+
+    def set_flag(self, mid: str, name: str, value: bool) -> None:
+        if name not in {"stop_requested", "created_target"}:
+            raise ValueError(name)
+        with self._tx() as db:
+            _must_update(db.execute(f"UPDATE migrations SET {name}=? WHERE id=?", (int(value), mid)), mid)
+            if name == "stop_requested" and value:
+                self._event(db, mid, "stop requested")
+
+    def set_verification(self, mid: str, outcome: str, detail: dict[str, Any]) -> None:
+        with self._tx() as db:
+            _must_update(db.execute(
+                "UPDATE migrations SET verification=?, verification_json=?, updated_at=? WHERE id=?",
+                (outcome, orjson.dumps(detail).decode(), time.time(), mid)), mid)
+            self._event(db, mid, f"verification {outcome}")
+
+    # -- the per-batch checkpoint ----------------------------------------------------------
+    def commit_batch(self, mid: str, lease: str, batch: BatchCommit, scan_done: bool) -> int:
+        """One transaction: cursor, counters, ledger row, rejections. Returns the batch seq.
+
+        Called only after the target acknowledged the write. Refuses a runner whose lease was
+        taken over, so two processes can never both advance the cursor.
+        """
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT batches, lease_owner, state FROM migrations WHERE id=?", (mid,)).fetchone()
+            if row is None:
+                raise UnknownMigration(mid)
+            if row[1] != lease:
+                raise LeaseHeld(f"migration '{mid}': this runner's lease was taken over; stopping")
+            if row[2] != "in_progress":
+                raise IllegalTransition(mid, row[2], "in_progress (checkpoint)")
+            seq = row[0] + 1
+            crashpoints.hit("inside_commit")
+            db.execute(
+                "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (mid, seq, batch.cursor_before, batch.cursor_after, batch.read, batch.written,
+                 len(batch.rejections), batch.checksum, batch.duration_s, now),
+            )
+            db.executemany(
+                "INSERT INTO rejections VALUES (?,?,?,?,?,?,?)",
+                [(mid, r.namespace, str(r.record_id), int(isinstance(r.record_id, int)), r.reason,
+                  r.field, seq) for r in batch.rejections],
+            )
+            db.execute(
+                "UPDATE migrations SET cursor=?, scan_done=?, batches=?, records_read=records_read+?,"
+                " records_written=records_written+?, lease_at=?, updated_at=? WHERE id=?",
+                (batch.cursor_after, int(scan_done), seq, batch.read, batch.written, now, now, mid),
+            )
+        return seq
+
+    def record_validation(self, mid: str, seq: int, stats: dict[str, Any]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO validations VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (mid, seq, stats["n"], stats["missing"], stats["mean_cos"], stats["min_cos"],
+                 stats["max_cos"], stats["failures"], stats["completeness"], time.time()),
+            )
+
+    def record_error(self, mid: str, seq: int | None, kind: str, message: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO errors VALUES (?,?,?,?,?)", (mid, time.time(), seq, kind, message[:2000]))
+
+    def event(self, mid: str, event: str, detail: str = "") -> None:
+        with self._tx() as db:
+            self._event(db, mid, event, detail)
+
+    @staticmethod
+    def _event(db: sqlite3.Connection, mid: str, event: str, detail: str = "") -> None:
+        db.execute("INSERT INTO events VALUES (?,?,?,?)", (mid, time.time(), event, detail))
+
+    # -- reads for status and reports ------------------------------------------------------
+    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        with self._lock, self._corruption_is_loud():
+            return self._db.execute(sql, args).fetchall()
+
+    def refused_keys(self, mid: str) -> set[tuple[str, str | int]]:
+        """(namespace, source id) of records the target refused, ids in their original kind.
+        (Records the plan rejects are re-derived by verification; these cannot be.)"""
+        rows = self.query("SELECT namespace, record_id, id_is_int FROM rejections"
+                          " WHERE migration_id=? AND field='record'", mid)
+        return {(ns, int(rid) if is_int else rid) for ns, rid, is_int in rows}
+
+    def resolve_unreadable(self, mid: str, keys: list[tuple[str, str | int]], lease: str) -> None:
+        """Records once dead-lettered as source_unreadable that a repair has now written: their
+        rows leave the dead-letter table and they count as written, in one transaction."""
+        with self._tx() as db:
+            row = db.execute("SELECT lease_owner FROM migrations WHERE id=?", (mid,)).fetchone()
+            if row is None:
+                raise UnknownMigration(mid)
+            if row[0] != lease:
+                raise LeaseHeld(f"migration '{mid}': this runner's lease was taken over; stopping")
+            gone = 0
+            for ns, rid in keys:
+                gone += db.execute("DELETE FROM rejections WHERE migration_id=? AND field=? AND namespace=?"
+                                   " AND record_id=? AND id_is_int=?",
+                                   (mid, SOURCE_UNREADABLE, ns, str(rid), int(isinstance(rid, int)))).rowcount
+            db.execute("UPDATE migrations SET records_written=records_written+?, updated_at=? WHERE id=?",
+                       (gone, time.time(), mid))
+            self._event(db, mid, "unreadable records recovered", str(gone))
+
+    def rejected_count(self, mid: str, field: str | None = None) -> int:
+        """Dead-lettered records, or those of one ``field`` (e.g. ``source_unreadable``)."""
+        if field is None:
+            return int(self.query("SELECT count(*) FROM rejections WHERE migration_id=?", mid)[0][0])
+        return int(self.query("SELECT count(*) FROM rejections WHERE migration_id=? AND field=?",
+                              mid, field)[0][0])
+
+    # -- lease -----------------------------------------------------------------------------
+    def acquire_lease(self, mid: str) -> str:
+        """Take the runner lease, or raise LeaseHeld naming the live holder."""
+        token, host, pid, now = uuid.uuid4().hex, socket.gethostname(), os.getpid(), time.time()
+        with self._tx() as db:
+            row = db.execute("SELECT lease_owner, lease_pid, lease_host, lease_at FROM migrations WHERE id=?",
+                             (mid,)).fetchone()
+            if row is None:
+                raise UnknownMigration(mid)
+            owner, opid, ohost, oat = row
+            if owner and lease.holder_alive(owner, opid, ohost, oat, now):
+                raise LeaseHeld(
+                    f"migration '{mid}' is already being run by pid {opid} on {ohost}; "
+                    f"stop it with `vmkit migrate stop --id {mid}` or wait for it to finish"
+                )
+            if owner:
+                self._event(db, mid, "lease taken over", f"from dead pid {opid} on {ohost}")
+            db.execute("UPDATE migrations SET lease_owner=?, lease_pid=?, lease_host=?, lease_at=? WHERE id=?",
+                       (token, pid, host, now, mid))
+            lease.hold(token)
+        return token
+
+    def renew_lease(self, mid: str, token: str) -> None:
+        """Mark the lease fresh during long work without checkpoints (verification, sync);
+        raise LeaseHeld if another runner took it over meanwhile."""
+        with self._tx() as db:
+            cur = db.execute("UPDATE migrations SET lease_at=? WHERE id=? AND lease_owner=?",
+                             (time.time(), mid, token))
+            if cur.rowcount == 0:
+                raise LeaseHeld(f"migration '{mid}': this runner's lease was taken over; stopping")
+
+    @contextmanager
+    def lease_kept(self, mid: str, token: str | None, every_s: float = lease.LEASE_TTL_S / 6) -> Iterator[None]:
+        """Renew lease ``token`` (if any) every ``every_s`` on a daemon thread while the body
+        runs: long work without checkpoints (full verification) keeps its lease live."""
+        if token is None:
+            yield
+            return
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(every_s):
+                try:
+                    self.renew_lease(mid, token)
+                except StateError:
+                    return  # taken over: the next state change refuses this runner
+
+        keeper = threading.Thread(target=renew, name="vmkit-lease", daemon=True)
+        keeper.start()
+        try:
+            yield
+        finally:
+            done.set()
+            keeper.join(timeout=5)
+
+    def release_lease(self, mid: str, token: str) -> None:
+        lease.drop(token)  # first: a failed release still leaves no live holder here
+        with self._tx() as db:
+            db.execute("UPDATE migrations SET lease_owner=NULL, lease_pid=NULL, lease_host=NULL"
+                       " WHERE id=? AND lease_owner=?", (mid, token))
+
+
+def _create_store_file(path: Path) -> None:
+    """A new store, built beside ``path`` and hard-linked into place: a store vmkit is still
+    creating is never seen empty (so an empty file is always a damaged one), and a store
+    another process made meanwhile is kept, not replaced."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)  # mode 0600
+    os.close(fd)
+    try:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode = WAL")  # kept in the file header
+            db.executescript(_SCHEMA)
+            db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        finally:
+            db.close()  # the last connection checkpoints the WAL into the file
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        for leftover in (tmp, f"{tmp}-wal", f"{tmp}-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(leftover)
+
+
+def _must_update(cursor: sqlite3.Cursor, mid: str) -> None:
+    if cursor.rowcount == 0:
+        raise UnknownMigration(mid)
+
+
+def _record(d: dict[str, Any]) -> MigrationRecord:
+    return MigrationRecord(
+        id=d["id"], source_uri=d["source_uri"], target_uri=d["target_uri"], state=d["state"],
+        plan_json=d["plan_json"], plan_hash=d["plan_hash"],
+        options=orjson.loads(d["options_json"] or "{}"), cursor=d["cursor"],
+        scan_done=bool(d["scan_done"]), batches=d["batches"], records_read=d["records_read"],
+        records_written=d["records_written"], stop_requested=bool(d["stop_requested"]),
+        created_target=bool(d["created_target"]), verification=d["verification"],
+        verification_detail=orjson.loads(d["verification_json"]) if d["verification_json"] else None,
+        lease_owner=d["lease_owner"], lease_pid=d["lease_pid"], lease_host=d["lease_host"],
+        lease_at=d["lease_at"], created_at=d["created_at"], updated_at=d["updated_at"],
+    )
