@@ -208,6 +208,11 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     def count(self) -> int: ...
 
+    def namespace_problem(self, namespace: str) -> str | None:
+        """Why this target cannot hold a namespace of that name (the planner makes it a plan
+        error before any write), or None. Targets with naming rules override it."""
+        return None
+
     def namespace_counts(self) -> dict[str, int]:
         """The source's own record count per namespace (tenant, partition; ``""`` for a
         collection without them): what the records read are reconciled with. Connectors whose

@@ -70,6 +70,11 @@ def plan(
         elif ns_policy == "keep" and not caps.namespaces:
             warnings.append(PlanWarning("namespace", "target has no namespaces: equal ids in two "
                                         "namespaces would overwrite each other", severity="error"))
+        elif ns_policy == "keep":
+            refused = {ns: target.namespace_problem(ns) for ns in sorted(info.namespaces)}
+            warnings += [PlanWarning("namespace", f"the target cannot take namespace {ns!r}: {problem}",
+                                     "rename it at the source, or --namespaces field", severity="error")
+                         for ns, problem in refused.items() if problem]
         elif ns_policy == "drop":
             warnings.append(PlanWarning("namespace", "namespaces dropped: equal ids in two namespaces "
                                         "overwrite each other", "last write wins"))

@@ -14,7 +14,7 @@ from vmkit import Migration
 from vmkit.connectors import connect
 from vmkit.connectors.base import TargetSpec
 from vmkit.connectors.pinecone.write import namespace_problem
-from vmkit.core.errors import InvalidData, TerminalError
+from vmkit.core.errors import InvalidData, PlanError, TerminalError
 from vmkit.core.records import RecordBatch
 
 pytest.importorskip("pinecone")
@@ -48,15 +48,35 @@ def test_names_the_sdk_accepts_are_written(pinecone_emu: PineconeEmulator) -> No
     assert {r.status for r in pinecone_emu.requests("upsert")} == {200}
 
 
+def test_the_plan_refuses_a_namespace_the_target_cannot_take(pinecone_emu: PineconeEmulator,
+                                                            tmp_path: Any) -> None:
+    """Before any write: a plan error naming the namespace and why (the SDK's rule)."""
+    pinecone_emu.create_index("dst", 4)
+    src = connect("memory://src")
+    src.create(TargetSpec("src", 4, "cosine"))
+    for ns in ("good", "été", "x" * 513):
+        src.upsert(_batch(ns))
+    with pytest.raises(PlanError) as refused:
+        Migration.create("memory://src", "pinecone://dst", migration_id="plan-names", state=tmp_path / "s.db")
+    assert "cannot take namespace 'été': it is not ASCII" in str(refused.value)
+    assert "513 characters, over Pinecone's 512" in str(refused.value)
+    assert "'good'" not in str(refused.value)
+    assert not pinecone_emu.requests("upsert")
+
+
 def test_a_migration_stops_naming_the_namespace_and_dead_letters_nothing(
-        pinecone_emu: PineconeEmulator, tmp_path: Any) -> None:
+        pinecone_emu: PineconeEmulator, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A namespace that appears after planning still stops the run before its first write."""
     pinecone_emu.create_index("dst", 4)
     src = connect("memory://src")
     src.create(TargetSpec("src", 4, "cosine"))
     for ns in ("good", "été"):
         src.upsert(_batch(ns))
-    m = Migration.create("memory://src", "pinecone://dst", migration_id="names",
-                         state=tmp_path / "s.db", batch_size=10, retry_initial_s=0.001)
+    with monkeypatch.context() as planned_without_it:  # as if 'été' came after planning
+        planned_without_it.setattr("vmkit.connectors.pinecone.connector.PineconeConnector.namespace_problem",
+                                   lambda self, ns: None)
+        m = Migration.create("memory://src", "pinecone://dst", migration_id="names",
+                             state=tmp_path / "s.db", batch_size=10, retry_initial_s=0.001)
     with pytest.raises(TerminalError, match="cannot take namespace 'été'"):
         m.run()
     st = m.status()

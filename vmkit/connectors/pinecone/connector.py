@@ -102,6 +102,7 @@ from vmkit.connectors.pinecone.write import (
     TO_PINECONE,
     PineconeWrites,
 )
+from vmkit.connectors.pinecone.write import namespace_problem as pinecone_namespace_problem
 from vmkit.core.errors import (
     ConfigError,
     InvalidData,
@@ -358,6 +359,9 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
         if self.namespace is not None:
             return counts.get(self.namespace, 0)
         return sum(counts.values())
+
+    def namespace_problem(self, namespace: str) -> str | None:
+        return pinecone_namespace_problem(namespace)
 
     def namespace_counts(self) -> dict[str, int]:
         """Records per namespace that holds any: the larger of what stats and the namespaces
