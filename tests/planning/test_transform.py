@@ -526,3 +526,18 @@ def test_fast_path_matches_the_per_record_path(case, namespace, monkeypatch):
     balanced(batch, fast)
     fast.batch.metadata and fast.batch.metadata[0].update(x=1)
     assert "x" not in batch.metadata[0] and "x" not in metas[0]  # the input is never shared
+
+
+def test_a_reserved_ending_the_plan_did_not_see_is_rejected_by_the_plan_rules():
+    """A key with an ending the target reserves (Weaviate's _temp...) that the plan's sample
+    never met has no planned rename: the record is rejected naming the key, before the target
+    is asked (which would refuse the whole request), and the other records go through."""
+    src = connect("memory://src")
+    src.create(TargetSpec("src", 2, "cosine"))
+    p = make_plan(src, connect("memory://dst"))
+    p.caps["reserved_suffixes"] = ["_temp"]  # a Plan is plain data: Weaviate's rule on a memory target
+    batch = RecordBatch(["a", "b"], np.ones((2, 2), np.float32), [{"price": 1}, {"price_TEMP": 2}])
+    out = map_batch(batch, p)
+    assert out.batch.ids == ["a"] and out.read == 2
+    assert [(r.record_id, r.field) for r in out.rejected] == [("b", "metadata.price_TEMP")]
+    assert "ends in an ending the target reserves ('price_TEMP'" in out.rejected[0].reason

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from vmkit.connectors.base import Capabilities
+from vmkit.core.naming import has_reserved_suffix
 from vmkit.core.records import Metadata
 from vmkit.planning.plan import Plan
 
@@ -64,6 +65,7 @@ def metadata_passthrough(plan: Plan, caps: Capabilities) -> bool:
     """True when no rule can change any metadata: copy dicts as they are (the hot path)."""
     return (caps.metadata_nested and caps.metadata_null and caps.metadata_mixed_lists
             and caps.metadata_big_ints and caps.field_name_pattern is None and not caps.reserved_fields
+            and not caps.reserved_suffixes
             and not plan.renames and not plan.drop_fields)
 
 
@@ -77,6 +79,9 @@ def map_metadata(meta: Metadata, plan: Plan, caps: Capabilities, changes: dict[s
             raise Reject(f"field name not allowed by the target ({key!r}, no rename planned)", f"metadata.{key}")
         if key in caps.reserved_fields:
             raise Reject(f"field name reserved by the target ({key!r}, no rename planned)", f"metadata.{key}")
+        if has_reserved_suffix(key, caps.reserved_suffixes):
+            raise Reject(f"field name ends in an ending the target reserves ({key!r}, no rename planned: "
+                         "the plan's sample did not see it; re-plan with a larger sample)", f"metadata.{key}")
         if value is None and not caps.metadata_null:
             changes["null dropped"] = changes.get("null dropped", 0) + 1
             continue
