@@ -12,7 +12,6 @@ import signal
 import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -20,8 +19,6 @@ from vmkit.connectors import connect, open_target
 from vmkit.connectors.base import Connector
 from vmkit.core import crashpoints
 from vmkit.core.errors import (
-    AutoRolledBack,
-    BreakerTripped,
     IllegalTransition,
     InvalidData,
     PlanChanged,
@@ -36,6 +33,7 @@ from vmkit.core.interpreter import tuned_for_io
 from vmkit.core.options import MigrationOptions
 from vmkit.core.records import SOURCE_UNREADABLE
 from vmkit.core.retry import call_with_retry
+from vmkit.migration.guards import RejectionBreaker, roll_back_if_sampling_fails, unreadable_refusal
 from vmkit.migration.pipeline import BatchWriter, Prefetcher
 from vmkit.migration.status import Status, read_status
 from vmkit.migration.validate import is_sampled, validate_sample
@@ -48,14 +46,6 @@ if TYPE_CHECKING:
     from vmkit.migration.repair import RepairOutcome
 
 log = logging.getLogger("vmkit.migration.runner")
-
-# Rejections the breaker counts: refusals by the target and records the source could not hand
-# over. Rejections by the plan's own rules are announced by the plan and predicted exactly by a
-# dry run, so they do not trip it.
-_BREAKER_FIELDS = frozenset({"record", SOURCE_UNREADABLE})
-# The breaker judges a rate once its window is full or holds this many records read: one
-# refusal in a first batch of 50 is no rate.
-_BREAKER_MIN_RECORDS = 1000
 
 
 @dataclass
@@ -285,7 +275,7 @@ class Migration:
         reader = Prefetcher(source, plan, rec.cursor, self._retry, depth=opts.prefetch)
         writer = BatchWriter(target, self._retry, workers=opts.write_workers,
                              max_reason_run=opts.max_reason_run)
-        window: deque[tuple[int, int]] = deque(maxlen=max(1, opts.reject_window))
+        breaker = RejectionBreaker(self.store, self.id, opts)
         try:
             for item in reader:
                 if self._should_stop() or (max_batches is not None and done_here >= max_batches):
@@ -308,14 +298,13 @@ class Migration:
                     scan_done=item.cursor_after is None)
                 log.debug("batch %d committed", seq)
                 done_here += 1
-                window.append((item.mapped.read, sum(1 for r in rejected if r.field in _BREAKER_FIELDS)))
-                self._check_breaker(window)
+                breaker.record(item.mapped.read, rejected)
                 if opts.sample_rate > 0 and len(written) and is_sampled(self.id, seq, opts.sample_rate):
                     crashpoints.hit("during_validation")
                     stats = validate_sample(written, target, plan, min_similarity=opts.min_similarity,
                                             freshness_s=freshness, retry=self._retry, source_batch=item.raw)
                     self.store.record_validation(self.id, seq, stats.to_dict())
-                    self._maybe_auto_rollback()
+                    roll_back_if_sampling_fails(self.store, self.id, opts)
                 if on_batch is not None:
                     on_batch(self._progress(plan, time.monotonic() - started))
             return True
@@ -346,36 +335,6 @@ class Migration:
             self.store.record_error(self.id, None, "terminal", f"{type(exc).__name__}: {exc}")
             raise
 
-    def _maybe_auto_rollback(self) -> None:
-        limit = self.options.auto_rollback_rate
-        if limit is None:
-            return
-        n, failures = self.store.query(
-            "SELECT coalesce(sum(n),0), coalesce(sum(failures),0) FROM validations WHERE migration_id=?",
-            self.id)[0]
-        if n >= self.options.auto_rollback_min_records and failures / n > limit:
-            msg = f"sampled failure rate {failures}/{n} is over {limit:.1%}: rolling back"
-            log.error("migration %s: %s", self.id, msg)
-            self.store.transition(self.id, "rolled_back", msg)
-            raise AutoRolledBack(f"migration '{self.id}': {msg}")
-
-    def _check_breaker(self, window: deque[tuple[int, int]]) -> None:
-        """Stop (resumable) when refusals and unreadable records pass ``max_reject_rate`` of
-        the records read in this run's last ``reject_window`` batches (once the window is full
-        or holds 1,000 records)."""
-        bound = self.options.max_reject_rate
-        read, bad = sum(r for r, _ in window), sum(b for _, b in window)
-        judged = len(window) == window.maxlen or read >= _BREAKER_MIN_RECORDS  # not on a handful
-        if not bound or not judged or bad / read <= bound:
-            return
-        msg = (f"{bad} of {read} records read in the last {len(window)} batches were refused by the "
-               f"target or unreadable ({bad / read:.1%}, over max_reject_rate {bound:.1%}); see "
-               f"`vmkit rejections --id {self.id}`, fix the cause and resume, or resume with "
-               f"--max-reject-rate to accept more")
-        self.store.record_error(self.id, None, "breaker", msg)
-        log.error("migration %s stopped: %s", self.id, msg)
-        raise BreakerTripped(f"migration '{self.id}' stopped: {msg}")
-
     def _finish(self, source: Connector, target: Connector, plan: Plan, lease: str) -> None:
         if not self.options.verify:
             self.store.set_verification(self.id, "skipped", {"reason": "verify=False"})
@@ -390,17 +349,10 @@ class Migration:
 
     def _complete(self, lease: str) -> None:
         """completed, unless source records could not be read and the user did not accept it."""
-        unreadable = self.store.rejected_count(self.id, SOURCE_UNREADABLE)
-        if unreadable and not self.options.accept_unreadable:
-            msg = (f"{unreadable} source records could not be read (dead-lettered as "
-                   f"{SOURCE_UNREADABLE}: `vmkit rejections --id {self.id}`), so the migration stays "
-                   f"in_progress: `vmkit migrate repair --id {self.id}` reads them again, or "
-                   f"`vmkit migrate resume --id {self.id} --accept-unreadable` accepts their loss")
-            self.store.record_error(self.id, None, SOURCE_UNREADABLE, msg)
-            log.error("migration %s: %s", self.id, msg)
+        if unreadable_refusal(self.store, self.id, self.options):
             return
         why = "full verification passed" if self.options.verify else "verification skipped by the user"
-        if unreadable:
+        if unreadable := self.store.rejected_count(self.id, SOURCE_UNREADABLE):
             why += f"; {unreadable} unreadable source records accepted"
         self.store.transition(self.id, "completed", why, lease=lease)
 
