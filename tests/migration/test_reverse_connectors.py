@@ -15,7 +15,9 @@ pytest.importorskip("qdrant_client")
 pytestmark = pytest.mark.filterwarnings("ignore:Local mode is not recommended:UserWarning")
 
 
-from vmkit import Migration, TargetSpec, connect  # noqa: E402
+from copying import fill, rich_records  # noqa: E402
+
+from vmkit import Migration, connect  # noqa: E402
 from vmkit.connectors import open_target  # noqa: E402
 from vmkit.core.records import RecordBatch  # noqa: E402
 from vmkit.migration.verification import verify  # noqa: E402
@@ -24,17 +26,11 @@ DIM = 8
 
 
 def records(ids: list[Any], ns: str = "", seed: int = 0) -> RecordBatch:
-    rng = np.random.default_rng(seed)
-    metas = [{"title": f"doc {i}", "rank": i, "score": i / 7, "ok": i % 3 == 0, "tags": ["x", f"t{i % 4}"],
-              "info": {"author": f"a{i % 5}", "year": 2000 + i % 20}} for i in range(len(ids))]
-    return RecordBatch(list(ids), rng.standard_normal((len(ids), DIM)).astype(np.float32), metas, namespace=ns)
+    return rich_records(ids, ns, seed, DIM)
 
 
 def seed(uri: str, metric: str, batches: list[RecordBatch]) -> None:
-    with connect(uri) as conn:
-        conn.create(TargetSpec("c", DIM, metric))
-        for b in batches:
-            conn.upsert(b)
+    fill(uri, metric, batches, DIM)
 
 
 def migrate_and_reverse(tmp_path: Path, source: str, target: str, mid: str, **plan_opts: Any):

@@ -11,14 +11,13 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from copying import copy_through as copy_through_plan
 
 from vmkit import Migration, TargetSpec, connect
 from vmkit.connectors.memory import MemoryConnector
 from vmkit.core.records import SOURCE_UNREADABLE, RecordBatch, Rejection
 from vmkit.migration.status import namespace_count_lines
 from vmkit.migration.verification import Verification, source_counts, verify
-from vmkit.planning.planner import plan as make_plan
-from vmkit.planning.transform import map_batch
 
 
 def make_source(name: str = "src", sizes: dict[str, int] | None = None, dim: int = 8) -> str:
@@ -66,14 +65,7 @@ class UnreadableSource(MemoryConnector):
 def copy_through(source, target_uri: str):
     """Plan and write the target from the source's own scan (as a migration would)."""
     target = connect(target_uri)
-    the_plan = make_plan(source, target, sample=0)
-    target.create(the_plan.target)
-    cursor = None
-    while True:
-        batch, cursor = source.scan(cursor, 30)
-        target.upsert(map_batch(batch, the_plan).batch)
-        if cursor is None:
-            return target, the_plan
+    return target, copy_through_plan(source, target, scan_size=30)
 
 
 def test_a_faithful_copy_reconciles_every_namespace():

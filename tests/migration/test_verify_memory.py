@@ -5,6 +5,7 @@ every missing, extra and mismatched id."""
 from __future__ import annotations
 
 import numpy as np
+from copying import copy_through
 
 from vmkit import connect
 from vmkit.core.fingerprint import batch_digests
@@ -73,14 +74,7 @@ def test_int_and_string_ids_hash_apart():
 def _sink_copy(n: int, name: str = "mem"):
     source = connect(f"synthetic://src?n={n}&dim=8&seed=5")
     target = connect(f"sink://{name}")
-    the_plan = make_plan(source, target, sample=0)
-    target.create(the_plan.target)
-    cursor = None
-    while True:
-        batch, cursor = source.scan(cursor, 1000)
-        target.upsert(map_batch(batch, the_plan).batch)
-        if cursor is None:
-            return source, target, the_plan
+    return source, target, copy_through(source, target)
 
 
 def test_verification_into_the_fingerprint_sink_names_every_problem():

@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("weaviate")
 pytest.importorskip("qdrant_client")
 
+from copying import fill, rich_records
 from emulators.weaviate_emulator import Faults, WeaviateEmulator
 
 from vmkit import Migration, TargetSpec, connect
@@ -24,17 +25,11 @@ METRICS = ["cosine", "euclidean", "dot"]
 
 
 def records(ids: list[Any], ns: str = "", seed: int = 0) -> RecordBatch:
-    rng = np.random.default_rng(seed)
-    metas = [{"title": f"doc {i}", "rank": i, "score": i / 7, "ok": i % 3 == 0, "tags": ["x", f"t{i % 4}"],
-              "info": {"author": f"a{i % 5}", "year": 2000 + i % 20}} for i in range(len(ids))]
-    return RecordBatch(list(ids), rng.standard_normal((len(ids), DIM)).astype(np.float32), metas, namespace=ns)
+    return rich_records(ids, ns, seed, DIM)
 
 
 def seed(uri: str, metric: str, batches: list[RecordBatch]) -> None:
-    with connect(uri) as conn:
-        conn.create(TargetSpec("c", DIM, metric))
-        for b in batches:
-            conn.upsert(b)
+    fill(uri, metric, batches, DIM)
 
 
 def run(tmp_path: Path, source: str, target: str, mid: str) -> Any:

@@ -1,0 +1,44 @@
+"""Test helpers shared across folders: records of the shape the Weaviate tests use, filling a
+collection with them, and a copy through a plan done by hand (as a migration would, without
+its ledger), for checks that must look at the target afterwards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vmkit.connectors import connect
+from vmkit.connectors.base import Connector, TargetSpec
+from vmkit.core.records import RecordBatch
+from vmkit.planning.plan import Plan
+from vmkit.planning.planner import plan as make_plan
+from vmkit.planning.transform import map_batch
+
+
+def rich_records(ids: list[Any], ns: str = "", seed: int = 0, dim: int = 8) -> RecordBatch:
+    """Records with scalar, list and nested metadata, seeded vectors."""
+    rng = np.random.default_rng(seed)
+    metas = [{"title": f"doc {i}", "rank": i, "score": i / 7, "ok": i % 3 == 0, "tags": ["x", f"t{i % 4}"],
+              "info": {"author": f"a{i % 5}", "year": 2000 + i % 20}} for i in range(len(ids))]
+    return RecordBatch(list(ids), rng.standard_normal((len(ids), dim)).astype(np.float32), metas, namespace=ns)
+
+
+def fill(uri: str, metric: str, batches: list[RecordBatch], dim: int = 8) -> None:
+    """Create the collection ``uri`` names and write the batches into it."""
+    with connect(uri) as conn:
+        conn.create(TargetSpec("c", dim, metric))
+        for b in batches:
+            conn.upsert(b)
+
+
+def copy_through(source: Connector, target: Connector, scan_size: int = 1000) -> Plan:
+    """Plan (no sample), create the target and write every scanned batch mapped by the plan."""
+    the_plan = make_plan(source, target, sample=0)
+    target.create(the_plan.target)
+    cursor = None
+    while True:
+        batch, cursor = source.scan(cursor, scan_size)
+        target.upsert(map_batch(batch, the_plan).batch)
+        if cursor is None:
+            return the_plan
