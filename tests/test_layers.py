@@ -8,6 +8,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -76,36 +78,32 @@ def test_the_code_has_no_import_cycles():
     assert cycles(ROOT) == []
 
 
-def test_a_lower_floor_importing_a_higher_one_breaks_the_contract(copy: Path):
-    records = copy / "vmkit/core/records.py"
-    clean = records.read_text()
-    records.write_text(clean + "\nfrom vmkit.migration import runner  # planted: core -> migration\n")
+@contextmanager
+def planted(path: Path, line: str) -> Iterator[None]:
+    """``line`` appended to the module at ``path`` for the body, then taken out again."""
+    clean = path.read_text()
+    path.write_text(f"{clean}\n{line}\n")
     try:
-        done = lint_imports(copy)
+        yield
     finally:
-        records.write_text(clean)
+        path.write_text(clean)
+
+
+def test_a_lower_floor_importing_a_higher_one_breaks_the_contract(copy: Path):
+    with planted(copy / "vmkit/core/records.py", "from vmkit.migration import runner  # planted"):
+        done = lint_imports(copy)
     assert done.returncode != 0
     assert "vmkit.core is not allowed to import vmkit.migration" in done.stdout
     assert "vmkit.core.records -> vmkit.migration.runner" in done.stdout
 
 
 def test_one_database_importing_another_breaks_the_contract(copy: Path):
-    qdrant = copy / "vmkit/connectors/qdrant/write.py"
-    clean = qdrant.read_text()
-    qdrant.write_text(clean + "\nfrom vmkit.connectors.pinecone import rates  # planted\n")
-    try:
+    with planted(copy / "vmkit/connectors/qdrant/write.py", "from vmkit.connectors.pinecone import rates  # planted"):
         done = lint_imports(copy)
-    finally:
-        qdrant.write_text(clean)
     assert done.returncode != 0 and "vmkit.connectors.qdrant.write -> vmkit.connectors.pinecone.rates" in done.stdout
 
 
 def test_a_cycle_inside_one_package_is_found(copy: Path):
-    plan = copy / "vmkit/planning/plan.py"
-    clean = plan.read_text()
-    plan.write_text(clean + "\nfrom vmkit.planning import dryrun  # planted: dryrun imports plan\n")
-    try:
+    with planted(copy / "vmkit/planning/plan.py", "from vmkit.planning import dryrun  # planted: dryrun imports plan"):
         found = cycles(copy)
-    finally:
-        plan.write_text(clean)
     assert any({"vmkit.planning.plan", "vmkit.planning.dryrun"} <= set(group) for group in found), found
