@@ -64,10 +64,10 @@ def roll_back_if_sampling_fails(store: StateStore, migration_id: str, options: M
         raise AutoRolledBack(f"migration '{migration_id}': {msg}")
 
 
-def unreadable_refusal(store: StateStore, migration_id: str, options: MigrationOptions) -> str | None:
-    """Why the migration may not complete yet (source records unreadable and not accepted),
-    recorded as an error; None when it may."""
-    unreadable = store.rejected_count(migration_id, SOURCE_UNREADABLE)
+def unreadable_refusal(store: StateStore, migration_id: str, options: MigrationOptions,
+                       unreadable: int) -> str | None:
+    """Why the migration may not complete yet (``unreadable`` source records, dead-lettered as
+    source_unreadable, not accepted), recorded as an error; None when it may."""
     if not unreadable or options.accept_unreadable:
         return None
     msg = (f"{unreadable} source records could not be read (dead-lettered as {SOURCE_UNREADABLE}: "

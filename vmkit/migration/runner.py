@@ -349,10 +349,11 @@ class Migration:
 
     def _complete(self, lease: str) -> None:
         """completed, unless source records could not be read and the user did not accept it."""
-        if unreadable_refusal(self.store, self.id, self.options):
+        unreadable = self.store.rejected_count(self.id, SOURCE_UNREADABLE)
+        if unreadable_refusal(self.store, self.id, self.options, unreadable):
             return
         why = "full verification passed" if self.options.verify else "verification skipped by the user"
-        if unreadable := self.store.rejected_count(self.id, SOURCE_UNREADABLE):
+        if unreadable:
             why += f"; {unreadable} unreadable source records accepted"
         self.store.transition(self.id, "completed", why, lease=lease)
 

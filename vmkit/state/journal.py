@@ -25,9 +25,8 @@ from typing import Any, Sequence
 
 import orjson
 
-from vmkit.core.errors import LeaseHeld
 from vmkit.core.records import RecordId
-from vmkit.state.store import StateStore
+from vmkit.state.store import StateStore, held_row
 
 Key = tuple[str, RecordId]
 SOURCE_LEADS = ("pending", "bulk", "catch_up", "verified")
@@ -100,9 +99,8 @@ def commit(store: StateStore, mid: str, lease: str, **changes: Any) -> None:
 
 
 def check_lease(db: Any, mid: str, lease: str) -> None:
-    row = db.execute("SELECT lease_owner FROM migrations WHERE id=?", (mid,)).fetchone()
-    if row is None or row[0] != lease:
-        raise LeaseHeld(f"migration '{mid}': this sync runner's lease was taken over; stopping")
+    """Inside a transaction: LeaseHeld unless ``lease`` is still this migration's holder."""
+    held_row(db, mid, lease)
 
 
 def create_row(store: StateStore, mid: str, mode: str) -> None:

@@ -235,15 +235,11 @@ class StateStore:
         """Move to state ``new``; with ``lease``, only while that runner still holds the lease
         (a runner whose lease was taken over cannot change state)."""
         with self._tx() as db:
-            row = db.execute("SELECT state, lease_owner FROM migrations WHERE id=?", (mid,)).fetchone()
-            if row is None:
-                raise UnknownMigration(mid)
-            if lease is not None and row[1] != lease:
-                raise LeaseHeld(f"migration '{mid}': this runner's lease was taken over; stopping")
-            if new not in _NEXT.get(row[0], set()):
-                raise IllegalTransition(mid, row[0], new)
+            (state,) = held_row(db, mid, lease, "state")
+            if new not in _NEXT.get(state, set()):
+                raise IllegalTransition(mid, state, new)
             db.execute("UPDATE migrations SET state=?, updated_at=? WHERE id=?", (new, time.time(), mid))
-            self._event(db, mid, f"{row[0]} -> {new}", detail)
+            self._event(db, mid, f"{state} -> {new}", detail)
 
     def set_plan(self, mid: str, plan_json: str, plan_hash: str) -> None:
         with self._tx() as db:
@@ -280,14 +276,10 @@ class StateStore:
         """
         now = time.time()
         with self._tx() as db:
-            row = db.execute("SELECT batches, lease_owner, state FROM migrations WHERE id=?", (mid,)).fetchone()
-            if row is None:
-                raise UnknownMigration(mid)
-            if row[1] != lease:
-                raise LeaseHeld(f"migration '{mid}': this runner's lease was taken over; stopping")
-            if row[2] != "in_progress":
-                raise IllegalTransition(mid, row[2], "in_progress (checkpoint)")
-            seq = row[0] + 1
+            batches, state = held_row(db, mid, lease, "batches, state")
+            if state != "in_progress":
+                raise IllegalTransition(mid, state, "in_progress (checkpoint)")
+            seq = batches + 1
             crashpoints.hit("inside_commit")
             db.execute(
                 "INSERT INTO batches VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -342,11 +334,7 @@ class StateStore:
         """Records once dead-lettered as source_unreadable that a repair has now written: their
         rows leave the dead-letter table and they count as written, in one transaction."""
         with self._tx() as db:
-            row = db.execute("SELECT lease_owner FROM migrations WHERE id=?", (mid,)).fetchone()
-            if row is None:
-                raise UnknownMigration(mid)
-            if row[0] != lease:
-                raise LeaseHeld(f"migration '{mid}': this runner's lease was taken over; stopping")
+            held_row(db, mid, lease)
             gone = 0
             for ns, rid in keys:
                 gone += db.execute("DELETE FROM rejections WHERE migration_id=? AND field=? AND namespace=?"
@@ -445,6 +433,18 @@ def _create_store_file(path: Path) -> None:
         for leftover in (tmp, f"{tmp}-wal", f"{tmp}-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(leftover)
+
+
+def held_row(db: sqlite3.Connection, mid: str, lease: str | None, columns: str = "state") -> tuple[Any, ...]:
+    """Inside a write transaction: the migration's ``columns``. UnknownMigration if it is gone;
+    LeaseHeld if ``lease`` (when given) is no longer the holder's, so a runner whose lease was
+    taken over can change nothing."""
+    row = db.execute(f"SELECT lease_owner, {columns} FROM migrations WHERE id=?", (mid,)).fetchone()
+    if row is None:
+        raise UnknownMigration(mid)
+    if lease is not None and row[0] != lease:
+        raise LeaseHeld(f"migration '{mid}': this runner's lease was taken over; stopping")
+    return tuple(row[1:])
 
 
 def _must_update(cursor: sqlite3.Cursor, mid: str) -> None:
