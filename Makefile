@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-EXTRAS ?= qdrant,pinecone,weaviate,sochdb,notebook
+EXTRAS ?= qdrant,pinecone,weaviate,sochdb,milvus,pgvector,notebook
 
 .PHONY: install demo test test-nojit test-slow test-live bench lint clean
 

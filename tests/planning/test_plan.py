@@ -53,7 +53,7 @@ def test_json_round_trip_is_equal():
 def test_plan_content():
     p = full_plan()
     assert p.source_uri == "memory://src" and p.target_uri == "memory://dst?ids=uuid,uint&normalize=1"
-    assert p.target == TargetSpec("dst", 8, "cosine", False)
+    assert p.target == TargetSpec("dst", 8, "cosine", False, fields={"i": "int"})
     assert p.create_target is True
     assert (p.batch_size, p.nested_policy, p.namespace_policy, p.namespace_field) == (3, "flatten", "field", "tenant")
     assert p.renames == {"old": "new"} and p.drop_fields == ["secret"]
@@ -255,3 +255,18 @@ def test_plan_is_a_dataclass_of_plain_data():
     d = dataclasses.asdict(p)
     assert set(d) >= {"source_uri", "target_uri", "target", "caps", "renames", "warnings"}
     assert isinstance(d["caps"]["id_kinds"], list)
+
+
+def test_target_spec_names_each_sampled_field_with_its_kind_renamed_and_outside_the_hash():
+    src = connect("memory://kinds")
+    src.create(TargetSpec("kinds", 4, "cosine"))
+    metas = [{"n": 1, "x": 0.5, "mixed": 1, "s": "a", "b": True, "o": {"k": 1}, "big": 2**60, "old": "v"},
+             {"n": None, "x": 2, "mixed": "one", "s": "b", "b": False, "o": [1], "big": 3, "old": "w"}]
+    src.upsert(RecordBatch([1, 2], np.ones((2, 4), np.float32), metas))
+    p = make_plan(src, connect("memory://kinds-dst"), renames={"old": "new"})
+    assert p.target.fields == {"n": "int", "x": "float", "mixed": "json", "s": "str", "b": "bool",
+                               "o": "json", "big": "json", "new": "str"}
+    again = Plan.from_json(p.to_json())
+    assert again.target.fields == p.target.fields
+    again.target = dataclasses.replace(again.target, fields={})
+    assert again.hash == p.hash

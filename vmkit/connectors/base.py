@@ -76,6 +76,10 @@ class Capabilities:
         return d
 
 
+# What TargetSpec.fields says of a metadata key: one scalar type, or "json" for objects, lists,
+# dates and keys whose values mix types (nulls aside).
+FIELD_KINDS = ("bool", "int", "float", "str", "json")
+
 DEFAULT_VECTOR = "default"  # the name a first vector gets where every vector needs one
 
 
@@ -107,7 +111,9 @@ class CollectionInfo:
 @dataclass(frozen=True)
 class TargetSpec:
     """What vmkit asks a target to create. ``vector_name`` and ``extra_vectors`` are set only
-    when records carry several named dense vectors (see CollectionInfo)."""
+    when records carry several named dense vectors (see CollectionInfo). ``fields`` is the
+    metadata the plan's sample saw, key as written -> one of FIELD_KINDS, for targets that
+    give each key a typed column (pgvector); keys it does not name may still arrive."""
 
     name: str
     dimension: int
@@ -115,6 +121,7 @@ class TargetSpec:
     sparse: bool = False
     vector_name: str = ""
     extra_vectors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)
 
     def vector_spaces(self) -> dict[str, tuple[int, str]]:
         """Every dense vector space by name -> (dimension, metric), the first one first."""

@@ -104,6 +104,9 @@ class Plan:
             d.pop("uint_ids")
         if not d["namespace_collections"]:
             del d["namespace_collections"]
+        # The sample's field kinds shape the columns a target creates, not the values written;
+        # a re-plan whose sample saw other keys is the same plan.
+        del d["target"]["fields"]
         if not d["caps"].get("reserved_suffixes"):
             d["caps"].pop("reserved_suffixes", None)
         return hashlib.sha256(orjson.dumps(d, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]

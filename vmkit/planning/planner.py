@@ -5,6 +5,7 @@ target spec, id policy, field map and namespace placement, from the target's Cap
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,8 @@ def plan(
     names = list(schema.fields) if schema else []
     field_map = plan_renames(names, caps.field_name_pattern, caps.reserved_fields, caps.reserved_suffixes)
     field_map.update(renames or {})
+    if schema is not None:
+        spec = dataclasses.replace(spec, fields=field_kinds(schema, field_map, drop_fields or []))
     the_plan = Plan(
         source_uri=source.uri, target_uri=target.uri, target=spec, caps=caps.to_dict(),
         batch_size=batch_size, namespace_policy=ns_policy, namespace_field=namespace_field,
@@ -110,6 +113,23 @@ def plan(
 
             the_plan.warnings += check_batches(the_plan, schema.sample_batches).findings()
     return the_plan
+
+
+def field_kinds(schema: Schema, renames: dict[str, str], dropped: list[str]) -> dict[str, str]:
+    """Each sampled metadata key, as the target will name it, -> its FIELD_KINDS kind: the one
+    scalar type its values have (ints with floats are floats; ints past 2**53 are "json", which
+    keeps them exact), else "json"."""
+    scalar = {"bool": "bool", "int": "int", "float": "float", "string": "str"}
+    kinds: dict[str, str] = {}
+    for name, stats in schema.fields.items():
+        if name in dropped:
+            continue
+        seen = {k for k in stats.types if k != "null"}
+        if seen == {"int", "float"}:
+            seen = {"float"}
+        kind = scalar.get(seen.pop(), "json") if len(seen) == 1 else "json"
+        kinds[renames.get(name, name)] = kind
+    return kinds
 
 
 def _spec_warnings(info: Any, existing: Any, caps: Capabilities, batch_size: int) -> list[PlanWarning]:
