@@ -32,9 +32,9 @@ def fill(uri: str, metric: str, batches: list[RecordBatch], dim: int = 8) -> Non
             conn.upsert(b)
 
 
-def copy_through(source: Connector, target: Connector, scan_size: int = 1000) -> Plan:
-    """Plan (no sample), create the target and write every scanned batch mapped by the plan."""
-    the_plan = make_plan(source, target, sample=0)
+def copy_through(source: Connector, target: Connector, scan_size: int = 1000, sample: int = 0) -> Plan:
+    """Plan (on a sample of ``sample`` records, none by default), create the target and write every scanned batch mapped by the plan."""
+    the_plan = make_plan(source, target, sample=sample)
     target.create(the_plan.target)
     cursor = None
     while True:

@@ -187,7 +187,7 @@ def test_scope_still_refuses_bad_ids():
 def test_string_round_trips_through_uuid5():
     tid, meta = to_target_id("doc-1", SETS["uuid+uint"])
     stored = {"title": "t", **meta}
-    rid, rest = restore_source_id(tid, stored, SETS["string"])
+    rid, rest = restore_source_id(tid, stored)
     assert rid == "doc-1"
     assert rest == {"title": "t"}
     assert ORIGINAL_ID_KEY in stored  # the input is not mutated
@@ -197,7 +197,7 @@ def test_uint_round_trips_through_string():
     tid, meta = to_target_id(2**63 + 5, SETS["string"])
     assert tid == str(2**63 + 5)
     stored = {"k": 1, **meta}
-    rid, rest = restore_source_id(tid, stored, SETS["uuid+uint"])
+    rid, rest = restore_source_id(tid, stored)
     assert rid == 2**63 + 5 and type(rid) is int
     assert rest == {"k": 1}
     assert ID_KIND_KEY in stored
@@ -205,36 +205,47 @@ def test_uint_round_trips_through_string():
 
 def test_uint_round_trips_through_uuid5():
     tid, meta = to_target_id(7, SETS["uuid"])
-    rid, rest = restore_source_id(tid, dict(meta), SETS["uuid+uint"])
+    rid, rest = restore_source_id(tid, dict(meta))
     assert rid == 7 and rest == {}
 
 
 def test_scoped_id_restores_the_original():
     tid, meta = to_target_id(7, SETS["uuid+uint"], scope="ns")
-    rid, rest = restore_source_id(tid, {"namespace": "ns", **meta}, SETS["uuid+uint"])
+    rid, rest = restore_source_id(tid, {"namespace": "ns", **meta})
     assert rid == 7 and rest == {"namespace": "ns"}
 
 
-def test_restore_keeps_the_target_id_when_the_new_target_cannot_take_the_original():
+def test_a_target_that_cannot_take_the_original_gets_the_same_id_again():
+    """Restored, then mapped for a uuid target once more: the same uuid5 and kept original,
+    so a target id depends on the original alone, not on the path the record took."""
     tid, meta = to_target_id("doc-1", SETS["uuid"])
-    rid, rest = restore_source_id(tid, meta, SETS["uuid+uint"])
-    assert rid == tid
-    assert rest == meta  # the original stays in metadata for a later trip
+    rid, rest = restore_source_id(tid, meta)
+    assert (rid, rest) == ("doc-1", {})
+    assert to_target_id(rid, SETS["uuid+uint"]) == (tid, meta)
+
+
+def test_an_int_kept_as_decimal_text_is_the_int_on_every_later_trip():
+    """Int 1 in Pinecone is "1" marked uint; into a uuid-only target it is uuid5 of the int,
+    never of the string "1" (which a real string id "1" maps to)."""
+    text, meta = to_target_id(1, SETS["string"])
+    rid, rest = restore_source_id(text, meta)
+    assert (rid, rest) == (1, {})
+    assert to_target_id(rid, SETS["uuid"])[0] == u5(1) != to_target_id("1", SETS["uuid"])[0]
 
 
 def test_restore_without_markers_is_identity():
-    assert restore_source_id("x", {"a": 1}, ALL) == ("x", {"a": 1})
-    assert restore_source_id(5, {}, ALL) == (5, {})
+    assert restore_source_id("x", {"a": 1}) == ("x", {"a": 1})
+    assert restore_source_id(5, {}) == (5, {})
 
 
 def test_restore_ignores_an_unusable_original():
     meta = {ORIGINAL_ID_KEY: -3, "a": 1}
-    assert restore_source_id("x", meta, ALL) == ("x", meta)
+    assert restore_source_id("x", meta) == ("x", meta)
 
 
 def test_restore_uint_marker_on_non_digit_id_is_left_alone():
     meta = {ID_KIND_KEY: "uint"}
-    assert restore_source_id("12a", meta, ALL) == ("12a", meta)
+    assert restore_source_id("12a", meta) == ("12a", meta)
 
 
 # -- known problems --------------------------------------------------------------------------
@@ -242,7 +253,7 @@ def test_restore_uint_marker_on_non_digit_id_is_left_alone():
 def test_upper_case_uuid_into_string_target_is_reversible():
     src = U.upper()
     tid, meta = to_target_id(src, SETS["string"])
-    rid, _ = restore_source_id(tid, meta, SETS["string"])
+    rid, _ = restore_source_id(tid, meta)
     assert rid == src
 
 
@@ -259,12 +270,10 @@ def test_twins_stay_apart_when_ints_travel_as_uuid5():
     as_str, none = to_target_id("7", SETS["string"], uint_ids="uuid5")
     assert (as_int, meta) == (u5(7), {ORIGINAL_ID_KEY: "7", ID_KIND_KEY: "uint"})
     assert (as_str, none) == ("7", {})
-    # the way back restores each kind where the new target takes it, and keeps the uuid5
-    # (with the original in metadata) where it does not
-    assert restore_source_id(as_int, meta, SETS["uuid+uint"]) == (7, {})
-    assert restore_source_id(as_int, meta, ALL) == (7, {})
-    assert restore_source_id(as_int, meta, SETS["string"]) == (as_int, meta)
-    assert restore_source_id(as_str, {}, ALL) == ("7", {})
+    # the way back restores each kind, and mapping it again gives the same ids
+    assert restore_source_id(as_int, meta) == (7, {})
+    assert restore_source_id(as_str, {}) == ("7", {})
+    assert to_target_id(7, SETS["string"], uint_ids="uuid5") == (as_int, meta)
 
 
 @pytest.mark.parametrize("accepted", ["all", "uuid+uint", "uint", "uint+string", "uuid"])

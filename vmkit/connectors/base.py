@@ -50,6 +50,9 @@ class Capabilities:
     metadata_mixed_lists: bool = True  # lists of anything (False: lists of strings only)
     metadata_uniform_lists: bool = False  # each list must hold one type, no nulls (Weaviate)
     metadata_big_ints: bool = True  # ints past 2**53 stored exactly (False: as float64)
+    # Each key holds one type across records (a typed schema: Weaviate properties, typed
+    # columns): a key whose values mix types travels as JSON text (Plan.text_fields).
+    metadata_typed_keys: bool = False
     # Values kept as the Python objects given (an in-process store). False: stored as JSON,
     # so dates and times travel as ISO-8601 text and NaN/Inf cannot travel at all.
     metadata_objects: bool = False

@@ -94,23 +94,37 @@ def _key(rid: RecordId) -> str:
     return f"i:{rid}" if isinstance(rid, int) else f"s:{rid}"
 
 
-def restore_source_id(
-    rid: RecordId, metadata: dict[str, Any], accepted: frozenset[str]
-) -> tuple[RecordId, dict[str, Any]]:
-    """Undo ``to_target_id`` on the way back, when the new target can take the original."""
+def original_kind(metadata: dict[str, Any]) -> str | None:
+    """The kind of id a record had before an earlier migration mapped it (kept in its
+    metadata), or None when it carries no such trace."""
+    original = metadata.get(ORIGINAL_ID_KEY)
+    if original is None:
+        return "uint" if metadata.get(ID_KIND_KEY) == "uint" else None
+    if metadata.get(ID_KIND_KEY) == "uint" and isinstance(original, str) and original.isdigit():
+        return "uint"
+    try:
+        return id_kind(original)
+    except BadId:
+        return None
+
+
+def restore_source_id(rid: RecordId, metadata: dict[str, Any]) -> tuple[RecordId, dict[str, Any]]:
+    """Undo ``to_target_id``: the id a record had before an earlier migration mapped it, and
+    its metadata without the keys that kept it. ``to_target_id`` then maps that original for
+    the next target, so a target id is always a function of the original id, whatever path
+    the record took (a decimal "7" marked uint is the int 7, never the string "7")."""
     meta = metadata
     if ORIGINAL_ID_KEY in meta:
         original = meta[ORIGINAL_ID_KEY]
         if meta.get(ID_KIND_KEY) == "uint" and isinstance(original, str) and original.isdigit():
             original = int(original)
         try:
-            kind = id_kind(original)
+            id_kind(original)
         except BadId:
             return rid, meta
-        if kind in accepted:
-            meta = {k: v for k, v in meta.items() if k not in (ORIGINAL_ID_KEY, ID_KIND_KEY)}
-            return original, meta
-    if meta.get(ID_KIND_KEY) == "uint" and "uint" in accepted and isinstance(rid, str) and rid.isdigit():
+        meta = {k: v for k, v in meta.items() if k not in (ORIGINAL_ID_KEY, ID_KIND_KEY)}
+        return original, meta
+    if meta.get(ID_KIND_KEY) == "uint" and isinstance(rid, str) and rid.isdigit():
         meta = {k: v for k, v in meta.items() if k != ID_KIND_KEY}
         return int(rid), meta
     return rid, meta

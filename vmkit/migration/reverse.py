@@ -166,7 +166,7 @@ def reverse_check(got: RecordBatch, raw: RecordBatch, plan: Plan) -> ReverseChec
             earlier, _ = _original_id(raw.ids[i], dict(meta))
             by_id.setdefault((type(earlier), earlier), i)
             out.note("records carrying an id kept by an earlier migration are matched by that id")
-    have = got.dense_vectors()
+    have = _by_plan_names(got, plan)
     for rec in to_source_terms(got, plan):
         key: Key = (raw.namespace if rec.namespace is None else rec.namespace, rec.id)
         out.checked += 1
@@ -179,7 +179,8 @@ def reverse_check(got: RecordBatch, raw: RecordBatch, plan: Plan) -> ReverseChec
         if not why and row is not None:
             why = (_vectors_differ(raw, row, have, rec.row, plan, opts)
                    or _sparse_differs(raw, row, got, rec.row, plan)
-                   or _metadata_differs(_source_side(raw.metadata[row], plan, caps, out), rec.metadata,
+                   or _metadata_differs(_source_side(raw.metadata[row], plan, caps, out),
+                                        _text_fields_decoded(rec.metadata, plan.text_fields),
                                         not caps.metadata_big_ints, caps.metadata_big_ints))
         if why:
             out.failures.append((rec.target_id, key, why))
@@ -195,7 +196,7 @@ def _where(ns: str | None, rid: RecordId) -> str:
 
 def _vectors_differ(raw: RecordBatch, i: int, have: dict[str, np.ndarray], j: int, plan: Plan,
                     opts: dict[str, Any]) -> str:
-    want = raw.dense_vectors()
+    want = _by_plan_names(raw, plan)
     for name in plan.target.vector_spaces():
         if name not in have or name not in want:
             return f"vector {name or 'default'!r} missing"
@@ -206,6 +207,16 @@ def _vectors_differ(raw: RecordBatch, i: int, have: dict[str, np.ndarray], j: in
         if not same_vectors(a, b, normalize)[0]:
             return f"vector {name or 'default'!r} differs from the source's"
     return ""
+
+
+def _by_plan_names(batch: RecordBatch, plan: Plan) -> dict[str, np.ndarray]:
+    """A batch's dense vectors by name; where one side has no vector of the plan's first name
+    (a target with one unnamed vector, a source whose first the plan copies alone), its first
+    vector stands for it."""
+    vectors = batch.dense_vectors()
+    if plan.target.vector_name not in vectors:
+        vectors[plan.target.vector_name] = batch.vectors
+    return vectors
 
 
 def _sparse_differs(raw: RecordBatch, i: int, got: RecordBatch, j: int, plan: Plan) -> str:
@@ -242,6 +253,21 @@ def _flatten(meta: Metadata, prefix: str = "") -> Metadata:
         else:
             flat[name] = v
     return flat
+
+
+def _text_fields_decoded(meta: Metadata, text_fields: list[str]) -> Metadata:
+    """Values the plan stored as JSON text (keys whose values mix types on a typed target)
+    decoded back; one that does not decode stays as it is and then differs."""
+    if not text_fields:
+        return meta
+    out = dict(meta)
+    for key in text_fields:
+        if isinstance(out.get(key), str):
+            try:
+                out[key] = orjson.loads(out[key])
+            except orjson.JSONDecodeError:
+                pass
+    return out
 
 
 def _metadata_differs(want: Metadata, have: Metadata, as_float: bool, big_ints: bool) -> str:

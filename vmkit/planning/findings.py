@@ -35,6 +35,7 @@ def schema_findings(schema: Schema, caps: Capabilities, nested_policy: str,
     """Type-level findings from the field statistics (no records needed)."""
     out: list[dict[str, Any]] = []
     n = schema.sampled
+    text_fields = mixed_type_keys(schema, caps)
 
     def add(field: str, message: str, policy: str, count: int, examples: list[RecordId],
             severity: str = "warning") -> None:
@@ -79,12 +80,43 @@ def schema_findings(schema: Schema, caps: Capabilities, nested_policy: str,
                       else "stored as ISO-8601 text")
             where = "the target keeps Python objects" if caps.metadata_objects else "the target stores JSON"
             add(field, f"dates or times; {where}", policy, stats.dates, stats.examples.get("dates", []))
+        if name in text_fields:
+            add(field, f"values of several types ({', '.join(text_fields[name])}); the target gives each "
+                "key one type", "every value stored as JSON text (exact; compared decoded)",
+                stats.present - stats.nulls, [])
         if types.get("bigint") and not caps.metadata_big_ints:
             add(field, "integers beyond 2^53; the target stores numbers as float64",
                 "stored as a decimal string (exact)", types["bigint"], stats.examples.get("bigint", []))
     if schema.sparse and not caps.sparse:
         add("sparse", "sparse vectors; the target has none", "dropped; sparse-only records rejected",
             schema.sparse_records, [])
+    return out
+
+
+def mixed_type_keys(schema: Schema, caps: Capabilities) -> dict[str, list[str]]:
+    """Keys whose values, once the target's other rules apply, would have several types, on a
+    target that types each key -> those types. Nulls do not count."""
+    if not caps.metadata_typed_keys:
+        return {}
+
+    def after_rules(kind: str) -> str:
+        if kind == "bigint":
+            return "int" if caps.metadata_big_ints else "string"
+        if kind == "object" and not caps.metadata_nested:
+            return "string"
+        if kind in ("list[mixed]", "list[null]") and caps.metadata_uniform_lists:
+            return "string"
+        return kind
+
+    out: dict[str, list[str]] = {}
+    for name, stats in schema.fields.items():
+        if not isinstance(name, str):  # not storable anywhere: rejected by the transform
+            continue
+        kinds = sorted({after_rules(k) for k in stats.types if k not in ("null", "list[empty]")})
+        if stats.uneven and caps.metadata_uniform_lists and caps.metadata_nested:
+            kinds.append("nested lists of several types")
+        if len(kinds) > 1:
+            out[name] = kinds
     return out
 
 

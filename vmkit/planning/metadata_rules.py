@@ -66,14 +66,16 @@ def metadata_passthrough(plan: Plan, caps: Capabilities) -> bool:
     return (caps.metadata_nested and caps.metadata_null and caps.metadata_mixed_lists
             and caps.metadata_big_ints and caps.field_name_pattern is None and not caps.reserved_fields
             and not caps.reserved_suffixes
-            and not plan.renames and not plan.drop_fields)
+            and not plan.renames and not plan.drop_fields and not plan.text_fields)
 
 
 def map_metadata(meta: Metadata, plan: Plan, caps: Capabilities, changes: dict[str, int]) -> Metadata:
     out: Metadata = {}
+    text_fields = plan.text_fields
     for key, value in _flatten_if_needed(meta, plan, caps).items():
         if key in plan.drop_fields:
             continue
+        as_text = key in text_fields and value is not None
         key = plan.renames.get(key, key)
         if caps.field_name_pattern and not re.fullmatch(caps.field_name_pattern, key):
             raise Reject(f"field name not allowed by the target ({key!r}, no rename planned)", f"metadata.{key}")
@@ -85,8 +87,18 @@ def map_metadata(meta: Metadata, plan: Plan, caps: Capabilities, changes: dict[s
         if value is None and not caps.metadata_null:
             changes["null dropped"] = changes.get("null dropped", 0) + 1
             continue
-        out[key] = _map_value(key, value, plan, caps, changes)
+        out[key] = _as_json_text(key, value, changes) if as_text else _map_value(key, value, plan, caps, changes)
     return out
+
+
+def _as_json_text(key: str, value: Any, changes: dict[str, int]) -> str:
+    """A value of a key the plan stores as text (its values mix types on a typed target)."""
+    changes["mixed types -> json"] = changes.get("mixed types -> json", 0) + 1
+    value = json_values(value, f"metadata.{key}", True, changes)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError as exc:  # orjson.JSONEncodeError: ints past 64 bits
+        raise Reject(f"value not storable as JSON text ({exc})", f"metadata.{key}") from None
 
 
 def _flatten_if_needed(meta: Metadata, plan: Plan, caps: Capabilities) -> Metadata:

@@ -54,6 +54,9 @@ class Plan:
     # text, or "uuid5" when the source also holds string ids the decimals could collide with.
     uint_ids: str = "decimal"
     renames: dict[str, str] = field(default_factory=dict)
+    # Source keys whose values are written as JSON text: the target types each key and the
+    # sample saw values of several types under it (Capabilities.metadata_typed_keys).
+    text_fields: list[str] = field(default_factory=list)
     drop_fields: list[str] = field(default_factory=list)
     create_target: bool = True
     source_count: int = 0
@@ -102,6 +105,8 @@ class Plan:
         # Left out at their defaults, so plans stored before the fields existed keep their hash.
         if d["uint_ids"] == "decimal":
             d.pop("uint_ids")
+        if not d["text_fields"]:
+            del d["text_fields"]
         if not d["namespace_collections"]:
             del d["namespace_collections"]
         # The sample's field kinds shape the columns a target creates, not the values written;

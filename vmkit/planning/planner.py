@@ -88,17 +88,24 @@ def plan(
         found, create_target = collection_findings(ns_map, namespace_collection, target, info)
         warnings += [PlanWarning(**f) for f in found]
 
-    uint_ids = "uuid5" if schema and ints_collide_with_strings(schema.id_kinds, caps.id_kinds) else "decimal"
+    # Ids an earlier migration mapped may be restored on the way: their original kinds count.
+    kinds = {*schema.id_kinds, *schema.original_id_kinds} if schema else set()
+    uint_ids = "uuid5" if ints_collide_with_strings(kinds, caps.id_kinds) else "decimal"
     names = list(schema.fields) if schema else []
     field_map = plan_renames(names, caps.field_name_pattern, caps.reserved_fields, caps.reserved_suffixes)
     field_map.update(renames or {})
     if schema is not None:
         spec = dataclasses.replace(spec, fields=field_kinds(schema, field_map, drop_fields or []))
+    text_fields: list[str] = []
+    if schema is not None:
+        from vmkit.planning.findings import mixed_type_keys
+
+        text_fields = sorted(mixed_type_keys(schema, caps))
     the_plan = Plan(
         source_uri=source.uri, target_uri=target.uri, target=spec, caps=caps.to_dict(),
         batch_size=batch_size, namespace_policy=ns_policy, namespace_field=namespace_field,
         namespace_collections=ns_map,
-        nested_policy=nested_policy, uint_ids=uint_ids, renames=field_map, drop_fields=list(drop_fields or []),
+        nested_policy=nested_policy, uint_ids=uint_ids, renames=field_map, text_fields=text_fields, drop_fields=list(drop_fields or []),
         create_target=create_target, source_count=info.count,
         source_namespaces=dict(info.namespaces), warnings=warnings,
     )
@@ -122,7 +129,7 @@ def field_kinds(schema: Schema, renames: dict[str, str], dropped: list[str]) -> 
     scalar = {"bool": "bool", "int": "int", "float": "float", "string": "str"}
     kinds: dict[str, str] = {}
     for name, stats in schema.fields.items():
-        if name in dropped:
+        if name in dropped or not isinstance(name, str):  # other keys are rejected by the transform
             continue
         seen = {k for k in stats.types if k != "null"}
         if seen == {"int", "float"}:

@@ -18,7 +18,7 @@ import numpy as np
 from vmkit.connectors.base import Connector
 from vmkit.connectors.batching import json_size
 from vmkit.core import kernels
-from vmkit.core.ids import BadId, id_kind
+from vmkit.core.ids import BadId, id_kind, original_kind
 from vmkit.core.records import RecordBatch, RecordId
 
 FLOAT_EXACT = 2**53
@@ -57,6 +57,18 @@ def has_date(value: Any) -> bool:
     return False
 
 
+def has_uneven_list(value: Any, top: bool = True) -> bool:
+    """A list below the top level whose items mix types or hold nulls (a typed target's nested
+    arrays hold one type). A top-level list is judged by its own kind, ``list[mixed]``."""
+    if isinstance(value, dict):
+        return any(has_uneven_list(v, False) for v in value.values())
+    if isinstance(value, list):
+        if not top and len({value_kind(v) for v in value}) > 1 or any(v is None for v in value):
+            return True
+        return any(has_uneven_list(v, False) for v in value)
+    return False
+
+
 def depth(value: Any) -> int:
     if isinstance(value, dict):
         return 1 + max((depth(v) for v in value.values()), default=0)
@@ -74,6 +86,7 @@ class FieldStats:
     max_bytes: int = 0
     examples: dict[str, list[RecordId]] = field(default_factory=dict)  # kind -> record ids
     dates: int = 0  # values holding a date or time at any depth (examples under "dates")
+    uneven: int = 0  # values holding, below the top, a list of several types or with nulls
 
     @property
     def nulls(self) -> int:
@@ -87,6 +100,8 @@ class FieldStats:
         if len(ex) < EXAMPLES:
             ex.append(rid)
         self.max_depth = max(self.max_depth, depth(value))
+        if isinstance(value, (dict, list)) and has_uneven_list(value):
+            self.uneven += 1
         if has_date(value):
             self.dates += 1
             dated = self.examples.setdefault("dates", [])
@@ -120,6 +135,9 @@ class Schema:
     # a whole read, so it says nothing of how fast a scan goes (the run's progress does).
     sample_seconds: float
     id_examples: dict[str, list[RecordId]] = field(default_factory=dict)
+    # Kinds of the ids records had before an earlier migration mapped them (the original kept
+    # in metadata): a copy onward may restore them, so they count when ids could collide.
+    original_id_kinds: dict[str, int] = field(default_factory=dict)
     # The sampled records themselves (not serialized): the planner dry-runs them.
     sample_batches: list[RecordBatch] = field(default_factory=list, repr=False, compare=False)
 
@@ -180,6 +198,7 @@ def profile(uri: str, total: int, metric: str, namespaces: dict[str, int],
             batches: list[RecordBatch], elapsed: float = 0.0) -> Schema:
     fields: dict[str, FieldStats] = {}
     kinds: Counter[str] = Counter()
+    originals: Counter[str] = Counter()
     id_examples: dict[str, list[RecordId]] = {}
     bad_ids: dict[str, list[RecordId]] = {}
     seen: Counter[tuple[str, str]] = Counter()
@@ -206,6 +225,8 @@ def profile(uri: str, total: int, metric: str, namespaces: dict[str, int],
             max_len = max(max_len, len(str(rid)))
             seen[(batch.namespace, str(rid))] += 1
             meta = batch.metadata[i]
+            if (before := original_kind(meta)) is not None:
+                originals[before] += 1
             sizes.append(json_size(meta))
             for key, value in meta.items():
                 fields.setdefault(key, FieldStats(key)).add(rid, value)
@@ -222,5 +243,5 @@ def profile(uri: str, total: int, metric: str, namespaces: dict[str, int],
         metadata_bytes_max=max(sizes, default=0),
         metadata_bytes_p99=int(np.percentile(sizes, 99)) if sizes else 0,
         fields=dict(sorted(fields.items(), key=lambda kv: str(kv[0]))), sample_seconds=round(elapsed, 3),
-        id_examples=id_examples, sample_batches=batches,
+        id_examples=id_examples, original_id_kinds=dict(originals), sample_batches=batches,
     )

@@ -88,7 +88,7 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
                 meta = json_values(meta, "metadata", not caps.metadata_objects, changes)
             meta = dict(meta) if passthrough else map_metadata(meta, plan, caps, changes)
             # A record that came back from an earlier vmkit migration gets its own id back.
-            original, meta = restore_source_id(rid, meta, caps.id_kinds)
+            original, meta = restore_source_id(rid, meta)
             scope = ns if plan.namespace_policy == "field" else ""
             tid, extra = to_target_id(original, caps.id_kinds, scope, plan.uint_ids)
             meta.update(extra)

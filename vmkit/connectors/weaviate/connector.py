@@ -89,6 +89,7 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
         metadata_null=False,  # a null property is indistinguishable from a missing one
         metadata_big_ints=False,  # scalar ints travel as float64 in a protobuf Struct
         metadata_uniform_lists=True,  # array properties are typed: text[], int[], ...
+        metadata_typed_keys=True,  # a property's type is fixed by the first value it gets
         field_name_pattern=naming.STABLE_FIELD_PATTERN,
         reserved_fields=naming.RESERVED_PROPERTIES,
         reserved_suffixes=naming.RESERVED_SUFFIXES,  # refused for new properties since 2026-05
