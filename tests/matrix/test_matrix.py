@@ -25,6 +25,7 @@ from resilience.helpers import cli, kill9
 
 from vmkit import Migration
 from vmkit.connectors import connect
+from vmkit.planning.plan import Plan
 from vmkit.state.store import StateStore
 
 NAMES = list(ENGINES)
@@ -56,9 +57,12 @@ def filled(engine: str, work: Path, request: pytest.FixtureRequest) -> tuple[str
 
 
 def assert_accounted(state: Path, mid: str, source: str, target: str, source_count: int) -> None:
+    """Completed and verified; read = written + dead-lettered, each dead letter with a field
+    and a reason the plan announced; the target's own count agrees."""
     store = StateStore(state)
     try:
         rec = store.get(mid)
+        plan = Plan.from_json(rec.plan_json or "{}")
         rejections = store.query("SELECT record_id, field, reason FROM rejections WHERE migration_id=?", mid)
     finally:
         store.close()
@@ -66,6 +70,9 @@ def assert_accounted(state: Path, mid: str, source: str, target: str, source_cou
     assert rec.records_read == source_count
     assert rec.records_read == rec.records_written + len(rejections)
     assert all(field and reason for _, field, reason in rejections), rejections[:3]
+    announced = {w.field for w in plan.warnings}
+    unannounced = {(field, reason.split(" (")[0]) for _, field, reason in rejections if field not in announced}
+    assert not unannounced, f"rejections the plan did not announce: {sorted(unannounced)[:5]}"
     with connect(target) as dst:
         assert sum(dst.namespace_counts().values()) == source_count - len(rejections)
 
