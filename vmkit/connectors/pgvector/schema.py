@@ -111,13 +111,6 @@ def read_layout(conn: Any, schema: str, table: str, metric: str, metadata: str) 
         raise PlanError(f"{where} has no vector or halfvec column")
     if len(sparse) > 1:
         raise PlanError(f"{where} has {len(sparse)} sparsevec columns; vmkit carries one sparse vector per record")
-    metrics = {}
-    for name in dense:
-        found = metric or _ops_metric(opclass.get(name)) or made.get("metrics", {}).get(name)
-        if not found:
-            raise PlanError(f"{where}: vector column {name!r} has no index whose operator class says its "
-                            "metric; pass it in the URI: ?metric=cosine|euclidean|dot|manhattan")
-        metrics[name] = found
     rest = {n: c for n, c in cols.items() if n not in dense and (not sparse or n != sparse[0].name)}
     meta_json = metadata if metadata in rest and rest[metadata].typname == "jsonb" and not rest[metadata].array else None
     if metadata in rest and meta_json is None:
@@ -126,7 +119,14 @@ def read_layout(conn: Any, schema: str, table: str, metric: str, metadata: str) 
     for c in typed.values():
         if c.typname not in SCALARS and c.category != "E":
             raise PlanError(f"{where}: column {c.name!r} has type {c.typname}{'[]' if c.array else ''}, "
-                            "which vmkit cannot carry as metadata (drop it from a view, or cast it)")
+                            "which vmkit cannot carry as metadata (cast it to text, or move it to another table)")
+    metrics = {}
+    for name in dense:
+        found = metric or _ops_metric(opclass.get(name)) or made.get("metrics", {}).get(name)
+        if not found:
+            raise PlanError(f"{where}: vector column {name!r} has no index whose operator class says its "
+                            "metric; pass it in the URI: ?metric=cosine|euclidean|dot|manhattan")
+        metrics[name] = found
     return Layout(oid, pk, pk_collate_c=collation[pk.name] == "C" or deterministic[pk.name] is False,
                   dense=dense, dims={n: max(c.typmod, 0) for n, c in dense.items()}, metrics=metrics,
                   sparse=sparse[0] if sparse else None, meta_json=meta_json, typed=typed, made_by_vmkit=made)

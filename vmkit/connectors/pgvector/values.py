@@ -89,6 +89,11 @@ def _check_finite(value: Any, rid: Any, where: str) -> None:
             _check_finite(v, rid, where)
 
 
+def as_is(text: str) -> str:
+    """The ``dumps`` of a JSON value already encoded (json_text)."""
+    return text
+
+
 def numeric_out(d: decimal.Decimal) -> int | float | str:
     """A numeric value: written without a decimal point -> int (exact, any size); with one ->
     float when that float reads back as the same number, else the decimal text (exact)."""
@@ -127,8 +132,10 @@ def write_value(col: Column, value: Any, rid: Any) -> Any:
     if value is None:
         return None
     t = col.typname
-    if t in ("json", "jsonb"):
-        return json_text(value, rid, where)
+    if t in ("json", "jsonb") and not col.array:
+        from psycopg.types.json import Json, Jsonb
+
+        return (Jsonb if t == "jsonb" else Json)(json_text(value, rid, where), dumps=as_is)
     if col.array:
         if not isinstance(value, list):
             raise refuse(f"a {type(value).__name__}")

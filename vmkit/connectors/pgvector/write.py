@@ -21,7 +21,7 @@ from vmkit.connectors.pgvector.schema import (
     comment_text,
     create_sql,
 )
-from vmkit.connectors.pgvector.values import INT64, json_text, write_value
+from vmkit.connectors.pgvector.values import INT64, as_is, json_text, write_value
 from vmkit.core.errors import InvalidData, TerminalError
 from vmkit.core.records import RecordBatch, RecordId
 
@@ -38,10 +38,6 @@ _TEXTLIKE = {"text", "varchar", "bpchar", "name", "citext"}  # one binary format
 def _copy_type(col: Column) -> str:
     base = "text" if col.typname in _TEXTLIKE or col.category == "E" else col.typname
     return f"{base}[]" if col.array else base
-
-
-def _as_is(text: str) -> str:
-    return text
 
 
 class PgvectorWrites:
@@ -143,7 +139,7 @@ class PgvectorWrites:
                 rest = {k: v for k, v in meta.items() if k not in layout.typed} if layout.typed else meta
                 from psycopg.types.json import Jsonb
 
-                row.append(Jsonb(json_text(rest, rid, "metadata"), dumps=_as_is))
+                row.append(Jsonb(json_text(rest, rid, "metadata"), dumps=as_is))
             for name, col in layout.typed.items():
                 row.append(write_value(col, meta.get(name), rid))
             out.append(row)
