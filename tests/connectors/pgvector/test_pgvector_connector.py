@@ -261,3 +261,39 @@ def test_numeric_values_come_back_exact(pg_server, pg_db):
         got = _scan_all(c, 10)
     assert [m["n"] for m in got.metadata] == [0.1, 3, "0.1000000000000000000001"]
     assert decimal.Decimal(got.metadata[2]["n"]) == decimal.Decimal("0.1000000000000000000001")
+
+
+def test_a_lost_connection_is_transient_and_the_next_call_reconnects(pg_server, pg_db):
+    from vmkit.core.errors import TransientError
+
+    with connect(pg_server.uri(pg_db, "tr")) as c:
+        c.create(TargetSpec("tr", 2, "dot"))
+        assert c.count() == 0
+        sql(pg_server, pg_db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE application_name = 'vmkit' AND datname = current_database() AND pid <> pg_backend_pid()")
+        with pytest.raises(TransientError):
+            c.count()
+        assert c.count() == 0
+
+
+@pytest.mark.parametrize("name, kind", [("SerializationFailure", "TransientError"),
+                                        ("DeadlockDetected", "TransientError"),
+                                        ("AdminShutdown", "TransientError"),
+                                        ("NumericValueOutOfRange", "InvalidData"),
+                                        ("NotNullViolation", "InvalidData"),
+                                        ("UndefinedTable", "TerminalError"),
+                                        ("InvalidPassword", "TerminalError")])
+def test_errors_are_classified_by_sqlstate(name, kind):
+    import psycopg.errors
+
+    from vmkit.connectors.pgvector.errors import classify
+
+    assert type(classify(getattr(psycopg.errors, name)("boom"), "testing")).__name__ == kind
+
+
+def test_negative_zero_in_jsonb_comes_back_as_zero(pg_server, pg_db):
+    with connect(pg_server.uri(pg_db, "z")) as c:
+        c.create(TargetSpec("z", 1, "dot"))
+        c.upsert(RecordBatch(["a"], np.ones((1, 1), np.float32), [{"z": -0.0}]))
+        got = c.fetch(["a"]).metadata[0]["z"]
+    assert got == 0.0 and str(got) == "0.0"  # numeric has no negative zero (docs/databases.md says so)
