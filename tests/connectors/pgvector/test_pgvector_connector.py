@@ -297,3 +297,15 @@ def test_negative_zero_in_jsonb_comes_back_as_zero(pg_server, pg_db):
         c.upsert(RecordBatch(["a"], np.ones((1, 1), np.float32), [{"z": -0.0}]))
         got = c.fetch(["a"]).metadata[0]["z"]
     assert got == 0.0 and str(got) == "0.0"  # numeric has no negative zero (docs/databases.md says so)
+
+
+def test_a_write_over_existing_keys_updates_them_whole(pg_server, pg_db):
+    """The first write COPYs straight in; one that meets existing keys upserts (same result as
+    one record at a time: new rows added, existing ones replaced, keys not written untouched)."""
+    with connect(pg_server.uri(pg_db, "up", columns="typed")) as c:
+        c.create(TargetSpec("up", 2, "dot", fields={"a": "int", "b": "str"}))
+        c.upsert(RecordBatch(["k1", "k2"], np.zeros((2, 2), np.float32), [{"a": 1, "b": "x"}, {"a": 2}]))
+        c.upsert(RecordBatch(["k2", "k3"], np.ones((2, 2), np.float32), [{"b": "new"}, {"a": 3}]))
+        got = c.fetch(["k1", "k2", "k3"])
+    by_id = {rid: (got.vectors[i].tolist(), got.metadata[i]) for i, rid in enumerate(got.ids)}
+    assert by_id == {"k1": ([0, 0], {"a": 1, "b": "x"}), "k2": ([1, 1], {"b": "new"}), "k3": ([1, 1], {"a": 3})}

@@ -165,3 +165,15 @@ def test_typed_columns_from_the_plan_verified(base, qdrant_src, pg_server, pg_mo
         "source": "jsonb"}
     assert query(pg_server, pg_module_db, "SELECT count(*) FROM pg_indexes WHERE tablename = 'typed' "
                                           "AND indexdef LIKE '%ivfflat (embedding vector_cosine_ops)%'") == [(1,)]
+
+
+def test_a_negative_key_is_dead_lettered_naming_the_record(base, pg_server, pg_db):
+    sql(pg_server, pg_db, "CREATE TABLE neg (id bigint PRIMARY KEY, v vector(2), metadata jsonb)",
+        "INSERT INTO neg SELECT i, ARRAY[i, 1]::vector, '{}' FROM generate_series(0, 299) i",
+        "INSERT INTO neg VALUES (-5, '[1,1]', '{}')")
+    m = Migration.create(pg_server.uri(pg_db, "neg", metric="dot"), "memory://neg", migration_id="neg",
+                         state=base / f"neg_{pg_db}.db")
+    st = m.run()
+    assert (st.records_read, st.records_written) == (301, 300), str(st)
+    rows = m.store.query("SELECT record_id, field FROM rejections WHERE migration_id = ?", "neg")
+    assert [(str(r[0]), r[1]) for r in rows] == [("-5", "id")]

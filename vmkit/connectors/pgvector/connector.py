@@ -75,6 +75,7 @@ class PgvectorConnector(PgvectorWrites, Connector):
         self._layout: Layout | None = None
         self._data_dims: dict[str, int] = {}  # vector columns without a declared dimension
         self._caps: Capabilities | None = None
+        self._staged_writes = 0  # PgvectorWrites._write
 
     @property
     def qualified(self) -> Any:

@@ -32,6 +32,7 @@ log = logging.getLogger("vmkit.connectors.pgvector")
 
 MAX_DIM, MAX_INDEX_DIM = 16_000, 2_000  # pgvector README: vector storage, HNSW/IVFFlat index
 SPARSE_MAX_DIM = 1_000_000_000  # pgvector SPARSEVEC_MAX_DIM
+_STAGED_AFTER_CONFLICT = 8  # writes through the stage table after a key conflict, then COPY is tried again
 _TEXTLIKE = {"text", "varchar", "bpchar", "name", "citext"}  # one binary format: text's
 
 
@@ -49,6 +50,7 @@ class PgvectorWrites:
         _pool: Pool
         _layout: Layout | None
         _caps: Capabilities | None
+        _staged_writes: int  # > 0: the next writes upsert through the stage table
 
         @property
         def qualified(self) -> Any: ...
@@ -92,21 +94,32 @@ class PgvectorWrites:
         return self.layout(fresh=True)  # type: ignore[return-value]
 
     def _write(self, layout: Layout, batch: RecordBatch) -> None:
-        sql = _sql()
+        """COPY straight into the table while no key is there yet (a first load: as fast as a
+        hand-written COPY); once a key conflicts (a resumed or repeated load), the same rows go
+        through the stage table and ``ON CONFLICT DO UPDATE`` for the next ``_STAGED_AFTER_CONFLICT``
+        writes. Either way one transaction: all of the batch or none of it."""
+        psycopg, sql = _psycopg(), _sql()
         columns = layout.columns
         rows = self._rows(layout, batch)
         names = sql.SQL(", ").join(sql.Identifier(c.name) for c in columns)
         pk = sql.Identifier(layout.pk.name)
         sets = sql.SQL(", ").join(sql.SQL("{0} = EXCLUDED.{0}").format(sql.Identifier(c.name)) for c in columns[1:])
         types = [_copy_type(c) for c in columns]
-        with self._pool.conn("writing records") as conn, conn.transaction():
-            conn.execute(sql.SQL("CREATE TEMP TABLE _vmkit_stage (LIKE {}) ON COMMIT DROP").format(self.qualified))
-            with conn.cursor().copy(sql.SQL("COPY _vmkit_stage ({}) FROM STDIN (FORMAT BINARY)").format(names)) as copy:
-                copy.set_types(types)
-                for row in rows:
-                    copy.write_row(row)
-            conn.execute(sql.SQL("INSERT INTO {t} ({c}) SELECT {c} FROM _vmkit_stage "
-                                 "ON CONFLICT ({k}) DO UPDATE SET {s}").format(t=self.qualified, c=names, k=pk, s=sets))
+        with self._pool.conn("writing records") as conn:
+            if self._staged_writes <= 0:
+                try:
+                    with conn.transaction():
+                        _copy(conn, sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+                            self.qualified, names), types, rows)
+                    return
+                except psycopg.errors.UniqueViolation:
+                    self._staged_writes = _STAGED_AFTER_CONFLICT  # some keys are there: upsert
+            self._staged_writes -= 1
+            with conn.transaction():
+                conn.execute(sql.SQL("CREATE TEMP TABLE _vmkit_stage (LIKE {}) ON COMMIT DROP").format(self.qualified))
+                _copy(conn, sql.SQL("COPY _vmkit_stage ({}) FROM STDIN (FORMAT BINARY)").format(names), types, rows)
+                conn.execute(sql.SQL("INSERT INTO {t} ({c}) SELECT {c} FROM _vmkit_stage "
+                                     "ON CONFLICT ({k}) DO UPDATE SET {s}").format(t=self.qualified, c=names, k=pk, s=sets))
 
     def _rows(self, layout: Layout, batch: RecordBatch) -> list[list[Any]]:
         """COPY rows in the order of ``layout.columns``, the last write of an id kept."""
@@ -207,6 +220,19 @@ class PgvectorWrites:
         with self._pool.conn("dropping the table") as conn:
             conn.execute(_sql().SQL("DROP TABLE IF EXISTS {}").format(self.qualified))
         self._layout = self._caps = None
+
+
+def _copy(conn: Any, statement: Any, types: list[str], rows: list[list[Any]]) -> None:
+    with conn.cursor().copy(statement) as copy:
+        copy.set_types(types)
+        for row in rows:
+            copy.write_row(row)
+
+
+def _psycopg() -> Any:
+    from vmkit.connectors.pgvector.pool import sdk
+
+    return sdk()
 
 
 def _sql() -> Any:
