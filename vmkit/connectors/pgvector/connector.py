@@ -192,7 +192,7 @@ class PgvectorConnector(PgvectorWrites, Connector):
         if keys:
             sql = sdk().sql
             q = sql.SQL("DELETE FROM {} WHERE {} = ANY(%s::{}[])").format(
-                self.qualified, sql.Identifier(layout.pk.name), sql.SQL(layout.pk.typname))
+                self.qualified, sql.Identifier(layout.pk.name), sql.Identifier(layout.pk.typname))
             with self._pool.conn("deleting records") as conn:
                 conn.execute(q, (keys,))
 

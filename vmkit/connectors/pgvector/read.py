@@ -30,7 +30,7 @@ def select_sql(sql: Any, table: Any, layout: Layout, where: str) -> Any:
     key = sql.SQL('{} COLLATE "C"').format(pk) if layout.pk_collate_c else pk
     if where == "ids":
         return sql.SQL("SELECT {} FROM {} WHERE {} = ANY(%s::{}[])").format(
-            cols, table, pk, sql.SQL(layout.pk.typname))
+            cols, table, pk, sql.Identifier(layout.pk.typname))
     cond = sql.SQL("WHERE {} > %s").format(key) if where == "after" else sql.SQL("")
     return sql.SQL("SELECT {} FROM {} {} ORDER BY {} LIMIT %s").format(cols, table, cond, key)
 

@@ -192,6 +192,8 @@ class PgvectorWrites:
         layout = self.layout(fresh=True)
         if layout is None or not layout.made_by_vmkit.get("pending_index"):
             return
+        if layout.made_by_vmkit.get("index") not in ("hnsw", "ivfflat"):
+            raise TerminalError(f"table {self.table}: its vmkit comment names no known index method")
         sql = _sql()
         made = dict(layout.made_by_vmkit)
         with self._pool.conn("building the vector index") as conn, conn.transaction():
@@ -203,7 +205,7 @@ class PgvectorWrites:
                 with_ = (sql.SQL(" WITH (lists = {})").format(sql.Literal(max(1, min(rows // 1000, 32768))))
                          if made["index"] == "ivfflat" else sql.SQL(""))
                 conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING {} ({} {}){}").format(
-                    sql.Identifier(f"vmkit_{tag}_{made['index']}"), self.qualified, sql.SQL(made["index"]),
+                    sql.Identifier(f"vmkit_{tag}_{made['index']}"), self.qualified, sql.Identifier(made["index"]),
                     sql.Identifier(name), sql.Identifier(ops), with_))
             made["pending_index"] = False
             conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(self.qualified, sql.Literal(comment_text(made))))
