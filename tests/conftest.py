@@ -9,8 +9,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-# The emulators' fixtures, by distinct names (pinecone_emu, pinecone_sdk_sleeps, weaviate_emu...).
-pytest_plugins = ["emulators.pinecone_fixtures", "emulators.weaviate_fixtures"]
+# The emulators' fixtures, by distinct names (pinecone_emu, pinecone_sdk_sleeps, weaviate_emu...),
+# and a real PostgreSQL with pgvector (pg_server, pg_db), started only by tests that ask for it.
+pytest_plugins = ["emulators.pinecone_fixtures", "emulators.weaviate_fixtures", "engines.postgres"]
 
 
 @pytest.fixture(autouse=True)

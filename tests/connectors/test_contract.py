@@ -57,10 +57,13 @@ def _live_uri(name: str, token: str) -> str:
     return f"pinecone://{os.environ['VMKIT_PINECONE_LIVE_INDEX']}?namespace=vmkit-contract-{token}"
 
 
-@pytest.fixture(params=["memory", "qdrant-dir", "qdrant-mem", *map(_live, _LIVE)])
+@pytest.fixture(params=["memory", "qdrant-dir", "qdrant-mem", "pgvector", *map(_live, _LIVE)])
 def uri(request, tmp_path):
     if request.param in _LIVE:
         return _live_uri(request.param, uuid.uuid4().hex[:8])
+    if request.param == "pgvector":  # only this param starts PostgreSQL (tests/engines/postgres.py)
+        server, db = request.getfixturevalue("pg_server"), request.getfixturevalue("pg_db")
+        return server.uri(db, "c")
     return {
         "memory": "memory://c",
         "qdrant-dir": f"qdrant://{tmp_path}/q?collection=c",

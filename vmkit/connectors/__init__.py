@@ -1,6 +1,6 @@
 """connectors: every database vmkit reads or writes, behind one contract (``base``: Connector,
 Capabilities as data). One package per database (``pinecone/``, ``qdrant/``, ``weaviate/``,
-``sochdb/``), each importing its SDK lazily; beside them the shared pieces (request sizing,
+``sochdb/``, ``pgvector/``), each importing its SDK lazily; beside them the shared pieces (request sizing,
 reads ahead, routing namespaces to collections) and the test and benchmark stores (memory,
 synthetic, sink). May import: ``vmkit.state`` and ``vmkit.core``; never the planner (what a
 connector needs from a plan is handed in as data), and one database never another.
@@ -23,6 +23,8 @@ _BUILTIN: dict[str, str] = {
     "pinecone": "vmkit.connectors.pinecone.connector:PineconeConnector",
     "weaviate": "vmkit.connectors.weaviate.connector:WeaviateConnector",
     "sochdb": "vmkit.connectors.sochdb.connector:SochDBConnector",
+    "postgresql": "vmkit.connectors.pgvector.connector:PgvectorConnector",
+    "postgres": "vmkit.connectors.pgvector.connector:PostgresConnector",
     "synthetic": "vmkit.connectors.synthetic:SyntheticConnector",
     "sink": "vmkit.connectors.sink:SinkConnector",
 }

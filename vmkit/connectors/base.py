@@ -173,11 +173,14 @@ class Connector(abc.ABC):
 
     scheme: ClassVar[str]
     extra: ClassVar[str] = ""  # pip extra that installs the SDK
+    # A user name in the URI is allowed (postgresql://user@host/db: a name, not a secret);
+    # a password never is.
+    user_in_uri: ClassVar[bool] = False
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
         parts = urlsplit(uri)
-        if parts.username or parts.password:
+        if parts.password is not None or (parts.username and not self.user_in_uri):
             raise SecretInURI(self.scheme)
         self.params: dict[str, str] = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         if any(_secret_param(k) for k in self.params):
@@ -279,6 +282,11 @@ class Connector(abc.ABC):
     def list_collections(self) -> list[str]:
         """Names of every collection in the same database (connectors with ``collections``)."""
         raise ConfigError(f"{self.scheme}:// cannot list collections")
+
+    def finish_load(self) -> None:  # noqa: B027 - optional hook
+        """The bulk copy into this target is done (every batch written, before verification):
+        build what is cheaper to build once than to keep up per write (pgvector's index).
+        Called again after a resume, so it must be idempotent."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release clients and file locks."""

@@ -238,6 +238,7 @@ class Migration:
                 finished = self.store.get(self.id).scan_done or self._loop(
                     source, target, plan, lease, max_batches, on_batch)
                 if finished:
+                    self._retry(target.finish_load)
                     self._finish(source, target, plan, lease)
         finally:
             restore()

@@ -1,0 +1,3 @@
+"""pgvector (PostgreSQL) connector: see connector.py."""
+
+from __future__ import annotations
