@@ -119,6 +119,10 @@ class NamespaceCollections(Connector):
             if self._part(ns).describe() is not None:
                 self._part(ns).drop()
 
+    def finish_load(self) -> None:
+        for ns in self.collections:
+            self._part(ns).finish_load()
+
     def close(self) -> None:
         with self._lock:
             for part in self._parts.values():
