@@ -23,6 +23,7 @@ _BUILTIN: dict[str, str] = {
     "pinecone": "vmkit.connectors.pinecone.connector:PineconeConnector",
     "weaviate": "vmkit.connectors.weaviate.connector:WeaviateConnector",
     "sochdb": "vmkit.connectors.sochdb.connector:SochDBConnector",
+    "milvus": "vmkit.connectors.milvus.connector:MilvusConnector",
     "synthetic": "vmkit.connectors.synthetic:SyntheticConnector",
     "sink": "vmkit.connectors.sink:SinkConnector",
 }
