@@ -40,7 +40,11 @@ from vmkit.connectors.milvus.write import MilvusWrites
 from vmkit.connectors.shared import SharedHandles, import_sdk
 from vmkit.core.errors import ConfigError, TerminalError
 
-# Milvus Lite lets one process open a .db directory: one client per real path, counted.
+# Milvus Lite lets one process open a .db directory: one client per real path, counted. The
+# engine behind it (milvus_lite/server_manager.py, a gRPC server thread per path) stays up
+# until the process exits: stopping it costs a 2 s grace period and a reload, and no other
+# process may open the directory meanwhile anyway. Its writes reach the OS before the call
+# returns (WAL flush; fsync at close): a killed process loses none, a power cut may.
 _LITE: SharedHandles[Any] = SharedHandles(lambda client: client.close())
 
 
@@ -75,8 +79,8 @@ class MilvusConnector(MilvusReads, MilvusWrites, Connector):
             self.collection = self.params.get("collection", "")
             self.location = os.path.realpath(parts.path) if parts.path else ""
             self.lite = True
-            if not self.location:
-                raise ConfigError("milvus URI needs a path: milvus:///abs/file.db?collection=NAME")
+            if not self.location.endswith(".db"):  # pymilvus opens Milvus Lite for *.db URIs only
+                raise ConfigError("milvus URI needs a path ending in .db: milvus:///abs/file.db?collection=NAME")
         if not self.collection:
             raise ConfigError("milvus URI needs a collection: milvus:///abs/file.db?collection=NAME "
                               "or milvus://host:19530/NAME")
