@@ -156,6 +156,10 @@ def test_partitions_are_namespaces_counted_exactly_and_scanned_in_turn(db):
             b, cursor = conn.scan(cursor, 4)
             rest += [(b.namespace, i) for i in b.ids]
         assert conn.fetch([101], "p1").ids == [101] and conn.fetch([101], "").ids == []
+        drawn = conn.sample(4, seed=3)
+        assert sum(len(b) for b in drawn) == 4 and {b.namespace for b in drawn} <= {"", "p1"}
+        assert {(b.namespace, i) for b in conn.sample(100) for i in b.ids} == {
+            *(("", i) for i in range(5)), *(("p1", 100 + i) for i in range(3))}
         assert conn.namespace_problem("p-1") and conn.namespace_problem("_default") and not conn.namespace_problem("ok_1")
     assert rest == [("", 4), ("p1", 100), ("p1", 101), ("p1", 102)]
     # written as a target: a namespace becomes a partition of its own

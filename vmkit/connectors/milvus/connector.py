@@ -174,15 +174,26 @@ class MilvusConnector(MilvusReads, MilvusWrites, Connector):
             layout = self._layout()
             if layout.partition_key:
                 self._loaded()
-                rows = self._call(self.client.query, self.collection, filter="",
-                                  output_fields=[layout.partition_key])
-                values = {r[layout.partition_key] for r in rows}
-                self._values = {str(v): v for v in values}
+                self._values = {str(v): v for v in self._key_values(layout)}
             else:
                 parts = self._partitions()
                 self._values = {} if parts == [DEFAULT_PARTITION] else {
                     ("" if p == DEFAULT_PARTITION else p): p for p in parts}
         return self._values
+
+    def _key_values(self, layout: Layout) -> set[Any]:
+        """The partition key's distinct values, read in key-ordered pages (a server refuses
+        an empty filter without a limit)."""
+        values: set[Any] = set()
+        last: Any = None
+        while True:
+            expr = "" if last is None else f"{layout.pk} > {literal(last)}"
+            rows = self._call(self.client.query, self.collection, filter=expr, limit=16_384, iterator="True",
+                              reduce_stop_for_best="True", output_fields=[layout.pk, layout.partition_key])
+            values.update(r[layout.partition_key] for r in rows)
+            if len(rows) < 16_384:
+                return values
+            last = rows[-1][layout.pk]
 
     # -- contract --------------------------------------------------------------------------
     def describe(self) -> CollectionInfo | None:

@@ -11,7 +11,8 @@ JSON of the namespace and the last key, and a new process resumes from it exactl
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+import random
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 import orjson
@@ -22,6 +23,7 @@ from vmkit.core.records import RecordBatch, RecordId, Rejection, SparseVector
 # Escapes both the server's grammar (Plan.g4 EscapeSequence) and Milvus Lite's tokenizer
 # (milvus_lite/search/filter/tokens.py _ESCAPE_MAP) understand; other characters go as they
 # are. pymilvus's own get() does not escape (milvus_client/base.py _pack_pks_expr).
+WHOLE_PAGE = 10_000  # under a server's 16,384 query limit (milvus.io/docs/limitations.md)
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
@@ -80,6 +82,39 @@ class MilvusReads:
             if rows or nxt is None:
                 return (batch if rows else RecordBatch.empty(namespace=ns)), nxt
             ns, last = later[0], None
+
+    def _pages(self) -> Iterator[RecordBatch]:
+        """Every record, in pages of ``WHOLE_PAGE``: Milvus Lite sorts all keys for each page
+        (0.7 s a page at 100k records here), so whole-collection reads take big ones."""
+        cursor = None
+        while True:
+            batch, cursor = self.scan(cursor, WHOLE_PAGE)
+            yield batch
+            if cursor is None:
+                return
+
+    def sample(self, n: int, seed: int = 0) -> list[RecordBatch]:
+        """``n`` records drawn uniformly in one read of the collection (reservoir sampling,
+        holding copies of the kept rows only, never the pages), one batch per namespace."""
+        rng, seen = random.Random(seed), 0
+        keep: list[RecordBatch] = []
+        for batch in self._pages():
+            for row in range(len(batch)):
+                seen += 1
+                if len(keep) < n:
+                    keep.append(batch.take([row]))
+                elif (j := rng.randrange(seen)) < n:
+                    keep[j] = batch.take([row])
+        by_ns: dict[str, list[RecordBatch]] = {}
+        for one in keep:
+            by_ns.setdefault(one.namespace, []).append(one)
+        return [RecordBatch.concat(parts) for parts in by_ns.values()]
+
+    def digests(self, **hash_opts: Any) -> Iterator[tuple[tuple[str, RecordId], bytes]]:
+        from vmkit.core.fingerprint import batch_digests
+
+        for batch in self._pages():
+            yield from batch_digests(batch, **hash_opts)
 
     def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
         keys = self._keys(ids)
