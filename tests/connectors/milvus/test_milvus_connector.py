@@ -262,3 +262,18 @@ def test_schema_without_key_or_vectors_is_a_plan_error():
                                field("v", DataType.FLOAT16_VECTOR, params={"dim": 4}),
                                field("b", DataType.BINARY_VECTOR, params={"dim": 8})]}, "c")
     assert layout.dense == {"v": ("FLOAT16_VECTOR", 4)} and "binary" in layout.skipped["b"]
+
+
+def test_errors_are_classified_for_retry_dead_letter_or_stop():
+    from pymilvus.exceptions import DataNotMatchException, MilvusException, MilvusUnavailableException
+
+    from vmkit.connectors.milvus.errors import classify
+    from vmkit.core.errors import TransientError
+
+    assert isinstance(classify(MilvusUnavailableException(message="server down")), TransientError)
+    assert isinstance(classify(MilvusException(code=8, message="rate limit exceeded")), TransientError)
+    assert isinstance(classify(MilvusException(code=65535, message="busy", retriable=True)), TransientError)
+    assert type(classify(DataNotMatchException(message="type of field t mismatched"))) is InvalidData
+    assert type(classify(MilvusException(code=1100, message="value too long", is_input_error=True))) is InvalidData
+    stop = classify(MilvusException(code=100, message="collection not found[collection=docs] tok-123"), "tok-123")
+    assert type(stop) is TerminalError and "tok-123" not in str(stop)
