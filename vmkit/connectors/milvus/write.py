@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Sequence
 
+import orjson
+
 from vmkit.connectors.base import DEFAULT_VECTOR, Capabilities, TargetSpec
 from vmkit.connectors.batching import split_batch
 from vmkit.connectors.milvus.read import literal
@@ -94,6 +96,11 @@ class MilvusWrites:
     def _rows(self, batch: RecordBatch, layout: Layout, fields: dict[str, str]) -> list[dict[str, Any]]:
         reserved = {layout.pk, *layout.vector_fields, *layout.skipped, DYNAMIC}
         dense = batch.dense_vectors()
+        try:  # pymilvus encodes JSON with orjson: if the whole batch encodes, every int fits
+            orjson.dumps(batch.metadata)
+            wide_ints = False
+        except orjson.JSONEncodeError:
+            wide_ints = True
         rows: list[dict[str, Any]] = []
         for i, rid in enumerate(batch.ids):
             row: dict[str, Any] = {}
@@ -103,7 +110,8 @@ class MilvusWrites:
                 if key not in layout.scalars and not layout.dynamic:
                     raise InvalidData(f"record {rid!r}: metadata key '{key}' has no field and the collection "
                                       "has no dynamic field")
-                _check_ints(rid, key, value)
+                if wide_ints:
+                    _check_ints(rid, key, value)
                 row[key] = value
             row[layout.pk] = self._key(rid, layout)
             for name, field in fields.items():
