@@ -265,7 +265,11 @@ def test_schema_without_key_or_vectors_is_a_plan_error():
 
 
 def test_errors_are_classified_for_retry_dead_letter_or_stop():
-    from pymilvus.exceptions import DataNotMatchException, MilvusException, MilvusUnavailableException
+    from pymilvus.exceptions import (
+        DataNotMatchException,
+        MilvusException,
+        MilvusUnavailableException,
+    )
 
     from vmkit.connectors.milvus.errors import classify
     from vmkit.core.errors import TransientError
