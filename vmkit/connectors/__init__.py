@@ -25,6 +25,7 @@ _BUILTIN: dict[str, str] = {
     "sochdb": "vmkit.connectors.sochdb.connector:SochDBConnector",
     "postgresql": "vmkit.connectors.pgvector.connector:PgvectorConnector",
     "postgres": "vmkit.connectors.pgvector.connector:PostgresConnector",
+    "milvus": "vmkit.connectors.milvus.connector:MilvusConnector",
     "synthetic": "vmkit.connectors.synthetic:SyntheticConnector",
     "sink": "vmkit.connectors.sink:SinkConnector",
 }
