@@ -62,7 +62,7 @@ def corpus_batch(n: int = 2000, seed: int = 7) -> RecordBatch:
     rng = np.random.default_rng(seed)
     dense = rng.standard_normal((len(ids), DIM)).astype(np.float32)
     title = rng.standard_normal((len(ids), TITLE_DIM)).astype(np.float32)
-    sparse = [SparseVector.of([i % 97, 100 + i % 53, 2**20 + i], [0.5, -1.25, float(i % 9) + 0.5])
+    sparse = [SparseVector.of([i % 97, 100 + i % 53, 2**20 + i], [0.5, 1.25, float(i % 9) + 0.5])
               if i % 3 == 0 else None for i in range(len(ids))]
     return RecordBatch(ids, dense, [corpus_metadata(i) for i in range(len(ids))], sparse,
                        named={"title": title}, vector_name="default")

@@ -270,3 +270,34 @@ def test_target_spec_names_each_sampled_field_with_its_kind_renamed_and_outside_
     assert again.target.fields == p.target.fields
     again.target = dataclasses.replace(again.target, fields={})
     assert again.hash == p.hash
+
+
+def test_a_key_named_like_a_vector_is_renamed_where_vectors_are_fields():
+    """Milvus keeps each named vector in a field beside the dynamic keys: a metadata key
+    'title' next to a vector 'title' must move, and the plan says so."""
+    src = connect("memory://vecnames")
+    src.create(TargetSpec("vecnames", 4, "dot", vector_name="body", extra_vectors={"title": {"dimension": 2, "metric": "dot"}}))
+    src.upsert(RecordBatch(["a"], np.ones((1, 4), np.float32), [{"title": "t", "x": 1}],
+                           named={"title": np.ones((1, 2), np.float32)}, vector_name="body"))
+    plain = connect("memory://vecnames-dst")
+    assert make_plan(src, plain).renames == {}
+    fields = connect("memory://vecnames-dst")
+    fields.capabilities = dataclasses.replace(fields.capabilities, vector_names_reserved=True)
+    p = make_plan(src, fields)
+    assert set(p.renames) == {"title"} and p.renames["title"] not in ("title", "body", "x")
+    assert any(w.field == "metadata.title" and "renamed" in w.policy for w in p.warnings)
+
+
+def test_namespaces_sharing_one_id_space_are_kept_apart_by_a_field_unless_asked():
+    """Milvus partitions share one primary key space: "x" in namespaces a and b would be one
+    record there, so the plan scopes ids by namespace; asked to keep them, it warns."""
+    src = mem_source("shared-ids", namespaces=("a", "b"))
+    shared = connect("memory://shared-dst")
+    shared.capabilities = dataclasses.replace(shared.capabilities, namespace_ids_shared=True)
+    auto = make_plan(src, shared)
+    assert auto.namespace_policy == "field"
+    assert any("share one id space" in w.message for w in auto.warnings)
+    kept = make_plan(src, shared, namespace_policy="keep")
+    assert kept.namespace_policy == "keep" and not kept.errors
+    assert any("overwrite" in w.message for w in kept.warnings)
+    assert make_plan(src, connect("memory://other-dst")).namespace_policy == "keep"

@@ -4,6 +4,7 @@ id, field and reason, so that read = written + rejected (reliability.md, "Rules 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import uuid
 
@@ -541,3 +542,16 @@ def test_a_reserved_ending_the_plan_did_not_see_is_rejected_by_the_plan_rules():
     assert out.batch.ids == ["a"] and out.read == 2
     assert [(r.record_id, r.field) for r in out.rejected] == [("b", "metadata.price_TEMP")]
     assert "ends in an ending the target reserves ('price_TEMP'" in out.rejected[0].reason
+
+
+def test_negative_sparse_weights_are_rejected_only_where_the_target_refuses_them():
+    sp = [SparseVector.of([1, 9], [0.5, -0.25]), SparseVector.of([2], [1.0]), None]
+    batch = RecordBatch(["neg", "pos", "none"], vec([1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]), [{}, {}, {}], sp)
+    p = build_plan("memory://dst")
+    p.target = dataclasses.replace(p.target, sparse=True)
+    assert not map_batch(batch, p).rejected  # memory takes any weight
+    p.caps["sparse_nonnegative"] = True  # Milvus: "sparse weight ... must be finite, non-negative"
+    out = map_batch(batch, p)
+    assert out.batch.ids == ["pos", "none"]
+    assert rejection_for(out, "neg").field == "sparse" and "negative weights" in rejection_for(out, "neg").reason
+    balanced(batch, out)

@@ -38,8 +38,12 @@ class Capabilities:
     metrics: frozenset[str] = frozenset(METRICS)
     normalizes_cosine: bool = False  # stores unit vectors under the cosine metric
     sparse: bool = False
+    sparse_nonnegative: bool = False  # sparse weights must be >= 0 (Milvus)
     named_vectors: bool = False  # several named dense vectors per record
     namespaces: bool = False
+    # Ids are unique across the whole collection, not per namespace (Milvus partitions share
+    # one primary key space): the same id in two namespaces would be one record.
+    namespace_ids_shared: bool = False
     # Other collections of the same database are reachable (``Connector.sibling``), so source
     # namespaces can become one collection each; their names avoid these characters and length.
     collections: bool = False
@@ -59,6 +63,9 @@ class Capabilities:
     max_metadata_bytes: int | None = None
     field_name_pattern: str | None = None  # regex every metadata key must match
     reserved_fields: frozenset[str] = frozenset()
+    # Named vectors are fields beside the metadata keys (Milvus fields, typed columns): a key
+    # named like one of the plan's vectors is renamed as a reserved one is.
+    vector_names_reserved: bool = False
     # Endings a metadata key must not have (compared case-insensitively); such keys are renamed
     # by the plan (vmkit.core.naming), e.g. Weaviate's internal index suffixes ``_temp``, ``_nullState``.
     reserved_suffixes: tuple[str, ...] = ()
@@ -225,6 +232,12 @@ class Connector(abc.ABC):
         """Why this target cannot hold a namespace of that name (the planner makes it a plan
         error before any write), or None. Targets with naming rules override it."""
         return None
+
+    def target_findings(self) -> list[dict[str, Any]]:
+        """What the plan must say about this existing collection as a target (PlanWarning
+        fields; severity "error" stops the plan before any write), e.g. a Milvus collection
+        that assigns its own ids. Connectors with such rules override it."""
+        return []
 
     def namespace_counts(self) -> dict[str, int]:
         """The source's own record count per namespace (tenant, partition; ``""`` for a

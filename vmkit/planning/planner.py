@@ -57,21 +57,32 @@ def plan(
     warnings += [PlanWarning(f"vector.{n}", f"source vector '{n}' cannot be read: {why}", "not copied")
                  for n, why in sorted(getattr(info, "skipped_vectors", {}).items())]
     warnings += [PlanWarning(**f) for f in getattr(info, "findings", [])]
+    if existing is not None:
+        warnings += [PlanWarning(**f) for f in target.target_findings()]
 
     if namespace_policy not in NAMESPACE_POLICIES:
         raise PlanError(f"namespace_policy must be one of {NAMESPACE_POLICIES}, not {namespace_policy!r}")
     ns_policy = namespace_policy
+    several = sum(1 for ns in info.namespaces if ns or info.namespaces[ns]) > 1
     if ns_policy == "auto":
-        ns_policy = "keep" if caps.namespaces else "field"
+        # Namespaces sharing one id space could overwrite each other's equal ids: the field
+        # policy scopes each id by its namespace instead.
+        ns_policy = "keep" if caps.namespaces and not (caps.namespace_ids_shared and several) else "field"
     if any(info.namespaces):
         if ns_policy == "field":
-            why = "namespaces folded into metadata" if caps.namespaces else "target has no namespaces"
+            why = ("target has no namespaces" if not caps.namespaces else
+                   "the target's namespaces share one id space (equal ids would overwrite each other)"
+                   if caps.namespace_ids_shared else "namespaces folded into metadata")
             warnings.append(PlanWarning("namespace", why,
                                         f"kept in field '{namespace_field}', part of the target id"))
         elif ns_policy == "keep" and not caps.namespaces:
             warnings.append(PlanWarning("namespace", "target has no namespaces: equal ids in two "
                                         "namespaces would overwrite each other", severity="error"))
-        elif ns_policy == "keep":
+        elif ns_policy == "keep" and caps.namespace_ids_shared and several:
+            warnings.append(PlanWarning("namespace", "the target's namespaces share one id space: equal ids "
+                                        "in two namespaces would overwrite each other",
+                                        "kept as namespaces (full verification finds any overwrite)"))
+        if ns_policy == "keep" and caps.namespaces:
             refused = {ns: target.namespace_problem(ns) for ns in sorted(info.namespaces)}
             warnings += [PlanWarning("namespace", f"the target cannot take namespace {ns!r}: {problem}",
                                      "rename it at the source, or --namespaces field", severity="error")
@@ -92,7 +103,10 @@ def plan(
     kinds = {*schema.id_kinds, *schema.original_id_kinds} if schema else set()
     uint_ids = "uuid5" if ints_collide_with_strings(kinds, caps.id_kinds) else "decimal"
     names = list(schema.fields) if schema else []
-    field_map = plan_renames(names, caps.field_name_pattern, caps.reserved_fields, caps.reserved_suffixes)
+    reserved = caps.reserved_fields
+    if caps.vector_names_reserved and spec.extra_vectors:
+        reserved = reserved | set(spec.vector_spaces())
+    field_map = plan_renames(names, caps.field_name_pattern, frozenset(reserved), caps.reserved_suffixes)
     field_map.update(renames or {})
     if schema is not None:
         spec = dataclasses.replace(spec, fields=field_kinds(schema, field_map, drop_fields or []))

@@ -62,6 +62,8 @@ def map_batch(batch: RecordBatch, plan: Plan) -> MappedBatch:
     bad_rows = _vector_problems(batch, plan, caps)
     for row, problem in _named_vector_problems(batch, plan, caps).items():
         bad_rows.setdefault(row, problem)
+    for row in _negative_sparse_rows(batch, plan, caps):
+        bad_rows.setdefault(row, ("sparse vector has negative weights; the target takes weights >= 0", "sparse"))
     if plan.namespace_policy == "collections" and ns not in plan.namespace_collections:
         bad_rows = {i: (f"namespace {ns!r} has no collection in the plan (it appeared after "
                         "planning: re-plan to include it)", "namespace") for i in range(len(batch))}
@@ -261,6 +263,12 @@ def _named_vector_problems(batch: RecordBatch, plan: Plan, caps: Capabilities) -
             for row in _overflowing_norm_rows(vectors):
                 problems.setdefault(row, (f"named vector '{name}' norm overflows float32", where))
     return problems
+
+
+def _negative_sparse_rows(batch: RecordBatch, plan: Plan, caps: Capabilities) -> list[int]:
+    if not (caps.sparse_nonnegative and plan.target.sparse and batch.sparse is not None):
+        return []
+    return [i for i, sp in enumerate(batch.sparse) if sp is not None and len(sp.values) and sp.values.min() < 0]
 
 
 def _overflowing_norm_rows(vectors: np.ndarray) -> list[int]:

@@ -156,7 +156,7 @@ def test_auto_id_target_is_refused_before_any_write(base: Path, qdrant_src: str)
     _release(db)
     code, out = run(["migrate", "start", "--source", qdrant_src, "--target", f"milvus://{db}?collection=docs",
                      "--id", "auto", "--no-progress"], base / "auto-state.db")
-    assert code != 0 and "auto_id" in out, out
+    assert code == 2 and "plan has errors" in out and "auto_id" in out, out
     with connect(f"milvus://{db}?collection=docs") as t:
         assert t.count() == 0
     _release(db)

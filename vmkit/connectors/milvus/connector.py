@@ -35,6 +35,7 @@ from vmkit.connectors.milvus.schema import (
     findings,
     parse,
     partition_problem,
+    target_findings,
 )
 from vmkit.connectors.milvus.write import MilvusWrites
 from vmkit.connectors.shared import SharedHandles, import_sdk
@@ -58,7 +59,8 @@ class MilvusConnector(MilvusReads, MilvusWrites, Connector):
         normalizes_cosine=False,  # Milvus Lite gives COSINE vectors back as written (tested)
         sparse=True,
         named_vectors=True,
-        namespaces=True,
+        namespaces=True,  # partitions
+        namespace_ids_shared=True,  # one primary key space across partitions
         metadata_nested=True,
         metadata_null=True,
         metadata_mixed_lists=True,
@@ -217,6 +219,9 @@ class MilvusConnector(MilvusReads, MilvusWrites, Connector):
             skipped_vectors=dict(layout.skipped),
             findings=findings(layout),
         )
+
+    def target_findings(self) -> list[dict[str, Any]]:
+        return target_findings(self._layout()) if self._exists() else []
 
     def count(self) -> int:
         self._loaded()

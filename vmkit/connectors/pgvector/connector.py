@@ -93,7 +93,8 @@ class PgvectorConnector(PgvectorWrites, Connector):
                         else {"id", "embedding", "sparse", "metadata"})
             metrics = set(METRIC_OPS) - ({"manhattan"} if self.params.get("index") == "ivfflat" else set())
             self._caps = replace(self._base_caps, id_kinds=frozenset(_ID_KINDS[pk]), metrics=frozenset(metrics),
-                                 metadata_null=not typed, reserved_fields=frozenset(reserved) if typed else frozenset())
+                                 metadata_null=not typed, reserved_fields=frozenset(reserved) if typed else frozenset(),
+                                 vector_names_reserved=typed)  # named vectors are columns too
         return self._caps
 
     @capabilities.setter
