@@ -23,8 +23,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from qdrant_source import qdrant_source
 
 HAND = """
 import json, sys, time
@@ -88,16 +89,7 @@ def main() -> None:
     default = (shm if shm.is_dir() else Path(tempfile.gettempdir())) / "vmkit-bench-milvus"
     ap.add_argument("--workdir", type=Path, default=default)
     args = ap.parse_args()
-    src = args.workdir / f"src-{args.records}x{args.dim}"
-    if not (src / ".complete").exists():
-        shutil.rmtree(src, ignore_errors=True)
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from vmkit.connectors.datasets import fill
-
-        t = time.perf_counter()
-        fill(f"qdrant://{src}?collection=docs", args.records, args.dim, metric="cosine")
-        (src / ".complete").touch()
-        print(f"generated source {args.records} x {args.dim} in {time.perf_counter() - t:.1f} s")
+    src = Path(qdrant_source(args.workdir, args.records, args.dim))
     hand_db, vm_db = args.workdir / "hand.db", args.workdir / "vmkit.db"
     for d in (hand_db, vm_db):
         shutil.rmtree(d, ignore_errors=True)

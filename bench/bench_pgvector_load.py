@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from qdrant_source import qdrant_source
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -89,15 +89,7 @@ def main() -> None:
     sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
     from engines.postgres import start, stop
 
-    src = args.workdir / f"src-{args.records}x{args.dim}"
-    if not (src / ".complete").exists():
-        shutil.rmtree(src, ignore_errors=True)
-        from vmkit.connectors.datasets import fill
-
-        t = time.perf_counter()
-        fill(f"qdrant://{src}?collection=docs", args.records, args.dim, metric="cosine")
-        (src / ".complete").touch()
-        print(f"filled the Qdrant source, {args.records} x {args.dim}, in {time.perf_counter() - t:.1f} s")
+    src = Path(qdrant_source(args.workdir, args.records, args.dim))
     server = start(Path(tempfile.gettempdir()) / "vmkit-bench-pgserver")
     n, results = args.records, []
     try:

@@ -17,8 +17,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from qdrant_source import qdrant_source
 
 PEER = """
 import json, sys, time
@@ -57,16 +58,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=1000)
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "vmkit-bench-qdrant")
     args = ap.parse_args()
-    src = args.workdir / f"src-{args.records}x{args.dim}"
-    if not (src / ".complete").exists():
-        shutil.rmtree(src, ignore_errors=True)
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-        from vmkit.connectors.datasets import fill
-
-        t = time.perf_counter()
-        fill(f"qdrant://{src}?collection=docs", args.records, args.dim, metric="cosine")
-        (src / ".complete").touch()
-        print(f"generated source {args.records} x {args.dim} in {time.perf_counter() - t:.1f} s")
+    src = Path(qdrant_source(args.workdir, args.records, args.dim))
     peer_dst, vm_dst = args.workdir / "dst-peer", args.workdir / "dst-vmkit"
     for d in (peer_dst, vm_dst):
         shutil.rmtree(d, ignore_errors=True)

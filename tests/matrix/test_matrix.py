@@ -13,7 +13,6 @@ import itertools
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from copying import copy_through
 from matrix.engines import ENGINES, uri_for
 from matrix.matrix_corpus import corpus_source
-from resilience.helpers import cli, kill9
+from resilience.helpers import resume, start_and_kill_after_a_batch
 
 from vmkit import Migration
 from vmkit.connectors import connect
@@ -94,28 +93,8 @@ def test_sigkill_then_resume_into_each_engine(dst_engine: str, work: Path,
     source, count = filled(KILL_SOURCE[dst_engine], work, request)
     target = uri_for(dst_engine, work, request, "dst")
     state = work / "kill.db"
-    proc = cli(["migrate", "start", "--source", source, "--target", target, "--id", "k",
-                "--batch-size", str(KILL_BATCH), "--no-progress"], state)
-    deadline = time.monotonic() + 120
-    while committed(state) < 1:
-        assert proc.poll() is None, proc.communicate()[0].decode()
-        assert time.monotonic() < deadline, "no batch committed"
-        time.sleep(0.005)
-    assert kill9(proc) == -9
-    proc.communicate()
-    done = committed(state)
+    done = start_and_kill_after_a_batch(source, target, "k", state, KILL_BATCH)
     assert 1 <= done < count // KILL_BATCH, f"the kill landed after {done} batches"
-    resume = cli(["migrate", "resume", "--id", "k", "--no-progress"], state)
-    out = resume.communicate(timeout=600)[0].decode()
-    assert resume.returncode in (0, 3), out  # 3: completed with records rejected by name
+    code, out = resume("k", state)
+    assert code in (0, 3), out  # 3: completed with records rejected by name
     assert_accounted(state, "k", source, target, count)
-
-
-def committed(state: Path) -> int:
-    if not state.exists():
-        return 0
-    store = StateStore(state)
-    try:
-        return store.get("k").batches if store.exists("k") else 0
-    finally:
-        store.close()

@@ -153,3 +153,41 @@ def assert_resumable(store, mid: str) -> None:
     assert rec.records_written == sum(r[4] for r in rows)
     for before, after in zip(rows, rows[1:]):  # each batch starts where the previous ended
         assert after[1] == before[2]
+
+
+# -- a migration killed by SIGKILL once a batch is committed --------------------------------
+
+def committed(state: Path, mid: str) -> int:
+    """Batches the state store says migration ``mid`` committed (0 before it exists)."""
+    from vmkit.state.store import StateStore
+
+    if not state.exists():
+        return 0
+    store = StateStore(state)
+    try:
+        return store.get(mid).batches if store.exists(mid) else 0
+    finally:
+        store.close()
+
+
+def start_and_kill_after_a_batch(source: str, target: str, mid: str, state: Path, batch_size: int,
+                                 timeout: float = 300) -> int:
+    """``vmkit migrate start`` in a child, SIGKILLed as soon as one batch is committed; the
+    number of batches committed when it died."""
+    proc = cli(["migrate", "start", "--source", source, "--target", target, "--id", mid,
+                "--batch-size", str(batch_size), "--no-progress"], state)
+    deadline = time.monotonic() + timeout
+    while committed(state, mid) < 1:
+        assert proc.poll() is None, proc.communicate()[0].decode()
+        assert time.monotonic() < deadline, "no batch committed"
+        time.sleep(0.005)
+    assert kill9(proc) == -9
+    proc.communicate()
+    return committed(state, mid)
+
+
+def resume(mid: str, state: Path, timeout: float = 900) -> tuple[int, str]:
+    """``vmkit migrate resume`` in a child: its exit code and output."""
+    proc = cli(["migrate", "resume", "--id", mid, "--no-progress"], state)
+    out = proc.communicate(timeout=timeout)[0].decode()
+    return proc.returncode, out

@@ -23,7 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from resilience.helpers import cli, contents, kill9, max_acked, sleep_into_next_batch, wait_for_ack
+from resilience.helpers import (
+    cli,
+    committed,
+    contents,
+    kill9,
+    max_acked,
+    sleep_into_next_batch,
+    wait_for_ack,
+)
 
 from vmkit import connect
 from vmkit.state.store import StateStore
@@ -38,16 +46,6 @@ def work():
     d = Path(tempfile.mkdtemp(prefix="vmkit-soak-", dir=base))
     yield d
     shutil.rmtree(d, ignore_errors=True)
-
-
-def committed(state: Path, mid: str) -> int:
-    if not state.exists():
-        return 0
-    store = StateStore(state)
-    try:
-        return store.get(mid).batches if store.exists(mid) else 0
-    finally:
-        store.close()
 
 
 def source_records(uri: str) -> dict:

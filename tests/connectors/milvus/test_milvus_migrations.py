@@ -5,9 +5,6 @@ and payloads; plan errors (dimension mismatch, an auto_id target) stop a run bef
 
 from __future__ import annotations
 
-import os
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +15,8 @@ pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 pytest.importorskip("qdrant_client")
 
-from resilience.helpers import cli, contents, kill9
+from copying import scratch_dir
+from resilience.helpers import cli, contents, resume, start_and_kill_after_a_batch
 
 from vmkit import connect
 from vmkit.connectors.datasets import fill
@@ -30,12 +28,7 @@ Contents = dict[object, tuple[bytes, object]]
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    shm = Path("/dev/shm")  # the embedded Qdrant commits SQLite per point: tmpfs when there is one
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        with tempfile.TemporaryDirectory(dir=shm, prefix="vmkit-milvus-") as d:
-            yield Path(d)
-    else:
-        yield tmp_path_factory.mktemp("milvus")
+    yield from scratch_dir(tmp_path_factory, "vmkit-milvus-")
 
 
 @pytest.fixture(scope="module")
@@ -60,16 +53,6 @@ def _release(path: str) -> None:
     server_manager_instance.release_server(path)
 
 
-def committed(state: Path, mid: str) -> int:
-    if not state.exists():
-        return 0
-    store = StateStore(state)
-    try:
-        return store.get(mid).batches if store.exists(mid) else 0
-    finally:
-        store.close()
-
-
 def record(state: Path, mid: str):
     store = StateStore(state)
     try:
@@ -89,18 +72,9 @@ def test_qdrant_to_milvus_killed_and_resumed_then_back_to_qdrant(base: Path, qdr
     db = str(base / "m.db")
     target = f"milvus://{db}?collection=docs"
     state = base / "q2m.db"
-    proc = cli(["migrate", "start", "--source", qdrant_src, "--target", target, "--id", "q2m",
-                "--batch-size", str(CLI_BATCH), "--no-progress"], state)
-    deadline = time.monotonic() + 300
-    while committed(state, "q2m") < 1:
-        assert proc.poll() is None, proc.communicate()[0].decode()
-        assert time.monotonic() < deadline, "no batch committed"
-        time.sleep(0.005)
-    assert kill9(proc) == -9
-    proc.communicate()
-    done = committed(state, "q2m")
+    done = start_and_kill_after_a_batch(qdrant_src, target, "q2m", state, CLI_BATCH)
     assert 1 <= done < N // CLI_BATCH, f"the kill landed after {done} batches"
-    code, out = run(["migrate", "resume", "--id", "q2m", "--no-progress"], state)
+    code, out = resume("q2m", state)
     assert code == 0, out
     rec = record(state, "q2m")
     assert (rec.state, rec.verification) == ("completed", "passed")

@@ -6,8 +6,6 @@ vmkit cannot read or write are plan errors before any write."""
 from __future__ import annotations
 
 import os
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +15,9 @@ import pytest
 pytest.importorskip("psycopg")
 pytest.importorskip("qdrant_client")
 
+from copying import scratch_dir
 from engines.postgres import query, sql
-from resilience.helpers import cli, contents, kill9
+from resilience.helpers import cli, contents, resume, start_and_kill_after_a_batch
 
 from vmkit import Migration
 from vmkit.connectors.datasets import fill
@@ -31,13 +30,7 @@ Contents = dict[object, tuple[bytes, object]]
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Qdrant's embedded engine commits per point: tmpfs when there is one."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        with tempfile.TemporaryDirectory(dir=shm, prefix="vmkit-pg-") as d:
-            yield Path(d)
-    else:
-        yield tmp_path_factory.mktemp("pgvector")
+    yield from scratch_dir(tmp_path_factory, "vmkit-pg-")
 
 
 @pytest.fixture(scope="module")
@@ -70,35 +63,17 @@ def _finished(state: Path, mid: str) -> tuple[str, str, int, int]:
         store.close()
 
 
-def _committed(state: Path, mid: str) -> int:
-    if not state.exists():
-        return 0
-    store = StateStore(state)
-    try:
-        return store.get(mid).batches if store.exists(mid) else 0
-    finally:
-        store.close()
 
 
 def test_qdrant_to_pgvector_killed_and_resumed_then_indexed(base, qdrant_src, original, pg_server, pg_module_db):
     target = pg_server.uri(pg_module_db, "docs")
     state, mid = base / "q2p.db", "q2p"
-    proc = cli(["migrate", "start", "--source", qdrant_src, "--target", target, "--id", mid,
-                "--batch-size", str(CLI_BATCH), "--no-progress"], state)
-    deadline = time.monotonic() + 120
-    while _committed(state, mid) < 1:
-        assert proc.poll() is None, proc.communicate()[0].decode()
-        assert time.monotonic() < deadline, "no batch committed"
-        time.sleep(0.005)
-    assert kill9(proc) == -9
-    proc.communicate()
-    done = _committed(state, mid)
+    done = start_and_kill_after_a_batch(qdrant_src, target, mid, state, CLI_BATCH, timeout=120)
     assert 1 <= done < N // CLI_BATCH, f"the kill landed after {done} batches"
     assert query(pg_server, pg_module_db, "SELECT count(*) FROM pg_indexes WHERE tablename = 'docs' "
                                           "AND indexdef LIKE '%hnsw%'") == [(0,)]  # not before the load ends
-    resume = cli(["migrate", "resume", "--id", mid, "--no-progress"], state)
-    out = resume.communicate(timeout=600)[0].decode()
-    assert resume.returncode == 0, out
+    code, out = resume(mid, state)
+    assert code == 0, out
     st, verification, batches, read = _finished(state, mid)
     assert (st, verification) == ("completed", "passed") and batches > done and read == N
     got = contents(target)

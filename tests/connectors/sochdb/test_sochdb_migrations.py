@@ -5,8 +5,6 @@ Qdrant -> SochDB -> Qdrant gives back the original records (ids, vectors, payloa
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,8 @@ import pytest
 pytest.importorskip("sochdb")
 pytest.importorskip("qdrant_client")
 
-from resilience.helpers import cli, contents, kill9
+from copying import scratch_dir
+from resilience.helpers import contents, resume, start_and_kill_after_a_batch
 
 from vmkit import Migration
 from vmkit.connectors.datasets import fill
@@ -30,14 +29,7 @@ Contents = dict[object, tuple[bytes, object]]
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Qdrant's embedded engine commits SQLite once per point: 20,000 records took 115 s on
-    this VM's disk and 7 s on tmpfs. Use tmpfs when there is one."""
-    shm = Path("/dev/shm")
-    if shm.is_dir() and os.access(shm, os.W_OK):
-        with tempfile.TemporaryDirectory(dir=shm, prefix="vmkit-sochdb-") as d:
-            yield Path(d)
-    else:
-        yield tmp_path_factory.mktemp("sochdb")
+    yield from scratch_dir(tmp_path_factory, "vmkit-sochdb-")
 
 
 @pytest.fixture(scope="module")
@@ -66,32 +58,12 @@ def sochdb_src(base: Path, qdrant_src: str) -> str:
     return uri
 
 
-def committed(state: Path, mid: str) -> int:
-    if not state.exists():
-        return 0
-    store = StateStore(state)
-    try:
-        return store.get(mid).batches if store.exists(mid) else 0
-    finally:
-        store.close()
-
-
 def kill_and_resume(source: str, target: str, mid: str, state: Path) -> None:
     """Start a child, SIGKILL it once a batch is committed, resume it to a verified end."""
-    proc = cli(["migrate", "start", "--source", source, "--target", target, "--id", mid,
-                "--batch-size", str(CLI_BATCH), "--no-progress"], state)
-    deadline = time.monotonic() + 120
-    while committed(state, mid) < 1:
-        assert proc.poll() is None, proc.communicate()[0].decode()
-        assert time.monotonic() < deadline, "no batch committed"
-        time.sleep(0.005)
-    assert kill9(proc) == -9
-    proc.communicate()
-    done = committed(state, mid)
+    done = start_and_kill_after_a_batch(source, target, mid, state, CLI_BATCH, timeout=120)
     assert 1 <= done < N // CLI_BATCH, f"the kill landed after {done} batches"
-    resume = cli(["migrate", "resume", "--id", mid, "--no-progress"], state)
-    out = resume.communicate(timeout=600)[0].decode()
-    assert resume.returncode == 0, out
+    code, out = resume(mid, state)
+    assert code == 0, out
     assert "[HNSW]" not in out  # the engine's log lines stay out of the operator's terminal
     store = StateStore(state)
     rec = store.get(mid)
