@@ -5,6 +5,8 @@ and against live services when their environment variables are set (``make test-
   each test makes a collection of its own and drops it.
 - ``VMKIT_WEAVIATE_URL=weaviate://host:8080?grpc_port=50051`` (``WEAVIATE_API_KEY`` if needed):
   each test makes a collection of its own and drops it.
+- ``VMKIT_MILVUS_URL=host:19530`` (``MILVUS_TOKEN`` if the server needs one): a Milvus server;
+  each test makes a collection of its own and drops it.
 - ``PINECONE_API_KEY`` and ``VMKIT_PINECONE_LIVE_INDEX`` (an existing serverless index vmkit
   may write to): each test writes into a namespace of its own in that index, of the index's
   dimension, and deletes every id it wrote; the index itself is never created or dropped.
@@ -36,6 +38,8 @@ _LIVE = {
     "qdrant-live": (["VMKIT_QDRANT_URL"], "a Qdrant server, e.g. VMKIT_QDRANT_URL=localhost:6333"),
     "weaviate-live": (["VMKIT_WEAVIATE_URL"],
                       "e.g. VMKIT_WEAVIATE_URL=weaviate://localhost:8080?grpc_port=50051"),
+    "milvus-live": (["VMKIT_MILVUS_URL"], "a Milvus server, e.g. VMKIT_MILVUS_URL=localhost:19530 "
+                    "(MILVUS_TOKEN if it needs one)"),
     "pinecone-live": (["PINECONE_API_KEY", "VMKIT_PINECONE_LIVE_INDEX"],
                       "a serverless index vmkit may write to"),
 }
@@ -54,6 +58,8 @@ def _live_uri(name: str, token: str) -> str:
     if name == "weaviate-live":
         head, _, query = os.environ["VMKIT_WEAVIATE_URL"].partition("?")
         return f"{head.rstrip('/')}/VmkitContract{token}" + (f"?{query}" if query else "")
+    if name == "milvus-live":
+        return f"milvus://{os.environ['VMKIT_MILVUS_URL'].removeprefix('http://')}/vmkit_contract_{token}"
     return f"pinecone://{os.environ['VMKIT_PINECONE_LIVE_INDEX']}?namespace=vmkit-contract-{token}"
 
 
