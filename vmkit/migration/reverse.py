@@ -79,6 +79,7 @@ class ReverseCheck:
 def to_source_terms(got: RecordBatch, plan: Plan) -> list[SourceRecord]:
     """Every record of a fetched target batch as the source held it (see the module doc)."""
     inverse = {new: old for old, new in plan.renames.items()}
+    kinds = plan.capabilities.id_kinds  # built from the plan's dict: once, not per record
     out = []
     for row, tid in enumerate(got.ids):
         meta = dict(got.metadata[row])
@@ -92,7 +93,7 @@ def to_source_terms(got: RecordBatch, plan: Plan) -> list[SourceRecord]:
             ns = got.namespace
         original, problem = _original_id(tid, meta)
         if not problem:
-            want = expected_target_id(ns or "", original, plan)
+            want = expected_target_id(ns or "", original, plan, kinds)
             if want != tid:
                 problem = (f"target id {tid!r} is not the one the id scheme gives "
                            f"{_where(ns, original)} ({want!r})")
@@ -117,10 +118,11 @@ def _original_id(tid: RecordId, meta: Metadata) -> tuple[RecordId, str]:
     return tid, ""
 
 
-def expected_target_id(ns: str, rid: RecordId, plan: Plan) -> RecordId:
+def expected_target_id(ns: str, rid: RecordId, plan: Plan, kinds: frozenset[str] | None = None) -> RecordId:
     """The target id the documented id scheme (vmkit.core.ids) gives source record (ns, rid), written
-    here again from the documentation so that a bug in the forward mapping shows."""
-    kinds = plan.capabilities.id_kinds
+    here again from the documentation so that a bug in the forward mapping shows. ``kinds``: the
+    target's id kinds, when the caller has them (``plan.capabilities`` builds them anew)."""
+    kinds = plan.capabilities.id_kinds if kinds is None else kinds
     name = f"i:{rid}" if isinstance(rid, int) else f"s:{rid}"
     if ns and plan.namespace_policy == "field":
         key = f"{ns}\x1f{name}"
