@@ -23,6 +23,7 @@ _BUILTIN: dict[str, str] = {
     "pinecone": "vmkit.connectors.pinecone.connector:PineconeConnector",
     "weaviate": "vmkit.connectors.weaviate.connector:WeaviateConnector",
     "sochdb": "vmkit.connectors.sochdb.connector:SochDBConnector",
+    "chroma": "vmkit.connectors.chroma.connector:ChromaConnector",
     "postgresql": "vmkit.connectors.pgvector.connector:PgvectorConnector",
     "postgres": "vmkit.connectors.pgvector.connector:PostgresConnector",
     "synthetic": "vmkit.connectors.synthetic:SyntheticConnector",
