@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
@@ -123,7 +124,9 @@ class ChromaConnector(Connector):
         col = self._collection(must=False)
         if col is None:
             return None
-        config = col.configuration or {}
+        with warnings.catch_warnings():  # "legacy embedding function config": we pass none
+            warnings.simplefilter("ignore", DeprecationWarning)
+            config = col.configuration or {}
         space = (config.get("hnsw") or config.get("spann") or {}).get("space", "l2")
         count = int(self._call(lambda _: col.count()))
         dim = getattr(col._model, "dimension", None) or (col.metadata or {}).get(_DIM_KEY)
@@ -165,7 +168,9 @@ class ChromaConnector(Connector):
             chunk = keys[i:i + MAX_BATCH]
             parts.append(to_batch(self._call(lambda _, c=chunk: col.get(ids=c, include=_INCLUDE)),
                                   self._dimension(col)))
-        return RecordBatch.concat(parts) if parts else RecordBatch.empty()
+        out = RecordBatch.concat(parts) if len(parts) != 1 else parts[0]
+        out.rejected = [r for p in parts for r in p.rejected]  # concat keeps only records
+        return out
 
     def upsert(self, batch: RecordBatch) -> None:
         if not len(batch):
