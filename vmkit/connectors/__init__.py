@@ -24,6 +24,7 @@ _BUILTIN: dict[str, str] = {
     "weaviate": "vmkit.connectors.weaviate.connector:WeaviateConnector",
     "sochdb": "vmkit.connectors.sochdb.connector:SochDBConnector",
     "chroma": "vmkit.connectors.chroma.connector:ChromaConnector",
+    "lancedb": "vmkit.connectors.lancedb.connector:LanceDBConnector",
     "postgresql": "vmkit.connectors.pgvector.connector:PgvectorConnector",
     "postgres": "vmkit.connectors.pgvector.connector:PostgresConnector",
     "synthetic": "vmkit.connectors.synthetic:SyntheticConnector",
