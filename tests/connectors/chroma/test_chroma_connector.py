@@ -111,3 +111,17 @@ def test_uris(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(ConfigError, match="3-512 characters"):
         connect(f"chroma://{tmp_path}/db?collection=c")
     assert connect(f"chroma://{tmp_path}/db?collection=none").describe() is None
+
+
+def test_floats_chroma_would_change_come_back_exact(tmp_path: Path) -> None:
+    conn = made(tmp_path)
+    vals = [i / 7 for i in range(700)]
+    conn.upsert(RecordBatch([f"f{i}" for i in range(700)], np.ones((700, 4), np.float32),
+                            [{"f": v, "l": [v, 0.5]} for v in vals]))
+    got = conn.fetch([f"f{i}" for i in range(700)])
+    assert {(r, m["f"], m["l"][0]) for r, m in zip(got.ids, got.metadata)} == {(f"f{i}", v, v) for i, v in enumerate(vals)}
+    assert all(set(m) == {"f", "l"} for m in got.metadata)
+    raw = conn._collection().get(ids=["f632"], include=["metadatas"])["metadatas"][0]
+    assert raw["f"] != vals[632] and raw["_vmkit_f64:f"] == repr(vals[632])  # the engine's value, and the exact one
+    conn._collection().update(ids=["f632"], metadatas=[{"f": 5.0}])  # changed outside vmkit: the copy is stale
+    assert conn.fetch(["f632"]).metadata[0]["f"] == 5.0 and "_vmkit_f64:f" in conn.fetch(["f632"]).metadata[0]

@@ -7,21 +7,19 @@ not be empty or start with '#' or '$' (``#document`` is its internal document ke
 
 A record's document travels as the metadata key ``document`` (DOCUMENT_KEY); on a write a
 string under that key becomes the record's document again, so Chroma -> X -> Chroma keeps it.
+Floats Chroma would store an ulp off travel with an exact copy (vmkit/connectors/chroma/floats.py).
 """
 
 from __future__ import annotations
 
-import logging
-import math
 from typing import Any, Sequence
 
 import numpy as np
 
-from vmkit.connectors.chroma.floats import chroma_stores
+from vmkit.connectors.chroma.floats import add_exact, restore_exact
 from vmkit.core.errors import InvalidData
 from vmkit.core.records import RecordBatch, RecordId, Rejection
 
-log = logging.getLogger(__name__)
 DOCUMENT_KEY = "document"
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -43,7 +41,7 @@ def to_batch(got: dict[str, Any], dim: int | None) -> RecordBatch:
                 f"embedding of dimension {len(vec)}, the collection's is {dim}"
             rejected.append(Rejection(rid, f"chroma record not readable: {why}", "vector"))
             continue
-        meta = dict(metadatas[i] or {})
+        meta = restore_exact(dict(metadatas[i] or {}))
         if documents[i] is not None:
             if DOCUMENT_KEY in meta:
                 rejected.append(Rejection(rid, f"chroma record has both a document and a metadata key "
@@ -61,7 +59,6 @@ def to_batch(got: dict[str, Any], dim: int | None) -> RecordBatch:
 def to_columns(batch: RecordBatch) -> dict[str, Any]:
     """``upsert`` keyword arguments for a batch; InvalidData names a record Chroma would refuse."""
     metas: list[dict[str, Any] | None] = []
-    lossy: tuple[RecordId, str] | None = None
     docs: list[str | None] = []
     for rid, meta in zip(batch.ids, batch.metadata):
         if not isinstance(rid, str) or not rid:
@@ -70,13 +67,8 @@ def to_columns(batch: RecordBatch) -> dict[str, Any]:
         doc = meta.pop(DOCUMENT_KEY) if isinstance(meta.get(DOCUMENT_KEY), str) else None
         for key, value in meta.items():
             _check(rid, key, value)
-            if lossy is None and _lossy(value):
-                lossy = (rid, key)
         docs.append(doc)
-        metas.append(meta or None)
-    if lossy is not None:  # verification will see it; the plan cannot announce it yet
-        log.warning("chroma stores some float metadata one ulp off (first: record %r, metadata.%s); "
-                    "see vmkit/connectors/chroma/floats.py", *lossy)
+        metas.append(add_exact(meta) or None)
     cols: dict[str, Any] = {"ids": list(batch.ids), "embeddings": batch.vectors}
     if any(m is not None for m in metas):
         cols["metadatas"] = metas
@@ -84,11 +76,6 @@ def to_columns(batch: RecordBatch) -> dict[str, Any]:
         # never a documents-only record: embeddings are always given, so no embedding function runs
         cols["documents"] = docs
     return cols
-
-
-def _lossy(value: Any) -> bool:
-    values = value if isinstance(value, list) else [value]
-    return any(isinstance(v, float) and math.isfinite(v) and chroma_stores(v) != v for v in values)
 
 
 def _check(rid: RecordId, key: str, value: Any) -> None:
