@@ -14,6 +14,7 @@ the table. Other tables are read as they are: vector columns are fixed-size list
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from vmkit.core.errors import InvalidData
 from vmkit.core.records import RecordBatch, RecordId, Rejection
 
 META_COL, VECTOR_COL, ID_COL = "metadata", "vector", "id"
+_LONG_DIGITS = re.compile(r"\d{19}")
 
 
 def vector_columns(schema: Any) -> dict[str, int]:
@@ -107,13 +109,12 @@ def _metadata(table: Any, vector_cols: set[str], vmkit_made: bool, bad: dict[int
         out = []
         for i, text in enumerate(table.column(META_COL).to_pylist()):
             try:
-                out.append(orjson.loads(text) if text else {})
-            except orjson.JSONDecodeError:
-                try:
-                    out.append(json.loads(text))  # ints past 64 bits
-                except ValueError as exc:
-                    bad.setdefault(i, (f"metadata is not JSON: {exc}", "metadata"))
-                    out.append({})
+                # orjson reads ints past 64 bits as floats: text with such a digit run takes the
+                # standard library, which keeps them exact
+                out.append({} if not text else json.loads(text) if _LONG_DIGITS.search(text) else orjson.loads(text))
+            except ValueError as exc:  # orjson.JSONDecodeError is one
+                bad.setdefault(i, (f"metadata is not JSON: {exc}", "metadata"))
+                out.append({})
         return out
     cols = [c for c in table.column_names if c != ID_COL and c not in vector_cols]
     values = {c: table.column(c).to_pylist() for c in cols}
