@@ -113,6 +113,15 @@ def test_uris(tmp_path: Path, monkeypatch) -> None:
     assert connect(f"chroma://{tmp_path}/db?collection=none").describe() is None
 
 
+def test_drops_only_what_vmkit_made(tmp_path: Path) -> None:
+    conn = made(tmp_path)
+    conn._open().create_collection("theirs", embedding_function=None)
+    with pytest.raises(TerminalError, match="not made by vmkit"):
+        connect(f"chroma://{tmp_path}/db?collection=theirs").drop()
+    conn.drop()
+    assert conn.describe() is None
+
+
 def test_floats_chroma_would_change_come_back_exact(tmp_path: Path) -> None:
     conn = made(tmp_path)
     vals = [i / 7 for i in range(700)]

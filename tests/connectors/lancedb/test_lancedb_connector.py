@@ -14,7 +14,7 @@ import pytest
 
 from vmkit.connectors import connect
 from vmkit.connectors.base import TargetSpec
-from vmkit.core.errors import ConfigError, PlanError
+from vmkit.core.errors import ConfigError, PlanError, TerminalError
 from vmkit.core.records import RecordBatch
 
 lancedb = pytest.importorskip("lancedb")
@@ -124,6 +124,8 @@ def test_a_table_without_a_vector_column_is_a_plan_error(tmp_path: Path) -> None
     lancedb.connect(str(tmp_path / "db")).create_table("plain", data=pa.table({"id": ["a"], "n": [1]}))
     with pytest.raises(PlanError, match="lancedb table plain has no vector column"):
         connect(f"lancedb://{tmp_path}/db?table=plain").describe()
+    with pytest.raises(TerminalError, match="not made by vmkit"):
+        connect(f"lancedb://{tmp_path}/db?table=plain").drop()
 
 
 def test_uris(tmp_path: Path) -> None:
@@ -132,3 +134,15 @@ def test_uris(tmp_path: Path) -> None:
     with pytest.raises(ConfigError):
         connect(f"lancedb://{tmp_path}/db?table=t&pk=float")
     assert connect(f"lancedb://{tmp_path}/db?table=none").describe() is None
+
+
+def test_repeated_ids_in_a_foreign_table_stay_on_one_page(tmp_path: Path) -> None:
+    vec = pa.FixedSizeListArray.from_arrays(pa.array(np.arange(8, dtype=np.float32)), 2)
+    lancedb.connect(str(tmp_path / "db")).create_table("dup", data=pa.table({"id": ["a", "b", "b", "c"], "vector": vec}))
+    conn, seen, cur = connect(f"lancedb://{tmp_path}/db?table=dup"), [], None
+    while True:
+        b, cur = conn.scan(cur, 2)
+        seen += b.ids
+        if cur is None:
+            break
+    assert seen == ["a", "b", "b", "c"]

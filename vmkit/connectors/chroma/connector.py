@@ -197,7 +197,11 @@ class ChromaConnector(Connector):
             configuration={"hnsw": {"space": _TO_CHROMA[spec.metric]}}))
 
     def drop(self) -> None:
-        if self._collection(must=False) is not None:
+        """Drops only a collection vmkit created (its metadata holds the dimension key)."""
+        col = self._collection(must=False)
+        if col is not None:
+            if _DIM_KEY not in (col.metadata or {}):
+                raise TerminalError(f"chroma collection {self.collection} was not made by vmkit: not dropped")
             self._call(lambda c: c.delete_collection(self.collection))
         self._col = None
 

@@ -128,7 +128,10 @@ class LanceDBConnector(Connector):
             got = self._call(lambda: (q.where(where) if where else q).to_arrow())
             self._ids = (version, after, sorted(got.column(ID_COL).to_pylist()))
         ids = self._ids[2]
-        page, rest = ids[:max(1, limit)], ids[max(1, limit):]
+        end = max(1, limit)
+        while end < len(ids) and ids[end] == ids[end - 1]:  # a table made elsewhere may repeat an id:
+            end += 1  # its rows stay on one page, as the id range below reads them all
+        page, rest = ids[:end], ids[end:]
         if not page:
             return RecordBatch.empty(), None
         rows = self._rows(tbl, f"{ID_COL} >= {_literal(page[0])} AND {ID_COL} <= {_literal(page[-1])}")
@@ -195,7 +198,11 @@ class LanceDBConnector(Connector):
         self._tbl = self._call(lambda: self._db.create_table(self.table, schema=schema))
 
     def drop(self) -> None:
-        if self._open_table(must=False) is not None:
+        """Drops only a table vmkit created (its schema note says so)."""
+        tbl = self._open_table(must=False)
+        if tbl is not None:
+            if not (tbl.schema.metadata or {}).get(b"vmkit"):
+                raise TerminalError(f"lancedb table {self.table} was not made by vmkit: not dropped")
             self._call(lambda: self._db.drop_table(self.table))
         self._tbl = self._ids = None
 
