@@ -34,7 +34,7 @@ from vmkit.core.errors import ConfigError, InvalidData, PlanError, TerminalError
 from vmkit.core.records import RecordBatch, RecordId
 
 _METRICS = ("cosine", "euclidean", "dot")
-_IN_CHUNK = 1000
+_IN_CHUNK = 20_000  # ids per IN (...) filter: one large filter reads faster than several small
 
 
 def _sdk() -> Any:
@@ -71,6 +71,7 @@ class LanceDBConnector(Connector):
         self._db: Any = None
         self._tbl: Any = None
         self._ids: tuple[Any, Any, list[Any]] | None = None  # (version, after, sorted ids above it)
+        self._layout_of: tuple[Any, Any, Any] | None = None  # (table, schema, layout)
 
     def _open_table(self, must: bool = True) -> Any:
         if self._tbl is None:
@@ -88,8 +89,18 @@ class LanceDBConnector(Connector):
         self._db = self._tbl = self._ids = None
 
     def _layout(self, tbl: Any) -> tuple[dict[str, str], str, dict[str, Any]]:
-        """Vector column -> vector name, the first column, and the vmkit schema note."""
-        schema = tbl.schema
+        """Vector column -> vector name, the first column, and the vmkit schema note (read once
+        per opened table: ``Table.schema`` is a round trip to the engine)."""
+        if self._layout_of is None or self._layout_of[0] is not tbl:
+            self._layout_of = (tbl, tbl.schema, self._read_layout(tbl.schema))
+        return self._layout_of[2]
+
+    def _schema(self, tbl: Any) -> Any:
+        self._layout(tbl)
+        assert self._layout_of is not None
+        return self._layout_of[1]
+
+    def _read_layout(self, schema: Any) -> tuple[dict[str, str], str, dict[str, Any]]:
         note = orjson.loads((schema.metadata or {}).get(b"vmkit", b"{}"))
         cols = vector_columns(schema)
         if not cols:
@@ -108,7 +119,7 @@ class LanceDBConnector(Connector):
         if tbl is None:
             return None
         names, first, note = self._layout(tbl)
-        dims = vector_columns(tbl.schema)
+        dims = vector_columns(self._schema(tbl))
         metric = note.get("metric", "euclidean")  # LanceDB's own default distance is l2
         extra = {names[c]: {"dimension": d, "metric": metric} for c, d in dims.items() if c != first}
         return CollectionInfo(self.table, dims[first], metric, self.count(),
@@ -159,7 +170,7 @@ class LanceDBConnector(Connector):
             return
         tbl = self._open_table()
         names, _, note = self._layout(tbl)
-        if not note or META_COL not in tbl.schema.names:
+        if not note or META_COL not in self._schema(tbl).names:
             raise TerminalError(f"lancedb table {self.table} was not made by vmkit: it writes only its own tables")
         columns = {name: col for col, name in names.items()}
         missing = set(batch.dense_vectors()) - set(columns)
@@ -168,10 +179,23 @@ class LanceDBConnector(Connector):
         for rid in batch.ids:
             if not isinstance(rid, int if self.pk == "int" else str) or rid == "":
                 raise InvalidData(f"record {rid!r}: this lancedb table takes {self.pk} ids")
-        data = to_arrow(batch, tbl.schema, columns)
-        self._call(lambda: tbl.merge_insert(ID_COL).when_matched_update_all()
-                   .when_not_matched_insert_all().execute(data))
+        last = {rid: i for i, rid in enumerate(batch.ids)}  # a repeated id: the last one wins
+        if len(last) != len(batch):
+            batch = batch.take(sorted(last.values()))
+        data = to_arrow(batch, self._schema(tbl), columns)
+        if self._any_present(tbl, batch.ids):  # a rewrite (a resume, a second run): merge on id
+            self._call(lambda: tbl.merge_insert(ID_COL).when_matched_update_all()
+                       .when_not_matched_insert_all().execute(data))
+        else:  # none of the ids is there yet: a plain append is the same write, and cheaper
+            self._call(lambda: tbl.add(data))
         self._ids = None
+
+    def _any_present(self, tbl: Any, ids: list[RecordId]) -> bool:
+        """Whether any of ``ids`` is in the table (one query over the id column). Writes to one
+        table are serial (parallel_writes=False), so nothing lands between this and the write."""
+        where = f"{ID_COL} IN ({', '.join(map(_literal, ids))})"
+        got = self._call(lambda: tbl.search().where(where).select([ID_COL]).limit(1).to_arrow())
+        return bool(got.num_rows)
 
     def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
         tbl = self._open_table()
