@@ -146,3 +146,33 @@ def test_repeated_ids_in_a_foreign_table_stay_on_one_page(tmp_path: Path) -> Non
         if cur is None:
             break
     assert seen == ["a", "b", "b", "c"]
+
+
+def test_writes_stay_idempotent_across_appends_retries_and_new_processes(tmp_path: Path) -> None:
+    uri = f"lancedb://{tmp_path}/db?table=t"
+    conn = connect(uri)
+    conn.create(TargetSpec("t", 2, "dot"))
+
+    def rows(keys: range) -> RecordBatch:
+        return RecordBatch([f"r{i}" for i in keys], np.full((len(keys), 2), 1.0, np.float32), [{"i": i} for i in keys])
+
+    conn.upsert(rows(range(0, 10)))
+    conn.upsert(rows(range(5, 15)))  # overlaps the first: merged, not appended
+    tbl = conn._open_table()
+    real_add = tbl.add
+
+    def add_then_fail(data):  # the append commits, then the acknowledgement is lost
+        real_add(data)
+        raise OSError("connection reset")
+
+    tbl.add = add_then_fail
+    with pytest.raises(Exception):  # noqa: B017 - TransientError: the runner retries it
+        conn.upsert(rows(range(15, 20)))
+    tbl.add = real_add
+    conn.upsert(rows(range(15, 20)))  # the retry
+    conn.upsert(RecordBatch(["r1", "r1"], np.array([[1, 1], [2, 2]], np.float32), [{"v": 1}, {"v": 2}]))
+    again = connect(uri)  # another process's view: no memory of what was written
+    again.upsert(rows(range(18, 25)))
+    assert again.count() == 25
+    got = again.fetch(["r1"])
+    assert got.metadata == [{"v": 2}] and got.vectors.tolist() == [[2.0, 2.0]]  # the last of a repeated id wins

@@ -17,6 +17,7 @@ import os
 from typing import Any, Sequence
 from urllib.parse import urlsplit
 
+import numpy as np
 import orjson
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec, first_vector
@@ -72,6 +73,9 @@ class LanceDBConnector(Connector):
         self._tbl: Any = None
         self._ids: tuple[Any, Any, list[Any]] | None = None  # (version, after, sorted ids above it)
         self._layout_of: tuple[Any, Any, Any] | None = None  # (table, schema, layout)
+        # Sorted hashes of every id written, while this connector created the table and every
+        # write since was an acknowledged append; None: unknown (ask the table).
+        self._written: np.ndarray | None = None
 
     def _open_table(self, must: bool = True) -> Any:
         if self._tbl is None:
@@ -86,7 +90,7 @@ class LanceDBConnector(Connector):
         return self._tbl
 
     def close(self) -> None:
-        self._db = self._tbl = self._ids = None
+        self._db = self._tbl = self._ids = self._written = None
 
     def _layout(self, tbl: Any) -> tuple[dict[str, str], str, dict[str, Any]]:
         """Vector column -> vector name, the first column, and the vmkit schema note (read once
@@ -183,16 +187,24 @@ class LanceDBConnector(Connector):
         if len(last) != len(batch):
             batch = batch.take(sorted(last.values()))
         data = to_arrow(batch, self._schema(tbl), columns)
-        if self._any_present(tbl, batch.ids):  # a rewrite (a resume, a second run): merge on id
+        keys = np.fromiter((hash(i) for i in batch.ids), np.int64, len(batch))
+        self._ids = None
+        if self._any_present(tbl, batch.ids, keys):  # a rewrite (a resume, a retry): merge on id
             self._call(lambda: tbl.merge_insert(ID_COL).when_matched_update_all()
                        .when_not_matched_insert_all().execute(data))
-        else:  # none of the ids is there yet: a plain append is the same write, and cheaper
-            self._call(lambda: tbl.add(data))
-        self._ids = None
+            return
+        written, self._written = self._written, None  # unknown until the append is acknowledged
+        self._call(lambda: tbl.add(data))  # none of the ids is there: an append is the same write
+        if written is not None:
+            self._written = np.union1d(written, keys)
 
-    def _any_present(self, tbl: Any, ids: list[RecordId]) -> bool:
-        """Whether any of ``ids`` is in the table (one query over the id column). Writes to one
-        table are serial (parallel_writes=False), so nothing lands between this and the write."""
+    def _any_present(self, tbl: Any, ids: list[RecordId], keys: np.ndarray) -> bool:
+        """Whether any of ``ids`` may be in the table. A table this connector created in this
+        process and only appended to since: the hashes of the ids appended (a collision only
+        costs a merge). Else one query over the id column. Writes to one table are serial
+        (parallel_writes=False), so nothing lands between this and the write."""
+        if self._written is not None:
+            return bool(np.isin(keys, self._written).any())
         where = f"{ID_COL} IN ({', '.join(map(_literal, ids))})"
         got = self._call(lambda: tbl.search().where(where).select([ID_COL]).limit(1).to_arrow())
         return bool(got.num_rows)
@@ -200,6 +212,7 @@ class LanceDBConnector(Connector):
     def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
         tbl = self._open_table()
         want = list(ids) if not namespace else []
+        self._written = None  # a deleted id may come back: ask the table from now on
         for i in range(0, len(want), _IN_CHUNK):
             self._call(lambda c=want[i:i + _IN_CHUNK]: tbl.delete(f"{ID_COL} IN ({', '.join(map(_literal, c))})"))
         self._ids = None
@@ -220,6 +233,7 @@ class LanceDBConnector(Connector):
         note = {"vector_name": spec.vector_name, "metric": spec.metric, "created_by": "vmkit"}
         schema = schema_for(self.pk, spaces, note)
         self._tbl = self._call(lambda: self._db.create_table(self.table, schema=schema))
+        self._written = np.zeros(0, np.int64)
 
     def drop(self) -> None:
         """Drops only a table vmkit created (its schema note says so)."""
@@ -228,7 +242,7 @@ class LanceDBConnector(Connector):
             if not (tbl.schema.metadata or {}).get(b"vmkit"):
                 raise TerminalError(f"lancedb table {self.table} was not made by vmkit: not dropped")
             self._call(lambda: self._db.drop_table(self.table))
-        self._tbl = self._ids = None
+        self._tbl = self._ids = self._written = None
 
     def finish_load(self) -> None:
         """Compact the versions the load's merge_inserts left (tables vmkit made only)."""
