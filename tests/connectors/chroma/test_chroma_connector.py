@@ -134,3 +134,11 @@ def test_floats_chroma_would_change_come_back_exact(tmp_path: Path) -> None:
     assert raw["f"] != vals[632] and raw["_vmkit_f64:f"] == repr(vals[632])  # the engine's value, and the exact one
     conn._collection().update(ids=["f632"], metadatas=[{"f": 5.0}])  # changed outside vmkit: the copy is stale
     assert conn.fetch(["f632"]).metadata[0]["f"] == 5.0 and "_vmkit_f64:f" in conn.fetch(["f632"]).metadata[0]
+
+
+def test_sample_spreads_over_the_whole_collection(tmp_path: Path) -> None:
+    conn = made(tmp_path, n=3000)
+    got = [i for b in conn.sample(200, seed=3) for i in b.ids]
+    assert len(got) == len(set(got)) == 200
+    positions = sorted(int(i.split("-")[1]) for i in got)
+    assert positions[0] < 1000 and positions[-1] >= 2000  # not the first page

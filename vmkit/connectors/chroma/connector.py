@@ -22,6 +22,7 @@ written during the run, in a new process too (the cursor is plain JSON).
 from __future__ import annotations
 
 import os
+import random
 import re
 import warnings
 from typing import Any, Sequence
@@ -204,6 +205,19 @@ class ChromaConnector(Connector):
                 raise TerminalError(f"chroma collection {self.collection} was not made by vmkit: not dropped")
             self._call(lambda c: c.delete_collection(self.collection))
         self._col = None
+
+    def sample(self, n: int, seed: int = 0) -> list[RecordBatch]:
+        """About ``n`` records from up to 20 runs at random offsets over the whole collection
+        (``get`` seeks by offset), not one read of everything."""
+        col = self._collection()
+        total = int(self._call(lambda _: col.count()))
+        if total <= 2 * n:
+            return super().sample(n, seed)
+        runs = min(20, n)
+        size = -(-n // runs)
+        starts = sorted(random.Random(seed).sample(range(0, total - size + 1, size), runs))
+        return [to_batch(self._call(lambda _, s=s: col.get(limit=size, offset=s, include=_INCLUDE)),
+                         self._dimension(col)) for s in starts]
 
     # -- helpers ---------------------------------------------------------------------------
     def _dimension(self, col: Any) -> int | None:
