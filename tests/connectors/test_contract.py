@@ -63,7 +63,8 @@ def _live_uri(name: str, token: str) -> str:
     return f"pinecone://{os.environ['VMKIT_PINECONE_LIVE_INDEX']}?namespace=vmkit-contract-{token}"
 
 
-@pytest.fixture(params=["memory", "qdrant-dir", "qdrant-mem", "milvus", "pgvector", *map(_live, _LIVE)])
+@pytest.fixture(params=["memory", "qdrant-dir", "qdrant-mem", "milvus", "pgvector", "chroma", "lancedb",
+                        *map(_live, _LIVE)])
 def uri(request, tmp_path):
     if request.param in _LIVE:
         return _live_uri(request.param, uuid.uuid4().hex[:8])
@@ -75,6 +76,8 @@ def uri(request, tmp_path):
         "qdrant-dir": f"qdrant://{tmp_path}/q?collection=c",
         "qdrant-mem": "qdrant:///:memory:?collection=c",
         "milvus": f"milvus://{tmp_path}/m.db?collection=c",
+        "chroma": f"chroma://{tmp_path}/chroma?collection=contract",
+        "lancedb": f"lancedb://{tmp_path}/lance?table=c",
     }[request.param]
 
 

@@ -29,6 +29,8 @@ ENGINES: dict[str, Engine] = {e.name: e for e in [
            ("weaviate_emu",)),
     Engine("sochdb", lambda d, f, role: f"sochdb://{d}/s-{role}?collection=c"),
     Engine("milvus", lambda d, f, role: f"milvus://{d}/m-{role}.db?collection=c"),
+    Engine("chroma", lambda d, f, role: f"chroma://{d}/c-{role}?collection=matrix"),
+    Engine("lancedb", lambda d, f, role: f"lancedb://{d}/l-{role}?table=c"),
     Engine("pgvector", lambda d, f, role: f["pg_server"].uri(f["pg_db"], f"matrix_{role}"),
            ("pg_server", "pg_db")),
 ]}

@@ -23,6 +23,8 @@ _BUILTIN: dict[str, str] = {
     "pinecone": "vmkit.connectors.pinecone.connector:PineconeConnector",
     "weaviate": "vmkit.connectors.weaviate.connector:WeaviateConnector",
     "sochdb": "vmkit.connectors.sochdb.connector:SochDBConnector",
+    "chroma": "vmkit.connectors.chroma.connector:ChromaConnector",
+    "lancedb": "vmkit.connectors.lancedb.connector:LanceDBConnector",
     "postgresql": "vmkit.connectors.pgvector.connector:PgvectorConnector",
     "postgres": "vmkit.connectors.pgvector.connector:PostgresConnector",
     "milvus": "vmkit.connectors.milvus.connector:MilvusConnector",

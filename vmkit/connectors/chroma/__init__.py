@@ -1,0 +1,1 @@
+"""Chroma connector (``chromadb``): a local directory (PersistentClient) or a server (HttpClient)."""

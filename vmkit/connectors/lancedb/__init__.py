@@ -1,0 +1,1 @@
+"""LanceDB connector (``lancedb``): a table in a local directory, Arrow in and out."""
