@@ -57,7 +57,7 @@ def _live_uri(name: str, token: str) -> str:
     return f"pinecone://{os.environ['VMKIT_PINECONE_LIVE_INDEX']}?namespace=vmkit-contract-{token}"
 
 
-@pytest.fixture(params=["memory", "qdrant-dir", "qdrant-mem", "pgvector", *map(_live, _LIVE)])
+@pytest.fixture(params=["memory", "qdrant-dir", "qdrant-mem", "pgvector", "parquet", *map(_live, _LIVE)])
 def uri(request, tmp_path):
     if request.param in _LIVE:
         return _live_uri(request.param, uuid.uuid4().hex[:8])
@@ -68,6 +68,7 @@ def uri(request, tmp_path):
         "memory": "memory://c",
         "qdrant-dir": f"qdrant://{tmp_path}/q?collection=c",
         "qdrant-mem": "qdrant:///:memory:?collection=c",
+        "parquet": f"parquet://{tmp_path}/pq",
     }[request.param]
 
 

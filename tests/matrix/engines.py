@@ -30,6 +30,7 @@ ENGINES: dict[str, Engine] = {e.name: e for e in [
     Engine("sochdb", lambda d, f, role: f"sochdb://{d}/s-{role}?collection=c"),
     Engine("pgvector", lambda d, f, role: f["pg_server"].uri(f["pg_db"], f"matrix_{role}"),
            ("pg_server", "pg_db")),
+    Engine("parquet", lambda d, f, role: f"parquet://{d}/p-{role}"),
 ]}
 
 

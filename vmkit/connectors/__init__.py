@@ -26,6 +26,7 @@ _BUILTIN: dict[str, str] = {
     "postgresql": "vmkit.connectors.pgvector.connector:PgvectorConnector",
     "postgres": "vmkit.connectors.pgvector.connector:PostgresConnector",
     "synthetic": "vmkit.connectors.synthetic:SyntheticConnector",
+    "parquet": "vmkit.connectors.parquet.connector:ParquetConnector",
     "sink": "vmkit.connectors.sink:SinkConnector",
 }
 

@@ -1,0 +1,115 @@
+"""The manifest of a Parquet directory and the atomic file writes everything here relies on.
+
+``vmkit-manifest.json`` lists every part in write order (``seq`` grows with each write) with
+its namespace, record count and sha256 of the file bytes; only parts it lists are read, so a
+stray temporary file from a crash is never data. Every file (part or manifest) is written to
+a temporary name in the same directory, fsynced, ``os.replace``d over its final name, and the
+directory fsynced: a reader sees the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from vmkit.core.errors import PlanError
+
+MANIFEST = "vmkit-manifest.json"
+FORMAT = "vmkit-parquet"
+VERSION = 1
+TMP_PREFIX = ".tmp-"  # temporary files: never listed in a manifest, so never read
+
+
+@dataclass
+class Part:
+    file: str  # path relative to the directory, "/"-separated
+    namespace: str
+    records: int
+    sha256: str
+    ids_hash: str  # of the batch's (namespace, ids): a replayed batch replaces its own part
+    seq: int
+
+
+@dataclass
+class Manifest:
+    layout: str
+    name: str
+    dimension: int
+    metric: str
+    sparse: bool = False
+    vector_name: str = ""
+    extra_vectors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    id_kinds: list[str] = field(default_factory=list)  # kinds of the ids written so far
+    plan_hash: str = ""  # a connector is not told the plan: left empty unless set by a caller
+    parts: list[Part] = field(default_factory=list)
+    next_seq: int = 1
+
+    @property
+    def namespaces(self) -> list[str]:
+        return sorted({p.namespace for p in self.parts}, key=str.encode)
+
+    def to_json(self) -> bytes:
+        body = {"format": FORMAT, "version": VERSION, **asdict(self), "namespaces": self.namespaces,
+                "digest": "sha256"}
+        return orjson.dumps(body, option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def from_json(cls, raw: bytes, where: str) -> "Manifest":
+        try:
+            doc = orjson.loads(raw)
+            if doc.get("format") != FORMAT or doc.get("version") != VERSION:
+                raise ValueError(f"not a {FORMAT} v{VERSION} manifest")
+            parts = [Part(**p) for p in doc["parts"]]
+            keep = {k: doc[k] for k in ("layout", "name", "dimension", "metric", "sparse", "vector_name",
+                                        "extra_vectors", "id_kinds", "plan_hash", "next_seq")}
+            return cls(parts=parts, **keep)
+        except (orjson.JSONDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise PlanError(f"parquet manifest {where} is not readable: {exc}") from None
+
+
+def load(root: Path) -> Manifest | None:
+    path = root / MANIFEST
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    return Manifest.from_json(raw, str(path))
+
+
+def sha256(data: bytes | memoryview) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write_atomic(path: Path, data: bytes | memoryview) -> None:
+    """``data`` at ``path``, all or nothing: a temporary file beside it, fsynced, renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    sync_dir(path.parent)
+
+
+def sync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (POSIX: fsync the directory)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save(root: Path, manifest: Manifest) -> None:
+    write_atomic(root / MANIFEST, manifest.to_json())

@@ -1,0 +1,141 @@
+"""Reading parts: every byte checked against the manifest's digest before it is parsed, and
+the live-row index (which rows of which parts are the records, after replays and deletes).
+
+De-duplication rule: a record is ``(namespace, id)``; when several parts hold one, the part
+written last (highest ``seq``, the manifest's order) holds the live record, and within a part
+the last row. A replayed batch rewrites its own part (same name, ``connector.part_name``), so
+it never leaves two copies; the rule covers an id written again by another batch (a repair).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vmkit.core.errors import PlanError
+
+from .layout import pa, schema, schema_problem
+from .manifest import Manifest, Part, sha256
+
+log = logging.getLogger(__name__)
+
+
+class Unreadable(Exception):
+    """A part that cannot be read as the manifest lists it; the message says why."""
+
+
+def read_part(root: Path, m: Manifest, part: Part, columns: list[str] | None = None) -> Any:
+    """The part's table (``columns`` only), or Unreadable: the file missing, its bytes not the
+    ones the manifest's digest names, not Parquet, another schema or another row count."""
+    a = pa()
+    import pyarrow.parquet as pq
+
+    try:
+        data = (root / part.file).read_bytes()
+    except OSError as exc:
+        raise Unreadable(f"cannot be read: {exc.strerror or exc}") from None
+    if sha256(data) != part.sha256:
+        raise Unreadable("its content differs from the manifest's sha256 (changed or truncated)")
+    try:
+        table = pq.read_table(a.BufferReader(data), columns=columns)
+    except (a.ArrowException, OSError) as exc:
+        raise Unreadable(f"not a readable Parquet file: {exc}") from None
+    problem = schema_problem(table.schema, _subset(schema(m), columns))
+    if problem or table.num_rows != part.records:
+        raise Unreadable(problem or f"{table.num_rows} rows, the manifest says {part.records}")
+    return table
+
+
+def _subset(sch: Any, columns: list[str] | None) -> Any:
+    return sch if columns is None else pa().schema([sch.field(c) for c in columns])
+
+
+def check_footers(root: Path, m: Manifest) -> None:
+    """PlanError naming the first part whose footer is missing or unreadable (a truncated
+    file), whose schema is not the layout's or whose row count is not the manifest's. Reads
+    footers only: the digests are checked when the bytes are read."""
+    import pyarrow.parquet as pq
+
+    want = schema(m)
+    for part in m.parts:
+        path = root / part.file
+        try:
+            meta = pq.read_metadata(path)
+            problem = schema_problem(meta.schema.to_arrow_schema(), want)
+        except (pa().ArrowException, OSError) as exc:
+            raise PlanError(f"parquet part {path} cannot be read (truncated or not Parquet): {exc}") from None
+        if problem is None and meta.num_rows != part.records:
+            problem = f"{meta.num_rows} rows, the manifest says {part.records}"
+        if problem:
+            raise PlanError(f"parquet part {path} has the wrong schema or size: {problem}")
+
+
+@dataclass
+class LiveIndex:
+    """Which rows are live: ``masks[i]`` for part i (None: every row), ``keys`` -> (part, row)
+    built on first use by ``fetch``, and live counts per namespace."""
+
+    masks: list[np.ndarray | None]
+    counts: dict[str, int]
+    _keys: list[Any]  # per part: its key strings (None for an unreadable part)
+    _lookup: dict[str, tuple[int, int]] | None = None
+
+    def lookup(self) -> dict[str, tuple[int, int]]:
+        if self._lookup is None:
+            found: dict[str, tuple[int, int]] = {}
+            for p, keys in enumerate(self._keys):
+                if keys is None:
+                    continue
+                mask = self.masks[p]
+                for row, key in enumerate(keys.to_pylist()):
+                    if mask is None or mask[row]:
+                        found[key] = (p, row)
+            self._lookup = found
+        return self._lookup
+
+
+def key_of(namespace: str, rid: Any) -> str:
+    """The de-duplication key of a record: int 7 and string "7" differ."""
+    return f"{namespace}\x1f{'i' if isinstance(rid, int) else 's'}{rid}"
+
+
+def build_index(root: Path, m: Manifest) -> LiveIndex:
+    """Reads only the id columns of every part; an unreadable part counts as all live (its
+    rows are dead-lettered when scanned)."""
+    a = pa()
+    pc = a.compute
+    cols = ["id"] if m.layout == "pinecone" else ["id", "id_uint"]
+    keys: list[Any] = []
+    for part in m.parts:
+        try:
+            t = read_part(root, m, part, cols)
+        except Unreadable:
+            keys.append(None)
+            continue
+        kind = (pc.if_else(pc.is_valid(t.column("id_uint")), "i", "s") if "id_uint" in cols
+                else a.array(["s"] * t.num_rows, a.string()))
+        keys.append(pc.binary_join_element_wise(a.scalar(part.namespace + "\x1f"), kind, t.column("id"), "")
+                    .combine_chunks())
+    readable = [k for k in keys if k is not None]
+    total = sum(len(k) for k in readable)
+    masks: list[np.ndarray | None] = [None] * len(m.parts)
+    if readable:
+        table = a.table({"key": a.chunked_array(readable, a.string()), "pos": a.array(np.arange(total))})
+        last = table.group_by("key", use_threads=False).aggregate([("pos", "max")])
+        if last.num_rows < total:  # some key is held twice: only its last copy is live
+            live = np.zeros(total, bool)
+            live[last.column("pos_max").to_numpy()] = True
+            start = 0
+            for p, k in enumerate(keys):
+                if k is not None:
+                    masks[p] = live[start:start + len(k)]
+                    start += len(k)
+    counts: dict[str, int] = {}
+    for p, part in enumerate(m.parts):
+        mask = masks[p]
+        counts[part.namespace] = counts.get(part.namespace, 0) + (part.records if mask is None else int(mask.sum()))
+    return LiveIndex(masks, {ns: c for ns, c in counts.items() if c}, keys)
