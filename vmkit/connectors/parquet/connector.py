@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from vmkit.connectors.base import METRICS, Capabilities, CollectionInfo, Connector, TargetSpec
-from vmkit.core.errors import ConfigError, InvalidData, TerminalError
+from vmkit.core.errors import ConfigError, TerminalError
 from vmkit.core.records import RecordBatch, RecordId
 
 from . import manifest as mf

@@ -141,8 +141,9 @@ def from_table(table: Any, m: Manifest, namespace: str, file: str, rows: list[in
     for name, col in dense.items():
         arr = table.column(col).combine_chunks()
         lengths = a.compute.list_value_length(arr).to_numpy(zero_copy_only=False)
-        for i in np.flatnonzero(~(lengths == dims[name])):  # nulls compare False too
-            bad.setdefault(int(i), f"column {col}: vector missing or not of dimension {dims[name]}")
+        for j in np.flatnonzero(~(lengths == dims[name])):  # nulls compare False too
+            i = int(j)
+            bad.setdefault(i, f"column {col}: vector missing or not of dimension {dims[name]}")
         flat = np.zeros((n, dims[name]), np.float32)
         ok = np.flatnonzero(lengths == dims[name])
         if len(ok):
@@ -151,17 +152,17 @@ def from_table(table: Any, m: Manifest, namespace: str, file: str, rows: list[in
             if len(ok) == n and offs[-1] - offs[0] == n * dims[name]:  # contiguous: one copy
                 flat = values[offs[0]:offs[-1]].reshape(n, dims[name]).astype(np.float32, copy=True)
             else:
-                for i in ok:
-                    flat[i] = values[offs[i]:offs[i] + dims[name]]
+                for q in ok:
+                    flat[q] = values[offs[q]:offs[q] + dims[name]]
         arrays[name] = flat
     metadata: list[dict[str, Any]] = []
-    for i, raw in enumerate(table.column("metadata").to_pylist()):
+    for r, raw in enumerate(table.column("metadata").to_pylist()):
         try:
             meta = {} if raw is None else orjson.loads(raw)
             if not isinstance(meta, dict):
                 raise ValueError("not a JSON object")
         except (orjson.JSONDecodeError, ValueError) as exc:
-            bad.setdefault(i, f"metadata is not a JSON object: {exc}")
+            bad.setdefault(r, f"metadata is not a JSON object: {exc}")
             meta = {}
         metadata.append(meta)
     sparse = _sparse_of(table, m, n) if m.sparse else None
@@ -200,7 +201,8 @@ def unreadable_rows(file: str, rows: list[int], namespace: str, reasons: list[st
     else ``FILE#ROW`` so the dead letter still says where the record was."""
     out = []
     for k, row in enumerate(rows):
-        rid = ids[k] if ids and ids[k] is not None else f"{file}#{row}"
+        known = ids[k] if ids else None
+        rid: RecordId = known if known is not None else f"{file}#{row}"
         why = reasons if isinstance(reasons, str) else reasons[k]
         out.append(Rejection(rid, f"parquet part {file} row {row}: {why}", SOURCE_UNREADABLE, namespace))
     return out
