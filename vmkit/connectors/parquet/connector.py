@@ -37,7 +37,7 @@ from vmkit.core.records import RecordBatch, RecordId
 from . import manifest as mf
 from .layout import from_table, pa, to_table, unreadable_rows
 from .manifest import Manifest, Part
-from .parts import LiveIndex, Unreadable, build_index, check_footers, key_of, read_part
+from .parts import KeyCache, LiveIndex, Unreadable, build_index, check_footers, key_of, read_part
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,7 @@ class ParquetConnector(Connector):
         self._lock = threading.RLock()
         self._m: Manifest | None = None
         self._index: LiveIndex | None = None
+        self._keys: KeyCache | None = None
         self._checked = -1  # next_seq of the manifest whose footers were checked
         self._cache: tuple[str, Any] | None = None  # the last part read: (file, table)
 
@@ -93,11 +94,16 @@ class ParquetConnector(Connector):
             raise TerminalError(f"parquet directory {self.root} holds no vmkit manifest")
         return self._m
 
-    def _live(self) -> LiveIndex:
+    def _key_cache(self) -> KeyCache:
         m = self._manifest()
         assert m is not None
+        if self._keys is None or self._keys.m is not m:
+            self._keys = KeyCache(self.root, m)
+        return self._keys
+
+    def _live(self) -> LiveIndex:
         if self._index is None:
-            self._index = build_index(self.root, m)
+            self._index = build_index(self._key_cache().m, self._key_cache())
         return self._index
 
     def _changed(self) -> None:
@@ -110,7 +116,7 @@ class ParquetConnector(Connector):
         return self._cache[1]
 
     def close(self) -> None:
-        self._m, self._index, self._cache = None, None, None
+        self._m, self._index, self._cache, self._keys = None, None, None, None
 
     # -- contract: reading -----------------------------------------------------------------
     def describe(self) -> CollectionInfo | None:
@@ -165,12 +171,16 @@ class ParquetConnector(Connector):
         with self._lock:
             m = self._manifest()
             assert m is not None
-            lookup = self._live().lookup()
+            cache = self._key_cache()
+            newest_first = [p for p in range(len(m.parts) - 1, -1, -1) if m.parts[p].namespace == namespace]
             by_part: dict[int, list[int]] = {}
-            for rid in ids:
-                hit = lookup.get(key_of(namespace, rid))
-                if hit is not None:
-                    by_part.setdefault(hit[0], []).append(hit[1])
+            for rid in ids:  # the newest part holding a key holds its live record
+                key = key_of(namespace, rid)
+                for p in newest_first:
+                    row = cache.row_of(m.parts[p], key)
+                    if row is not None:
+                        by_part.setdefault(p, []).append(row)
+                        break
             got = []
             for p, rows in sorted(by_part.items()):
                 try:
@@ -199,7 +209,8 @@ class ParquetConnector(Connector):
             if self.layout == "pinecone" and (problem := self.namespace_problem(batch.namespace)):
                 raise TerminalError(problem)
             ids_hash = hashlib.sha256("\x1e".join(key_of(batch.namespace, r) for r in batch.ids).encode()).hexdigest()
-            data, digest = _encode(to_table(batch, m))
+            table = to_table(batch, m)
+            data, digest = _encode(table)
             file = self._part_path(batch.namespace, ids_hash, digest)
             mf.write_atomic(self.root / file, data)
             replaced = [p for p in m.parts if p.ids_hash == ids_hash and p.namespace == batch.namespace]
@@ -210,6 +221,7 @@ class ParquetConnector(Connector):
             m.id_kinds = sorted(set(m.id_kinds) | kinds)
             mf.save(self.root, m)
             self._changed()
+            self._cache = (file, table)  # what a read-back of this batch will ask for
             for old in replaced:  # after the manifest stopped listing them
                 if old.file != file:
                     (self.root / old.file).unlink(missing_ok=True)
@@ -222,10 +234,10 @@ class ParquetConnector(Connector):
             assert m is not None
             a = pa()
             gone = a.array([key_of(namespace, r) for r in ids], a.string())
-            index = self._live()
+            cache = self._key_cache()
             old_files = []
             for p, part in enumerate(list(m.parts)):
-                keys = index._keys[p]
+                keys = cache.keys(part)
                 if part.namespace != namespace or keys is None:
                     continue
                 hit = a.compute.is_in(keys, value_set=gone).to_numpy(zero_copy_only=False)

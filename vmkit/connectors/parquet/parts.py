@@ -76,26 +76,10 @@ def check_footers(root: Path, m: Manifest) -> None:
 
 @dataclass
 class LiveIndex:
-    """Which rows are live: ``masks[i]`` for part i (None: every row), ``keys`` -> (part, row)
-    built on first use by ``fetch``, and live counts per namespace."""
+    """Which rows are live: ``masks[i]`` for part i (None: every row), live counts per namespace."""
 
     masks: list[np.ndarray | None]
     counts: dict[str, int]
-    _keys: list[Any]  # per part: its key strings (None for an unreadable part)
-    _lookup: dict[str, tuple[int, int]] | None = None
-
-    def lookup(self) -> dict[str, tuple[int, int]]:
-        if self._lookup is None:
-            found: dict[str, tuple[int, int]] = {}
-            for p, keys in enumerate(self._keys):
-                if keys is None:
-                    continue
-                mask = self.masks[p]
-                for row, key in enumerate(keys.to_pylist()):
-                    if mask is None or mask[row]:
-                        found[key] = (p, row)
-            self._lookup = found
-        return self._lookup
 
 
 def key_of(namespace: str, rid: Any) -> str:
@@ -103,23 +87,49 @@ def key_of(namespace: str, rid: Any) -> str:
     return f"{namespace}\x1f{'i' if isinstance(rid, int) else 's'}{rid}"
 
 
-def build_index(root: Path, m: Manifest) -> LiveIndex:
-    """Reads only the id columns of every part; an unreadable part counts as all live (its
-    rows are dead-lettered when scanned)."""
+class KeyCache:
+    """Each part's keys, read once (only the id columns): a part's name holds its digest, so
+    what is cached for a name never changes."""
+
+    def __init__(self, root: Path, m: Manifest) -> None:
+        self.root, self.m = root, m
+        self._keys: dict[str, Any] = {}
+        self._rows: dict[str, dict[str, int]] = {}
+
+    def keys(self, part: Part) -> Any:
+        """The part's keys as an Arrow string array, or None when the part is unreadable."""
+        if part.file not in self._keys:
+            a = pa()
+            pc = a.compute
+            cols = ["id"] if self.m.layout == "pinecone" else ["id", "id_uint"]
+            try:
+                t = read_part(self.root, self.m, part, cols)
+            except Unreadable:
+                self._keys[part.file] = None
+                return None
+            kind = (pc.if_else(pc.is_valid(t.column("id_uint")), "i", "s") if "id_uint" in cols
+                    else a.array(["s"] * t.num_rows, a.string()))
+            self._keys[part.file] = pc.binary_join_element_wise(
+                a.scalar(part.namespace + "\x1f"), kind, t.column("id"), "").combine_chunks()
+        return self._keys[part.file]
+
+    def row_of(self, part: Part, key: str) -> int | None:
+        """The last row of ``part`` holding ``key`` (dictionaries built per part on demand)."""
+        if part.file not in self._rows:
+            keys = self.keys(part)
+            self._rows[part.file] = {} if keys is None else {k: r for r, k in enumerate(keys.to_pylist())}
+        return self._rows[part.file].get(key)
+
+    def forget(self, files: set[str]) -> None:
+        for f in files:
+            self._keys.pop(f, None)
+            self._rows.pop(f, None)
+
+
+def build_index(m: Manifest, cache: KeyCache) -> LiveIndex:
+    """An unreadable part counts as all live (its rows are dead-lettered when scanned)."""
     a = pa()
-    pc = a.compute
-    cols = ["id"] if m.layout == "pinecone" else ["id", "id_uint"]
-    keys: list[Any] = []
-    for part in m.parts:
-        try:
-            t = read_part(root, m, part, cols)
-        except Unreadable:
-            keys.append(None)
-            continue
-        kind = (pc.if_else(pc.is_valid(t.column("id_uint")), "i", "s") if "id_uint" in cols
-                else a.array(["s"] * t.num_rows, a.string()))
-        keys.append(pc.binary_join_element_wise(a.scalar(part.namespace + "\x1f"), kind, t.column("id"), "")
-                    .combine_chunks())
+    keys = [cache.keys(part) for part in m.parts]
     readable = [k for k in keys if k is not None]
     total = sum(len(k) for k in readable)
     masks: list[np.ndarray | None] = [None] * len(m.parts)
@@ -138,4 +148,4 @@ def build_index(root: Path, m: Manifest) -> LiveIndex:
     for p, part in enumerate(m.parts):
         mask = masks[p]
         counts[part.namespace] = counts.get(part.namespace, 0) + (part.records if mask is None else int(mask.sum()))
-    return LiveIndex(masks, {ns: c for ns, c in counts.items() if c}, keys)
+    return LiveIndex(masks, {ns: c for ns, c in counts.items() if c})
