@@ -13,6 +13,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import xxhash
 from matrix.matrix_corpus import DIM, METRIC, TITLE_DIM, corpus_batch
 
 from vmkit import Migration, TargetSpec, connect
@@ -75,9 +76,8 @@ def test_every_feature_round_trips_exactly(tmp_path):
     manifest = orjson.loads((tmp_path / "d" / "vmkit-manifest.json").read_bytes())
     assert manifest["namespaces"] == ["", "ns"] and manifest["id_kinds"] == ["string", "uint"]
     assert [p["records"] for p in manifest["parts"]] == [200, 200, 200]
-    for p in manifest["parts"]:  # the digest is the sha256 of the file's bytes
-        import hashlib
-        assert hashlib.sha256((tmp_path / "d" / p["file"]).read_bytes()).hexdigest() == p["sha256"]
+    for p in manifest["parts"]:  # the digest is xxh3-128 of the file's bytes
+        assert xxhash.xxh3_128_hexdigest((tmp_path / "d" / p["file"]).read_bytes()) == p["digest"]
     fetched = conn.fetch([full.ids[5], full.ids[1], "no such id"], "")
     assert fetched.ids == [full.ids[5], full.ids[1]]
     _same(fetched, full)
@@ -185,7 +185,7 @@ def test_a_part_changed_after_the_manifest_is_dead_lettered_with_its_ids(tmp_pat
     assert fresh.describe() is not None  # the footer is fine: only the bytes tell
     got, rejected = _scan_all(fresh)
     assert len(got) == 400 and len(rejected) == 200
-    assert all("sha256" in r.reason and part.name in r.reason for r in rejected)
+    assert all("digest" in r.reason and part.name in r.reason for r in rejected)
 
 
 def test_create_drop_and_layout_options(tmp_path):

@@ -10,7 +10,7 @@ Readers keep the newest copy of a (namespace, id) (``parts.py``).
 
 Scan cursor: ``[part index in manifest order, row]``, so a scan resumes in a new process.
 A part whose footer is unreadable or whose schema is not the layout's is a PlanError at
-``describe()`` naming the file; a part whose bytes do not match the manifest's sha256 when
+``describe()`` naming the file; a part whose bytes do not match the manifest's digest when
 read is dead-lettered row by row (``source_unreadable``, naming file and row), never read in part.
 
 ``layout=weaviate`` (reading a Weaviate collection export, Weaviate 1.37 preview) is refused:
@@ -55,7 +55,8 @@ _PINECONE = Capabilities(
     metadata_big_ints=False, max_metadata_bytes=40_960, field_name_pattern=r"(?!\$)[\s\S]*",
     rejects_zero_vectors=True, parallel_writes=False,
 )
-PINECONE_DEFAULT_NS = "__default__"  # the import's sub-directory for the default namespace
+PINECONE_DEFAULT_NS = "__default__"
+_SAMPLE_PARTS = 16  # the import's sub-directory for the default namespace
 
 
 class ParquetConnector(Connector):
@@ -166,6 +167,31 @@ class ParquetConnector(Connector):
                     return from_table(chosen, m, part.namespace, part.file, rows.tolist()), nxt
                 p, row = (p, end) if end < part.records else (p + 1, 0)
             return _shaped(RecordBatch.empty(), m, ""), None
+
+    def sample(self, n: int, seed: int = 0) -> list[RecordBatch]:
+        """About ``n`` live records from up to ``_SAMPLE_PARTS`` parts drawn by size (reading
+        every part to sample a few thousand records would cost a whole extra read)."""
+        with self._lock:
+            m = self._manifest()
+            assert m is not None
+            index, rng = self._live(), np.random.default_rng(seed)
+            sizes = np.array([p.records for p in m.parts], float)
+            if not len(sizes) or sizes.sum() == 0:
+                return []
+            chosen = rng.choice(len(sizes), min(_SAMPLE_PARTS, len(sizes)), replace=False, p=sizes / sizes.sum())
+            out = []
+            for p in sorted(int(c) for c in chosen):
+                mask = index.masks[p]
+                live = np.flatnonzero(mask) if mask is not None else np.arange(m.parts[p].records)
+                if not len(live):
+                    continue
+                rows = np.sort(rng.choice(live, min(len(live), max(1, n // len(chosen))), replace=False))
+                try:
+                    table = self._table(m, p).take(rows)
+                except Unreadable:
+                    continue
+                out.append(from_table(table, m, m.parts[p].namespace, m.parts[p].file, rows.tolist()))
+            return out
 
     def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
         with self._lock:
@@ -306,14 +332,14 @@ class ParquetConnector(Connector):
 
 
 def _encode(table: Any) -> tuple[bytes, str]:
-    """The Parquet file of ``table`` and its sha256 (pyarrow's default codec, snappy)."""
+    """The Parquet file of ``table`` and its digest (pyarrow's default codec, snappy)."""
     a = pa()
     import pyarrow.parquet as pq
 
     sink = a.BufferOutputStream()
     pq.write_table(table, sink)
     data = sink.getvalue().to_pybytes()
-    return data, mf.sha256(data)
+    return data, mf.digest(data)
 
 
 def _cursor(cursor: str | None) -> tuple[int, int]:

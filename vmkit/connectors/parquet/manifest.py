@@ -1,15 +1,15 @@
 """The manifest of a Parquet directory and the atomic file writes everything here relies on.
 
 ``vmkit-manifest.json`` lists every part in write order (``seq`` grows with each write) with
-its namespace, record count and sha256 of the file bytes; only parts it lists are read, so a
-stray temporary file from a crash is never data. Every file (part or manifest) is written to
-a temporary name in the same directory, fsynced, ``os.replace``d over its final name, and the
-directory fsynced: a reader sees the old file or the new one, never half of one.
+its namespace, record count and digest of the file bytes (xxh3-128, the manifest's ``digest``
+names it: sha256 ran at 0.6 GB/s here, slower than reading the file). Only parts it lists
+are read, so a stray temporary file from a crash is never data. Every file (part or
+manifest) is written to a temporary name in the same directory, fsynced, ``os.replace``d
+over its final name, and the directory fsynced: a reader sees the old file or the new one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import xxhash
 
 from vmkit.core.errors import PlanError
 
 MANIFEST = "vmkit-manifest.json"
 FORMAT = "vmkit-parquet"
 VERSION = 1
+DIGEST = "xxh3_128"
 TMP_PREFIX = ".tmp-"  # temporary files: never listed in a manifest, so never read
 
 
@@ -31,7 +33,7 @@ class Part:
     file: str  # path relative to the directory, "/"-separated
     namespace: str
     records: int
-    sha256: str
+    digest: str  # xxh3_128 hex of the file bytes
     ids_hash: str  # of the batch's (namespace, ids): a replayed batch replaces its own part
     seq: int
 
@@ -56,14 +58,14 @@ class Manifest:
 
     def to_json(self) -> bytes:
         body = {"format": FORMAT, "version": VERSION, **asdict(self), "namespaces": self.namespaces,
-                "digest": "sha256"}
+                "digest": DIGEST}
         return orjson.dumps(body, option=orjson.OPT_INDENT_2)
 
     @classmethod
     def from_json(cls, raw: bytes, where: str) -> "Manifest":
         try:
             doc = orjson.loads(raw)
-            if doc.get("format") != FORMAT or doc.get("version") != VERSION:
+            if doc.get("format") != FORMAT or doc.get("version") != VERSION or doc.get("digest") != DIGEST:
                 raise ValueError(f"not a {FORMAT} v{VERSION} manifest")
             parts = [Part(**p) for p in doc["parts"]]
             keep = {k: doc[k] for k in ("layout", "name", "dimension", "metric", "sparse", "vector_name",
@@ -82,8 +84,8 @@ def load(root: Path) -> Manifest | None:
     return Manifest.from_json(raw, str(path))
 
 
-def sha256(data: bytes | memoryview) -> str:
-    return hashlib.sha256(data).hexdigest()
+def digest(data: bytes | memoryview) -> str:
+    return xxhash.xxh3_128_hexdigest(data)
 
 
 def write_atomic(path: Path, data: bytes | memoryview) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from vmkit.core.errors import PlanError
 
 from .layout import pa, schema, schema_problem
-from .manifest import Manifest, Part, sha256
+from .manifest import Manifest, Part, digest
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,8 @@ def read_part(root: Path, m: Manifest, part: Part, columns: list[str] | None = N
         data = (root / part.file).read_bytes()
     except OSError as exc:
         raise Unreadable(f"cannot be read: {exc.strerror or exc}") from None
-    if sha256(data) != part.sha256:
-        raise Unreadable("its content differs from the manifest's sha256 (changed or truncated)")
+    if digest(data) != part.digest:
+        raise Unreadable("its content differs from the manifest's digest (changed or truncated)")
     try:
         table = pq.read_table(a.BufferReader(data), columns=columns)
     except (a.ArrowException, OSError) as exc:
@@ -48,6 +48,18 @@ def read_part(root: Path, m: Manifest, part: Part, columns: list[str] | None = N
     if problem or table.num_rows != part.records:
         raise Unreadable(problem or f"{table.num_rows} rows, the manifest says {part.records}")
     return table
+
+
+def _read_columns(path: Path, columns: list[str], records: int) -> Any:
+    import pyarrow.parquet as pq
+
+    try:
+        t = pq.read_table(path, columns=columns)
+    except (pa().ArrowException, OSError) as exc:
+        raise Unreadable(str(exc)) from None
+    if t.num_rows != records:
+        raise Unreadable(f"{t.num_rows} rows, the manifest says {records}")
+    return t
 
 
 def _subset(sch: Any, columns: list[str] | None) -> Any:
@@ -102,8 +114,8 @@ class KeyCache:
             a = pa()
             pc = a.compute
             cols = ["id"] if self.m.layout == "pinecone" else ["id", "id_uint"]
-            try:
-                t = read_part(self.root, self.m, part, cols)
+            try:  # the id columns only: the digest is checked when the whole part is read
+                t = _read_columns(self.root / part.file, cols, part.records)
             except Unreadable:
                 self._keys[part.file] = None
                 return None
