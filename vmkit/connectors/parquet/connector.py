@@ -20,9 +20,7 @@ not the columns of its files, so there is no layout to read against yet.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import shutil
 import threading
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,14 +28,15 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from vmkit.connectors.base import METRICS, Capabilities, CollectionInfo, Connector, TargetSpec
+from vmkit.connectors.base import METRICS, Capabilities, CollectionInfo, Connector
 from vmkit.core.errors import ConfigError, TerminalError
 from vmkit.core.records import RecordBatch, RecordId
 
 from . import manifest as mf
-from .layout import from_table, pa, to_table, unreadable_rows
-from .manifest import Manifest, Part
+from .layout import from_table, unreadable_rows
+from .manifest import Manifest
 from .parts import KeyCache, LiveIndex, Unreadable, build_index, check_footers, key_of, read_part
+from .write import ParquetWrites
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +54,10 @@ _PINECONE = Capabilities(
     metadata_big_ints=False, max_metadata_bytes=40_960, field_name_pattern=r"(?!\$)[\s\S]*",
     rejects_zero_vectors=True, parallel_writes=False,
 )
-PINECONE_DEFAULT_NS = "__default__"
-_SAMPLE_PARTS = 16  # the import's sub-directory for the default namespace
+_SAMPLE_PARTS = 16
 
 
-class ParquetConnector(Connector):
+class ParquetConnector(ParquetWrites, Connector):
     scheme = "parquet"
     extra = "parquet"
 
@@ -220,127 +218,6 @@ class ParquetConnector(Connector):
             batch = batch.take(sorted(range(len(batch)), key=lambda i: order[key_of(namespace, batch.ids[i])]))
             batch.namespace = namespace
             return batch
-
-    # -- contract: writing -----------------------------------------------------------------
-    def upsert(self, batch: RecordBatch) -> None:
-        if not len(batch):
-            return
-        with self._lock:
-            m = self._manifest()
-            assert m is not None
-            if batch.dimension != m.dimension or set(batch.named) != set(m.extra_vectors):
-                raise TerminalError(f"records of dimension {batch.dimension} and named vectors "
-                                    f"{sorted(batch.named)} do not fit parquet directory {self.root} "
-                                    f"({m.dimension}, {sorted(m.extra_vectors)})")
-            if self.layout == "pinecone" and (problem := self.namespace_problem(batch.namespace)):
-                raise TerminalError(problem)
-            ids_hash = hashlib.sha256("\x1e".join(key_of(batch.namespace, r) for r in batch.ids).encode()).hexdigest()
-            table = to_table(batch, m)
-            data, digest = _encode(table)
-            file = self._part_path(batch.namespace, ids_hash, digest)
-            mf.write_atomic(self.root / file, data)
-            replaced = [p for p in m.parts if p.ids_hash == ids_hash and p.namespace == batch.namespace]
-            m.parts = [p for p in m.parts if p not in replaced]
-            m.parts.append(Part(file, batch.namespace, len(batch), digest, ids_hash, m.next_seq))
-            m.next_seq += 1
-            kinds = {"string" if isinstance(r, str) else "uint" for r in batch.ids}
-            m.id_kinds = sorted(set(m.id_kinds) | kinds)
-            mf.save(self.root, m)
-            self._changed()
-            self._cache = (file, table)  # what a read-back of this batch will ask for
-            for old in replaced:  # after the manifest stopped listing them
-                if old.file != file:
-                    (self.root / old.file).unlink(missing_ok=True)
-
-    def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
-        if not ids:
-            return
-        with self._lock:
-            m = self._manifest()
-            assert m is not None
-            a = pa()
-            gone = a.array([key_of(namespace, r) for r in ids], a.string())
-            cache = self._key_cache()
-            old_files = []
-            for p, part in enumerate(list(m.parts)):
-                keys = cache.keys(part)
-                if part.namespace != namespace or keys is None:
-                    continue
-                hit = a.compute.is_in(keys, value_set=gone).to_numpy(zero_copy_only=False)
-                if not hit.any():
-                    continue
-                kept = self._table(m, p).filter(a.array(~hit))
-                old_files.append(part.file)
-                if kept.num_rows == 0:
-                    m.parts[p] = None  # type: ignore[call-overload]
-                    continue
-                data, digest = _encode(kept)
-                file = self._part_path(namespace, part.ids_hash, digest)
-                mf.write_atomic(self.root / file, data)
-                m.parts[p] = Part(file, namespace, kept.num_rows, digest, part.ids_hash, part.seq)
-            if not old_files:
-                return
-            m.parts = [p for p in m.parts if p is not None]
-            mf.save(self.root, m)
-            self._changed()
-            live = {p.file for p in m.parts}
-            for f in old_files:
-                if f not in live:
-                    (self.root / f).unlink(missing_ok=True)
-
-    def create(self, spec: TargetSpec) -> None:
-        with self._lock:
-            if self._manifest(required=False) is not None:
-                raise TerminalError(f"parquet directory {self.root} already holds a collection")
-            if self.root.exists() and any(not c.name.startswith(mf.TMP_PREFIX) for c in self.root.iterdir()):
-                raise TerminalError(f"parquet directory {self.root} is not empty and holds no vmkit manifest")
-            if self.layout == "pinecone" and spec.extra_vectors:
-                raise TerminalError("layout=pinecone holds one dense vector per record")
-            self.root.mkdir(parents=True, exist_ok=True)
-            self._m = Manifest(self.layout, spec.name, spec.dimension, spec.metric, spec.sparse,
-                               spec.vector_name, dict(spec.extra_vectors))
-            mf.save(self.root, self._m)
-            self._changed()
-
-    def drop(self) -> None:
-        """Removes the directory only when it holds a vmkit manifest (or nothing)."""
-        with self._lock:
-            if not self.root.exists():
-                return
-            if not (self.root / mf.MANIFEST).exists():
-                if any(self.root.iterdir()):
-                    raise TerminalError(f"parquet directory {self.root} holds no vmkit manifest: not removed")
-                self.root.rmdir()
-            else:
-                shutil.rmtree(self.root)
-            self.close()
-            self._checked = -1
-
-    def namespace_problem(self, namespace: str) -> str | None:
-        if self.layout != "pinecone":
-            return None
-        if "/" in namespace or namespace.startswith(".") or namespace == PINECONE_DEFAULT_NS:
-            return (f"namespace {namespace!r} cannot be a sub-directory of a Pinecone import "
-                    f"('/', a leading '.', or {PINECONE_DEFAULT_NS!r}, the default namespace's)")
-        return None
-
-    def _part_path(self, namespace: str, ids_hash: str, digest: str) -> str:
-        name = f"part-{ids_hash[:24]}-{digest[:12]}.parquet"
-        if self.layout == "pinecone":  # one sub-directory per namespace (the import's layout)
-            return f"{namespace or PINECONE_DEFAULT_NS}/{name}"
-        return f"data/{name}"
-
-
-def _encode(table: Any) -> tuple[bytes, str]:
-    """The Parquet file of ``table`` and its digest (pyarrow's default codec, snappy)."""
-    a = pa()
-    import pyarrow.parquet as pq
-
-    sink = a.BufferOutputStream()
-    pq.write_table(table, sink)
-    data = sink.getvalue().to_pybytes()
-    return data, mf.digest(data)
-
 
 def _cursor(cursor: str | None) -> tuple[int, int]:
     if cursor is None:
