@@ -208,3 +208,19 @@ def test_create_drop_and_layout_options(tmp_path):
         connect(f"parquet://{tmp_path}/d?layout=pinecone").describe()
     conn.drop()
     assert not (tmp_path / "d").exists() and connect(f"parquet://{tmp_path}/d").describe() is None
+
+
+def test_a_fresh_process_reads_the_directory(tmp_path):
+    """Resuming a scan in another interpreter: nothing the reader needs is left imported by
+    the writer (pyarrow.compute and pyarrow.parquet are loaded by the connector itself)."""
+    import subprocess
+    import sys
+
+    conn, full = _corpus_in(tmp_path / "d")
+    _, cursor = conn.scan(None, 150)
+    code = ("import sys; from vmkit import connect; c = connect(sys.argv[1]); n, cur = 0, sys.argv[2]\n"
+            "while cur is not None:\n    b, cur = c.scan(cur, 100); n += len(b)\n"
+            "print(n, c.count())")
+    out = subprocess.run([sys.executable, "-c", code, f"parquet://{tmp_path}/d", cursor], check=True,
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[3]).stdout
+    assert out.split() == ["450", "600"]

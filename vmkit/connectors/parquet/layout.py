@@ -32,6 +32,9 @@ NAMED_PREFIX = "vector."
 
 
 def pa() -> Any:
+    """pyarrow, with its compute and parquet modules loaded (``pyarrow`` alone loads neither)."""
+    import_sdk("pyarrow.compute", "pyarrow", "parquet")
+    import_sdk("pyarrow.parquet", "pyarrow", "parquet")
     return import_sdk("pyarrow", "pyarrow", "parquet")
 
 

@@ -156,12 +156,21 @@ class ParquetWrites:
         return f"data/{name}"
 
 
+def write_options(columns: Sequence[str]) -> dict[str, Any]:
+    """``pq.write_table`` options: pyarrow's codec (snappy), but no dictionary encoding or
+    min/max statistics on vector and metadata columns: pyarrow tries a dictionary for every
+    column by default, which for float vectors is a larger file written four times slower
+    (28 ms against 7 ms per 1,000 x 768 here)."""
+    return {"use_dictionary": [c for c in columns if c == "namespace"],
+            "write_statistics": [c for c in columns if c in ("namespace", "id", "id_uint")]}
+
+
 def _encode(table: Any) -> tuple[bytes, str]:
-    """The Parquet file of ``table`` and its digest (pyarrow's default codec, snappy)."""
+    """The Parquet file of ``table`` and its digest."""
     a = pa()
     import pyarrow.parquet as pq
 
     sink = a.BufferOutputStream()
-    pq.write_table(table, sink)
+    pq.write_table(table, sink, **write_options(table.column_names))
     data = sink.getvalue().to_pybytes()
     return data, mf.digest(data)
