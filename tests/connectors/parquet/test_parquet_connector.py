@@ -102,7 +102,7 @@ def test_a_replayed_batch_is_not_duplicated(tmp_path):
     conn.upsert(last)  # a resumed migration writes its last batch again
     fresh = connect(f"parquet://{tmp_path}/d")
     assert fresh.count() == 600
-    assert len(list((tmp_path / "d" / "data").glob("*.parquet"))) == 3  # replaced its own part
+    assert len(list((tmp_path / "d").glob("*.parquet"))) == 3  # replaced its own part
     changed = full.take([0, 1])
     changed.vectors[:] = 7.0
     conn.upsert(changed)  # the same ids in another batch (a repair): the newest copy wins
@@ -124,8 +124,8 @@ def test_delete_removes_records_and_count_follows(tmp_path):
 
 def test_a_crash_between_writes_leaves_a_readable_directory(tmp_path, monkeypatch):
     conn, full = _corpus_in(tmp_path / "d")
-    (tmp_path / "d" / "data" / ".tmp-crashed").write_bytes(b"PAR1 half a part")  # stray tmp part
-    (tmp_path / "d" / ".tmp-manifest").write_bytes(b'{"format": "vmkit-')  # stray tmp manifest
+    (tmp_path / "d" / ".tmp-crashed").write_bytes(b"PAR1 half a part")  # stray tmp part
+    (tmp_path / "d" / ".tmp-manifest").write_bytes(b'{"format": "vmkit-')  # and a stray manifest
     real = os.replace
 
     def crash_on_manifest(src, dst):
@@ -150,7 +150,7 @@ def _rewrite(path: Path, table: pa.Table) -> None:
 
 def test_a_part_with_a_wrong_schema_is_a_plan_error_and_never_read(tmp_path):
     conn, _ = _corpus_in(tmp_path / "d")
-    part = sorted((tmp_path / "d" / "data").glob("*.parquet"))[0]
+    part = sorted((tmp_path / "d").glob("*.parquet"))[0]
     _rewrite(part, pa.table({"id": ["a"] * 200, "values": pa.array([[1.0]] * 200, pa.list_(pa.float64()))}))
     with pytest.raises(PlanError, match=part.name):
         connect(f"parquet://{tmp_path}/d").describe()
@@ -163,7 +163,7 @@ def test_a_part_with_a_wrong_schema_is_a_plan_error_and_never_read(tmp_path):
 
 def test_a_truncated_part_is_a_plan_error_or_dead_lettered_by_row(tmp_path):
     conn, full = _corpus_in(tmp_path / "d")
-    part = sorted((tmp_path / "d" / "data").glob("*.parquet"))[1]
+    part = sorted((tmp_path / "d").glob("*.parquet"))[1]
     data = part.read_bytes()
     part.write_bytes(data[: len(data) // 2])
     with pytest.raises(PlanError, match=f"{part.name}.*truncated"):
@@ -172,12 +172,12 @@ def test_a_truncated_part_is_a_plan_error_or_dead_lettered_by_row(tmp_path):
     assert len(got) + len(rejected) == 600 and len(rejected) > 0  # every record accounted for
     rows = sorted(int(r.reason.split(" row ")[1].split(":")[0]) for r in rejected)
     assert rows == list(range(len(rejected)))  # each dead letter names its row
-    assert all(str(r.record_id).startswith(f"data/{part.name}#") for r in rejected)
+    assert all(str(r.record_id).startswith(f"{part.name}#") for r in rejected)
 
 
 def test_a_part_changed_after_the_manifest_is_dead_lettered_with_its_ids(tmp_path):
     conn, full = _corpus_in(tmp_path / "d")
-    part = sorted((tmp_path / "d" / "data").glob("*.parquet"))[0]
+    part = sorted((tmp_path / "d").glob("*.parquet"))[0]
     table = pq.read_table(part)
     values = pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(200 * DIM, np.float32)), DIM)
     _rewrite(part, table.set_column(table.schema.get_field_index("values"), "values", values))

@@ -8,6 +8,10 @@ a crash at any point leaves the previous manifest and the parts it lists intact.
 rewrites the parts holding the ids (new names, then the manifest, then the old files go).
 Readers keep the newest copy of a (namespace, id) (``parts.py``).
 
+``layout=pinecone`` is the directory Pinecone's bulk import reads (one sub-directory per
+namespace; docs.pinecone.io/guides/index-data/import-data and .../understanding-imports, cited
+in ``layout.py``), with Pinecone's own limits as capabilities: string ids only.
+
 Scan cursor: ``[part index in manifest order, row]``, so a scan resumes in a new process.
 A part whose footer is unreadable or whose schema is not the layout's is a PlanError at
 ``describe()`` naming the file; a part whose bytes do not match the manifest's digest when

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,9 @@ class Manifest:
         return sorted({p.namespace for p in self.parts}, key=str.encode)
 
     def to_json(self) -> bytes:
-        body = {"format": FORMAT, "version": VERSION, **asdict(self), "namespaces": self.namespaces,
-                "digest": DIGEST}
+        # orjson writes the Part dataclasses itself: asdict() deep-copies every part on each save
+        body = {"format": FORMAT, "version": VERSION, "digest": DIGEST, "namespaces": self.namespaces,
+                **{f.name: getattr(self, f.name) for f in fields(self)}}
         return orjson.dumps(body, option=orjson.OPT_INDENT_2)
 
     @classmethod
@@ -88,8 +89,10 @@ def digest(data: bytes | memoryview) -> str:
     return xxhash.xxh3_128_hexdigest(data)
 
 
-def write_atomic(path: Path, data: bytes | memoryview) -> None:
-    """``data`` at ``path``, all or nothing: a temporary file beside it, fsynced, renamed."""
+def write_atomic(path: Path, data: bytes | memoryview, durable_rename: bool = True) -> None:
+    """``data`` at ``path``, all or nothing: a temporary file beside it, fsynced, renamed.
+    ``durable_rename=False`` leaves the directory's fsync to a later write in the same
+    directory (a part's rename is made durable with the manifest's, which follows it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
     try:
@@ -101,7 +104,8 @@ def write_atomic(path: Path, data: bytes | memoryview) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    sync_dir(path.parent)
+    if durable_rename:
+        sync_dir(path.parent)
 
 
 def sync_dir(path: Path) -> None:

@@ -16,7 +16,7 @@ from vmkit.core.records import RecordBatch, RecordId
 from . import manifest as mf
 from .layout import pa, to_table
 from .manifest import Manifest, Part
-from .parts import KeyCache, key_of
+from .parts import KeyCache, Unreadable, key_of
 
 PINECONE_DEFAULT_NS = "__default__"  # the import's sub-directory for the default namespace
 
@@ -63,7 +63,7 @@ class ParquetWrites:
             table = to_table(batch, m)
             data, digest = _encode(table)
             file = self._part_path(batch.namespace, ids_hash, digest)
-            mf.write_atomic(self.root / file, data)
+            mf.write_atomic(self.root / file, data, durable_rename="/" in file)
             replaced = [p for p in m.parts if p.ids_hash == ids_hash and p.namespace == batch.namespace]
             m.parts = [p for p in m.parts if p not in replaced]
             m.parts.append(Part(file, batch.namespace, len(batch), digest, ids_hash, m.next_seq))
@@ -94,14 +94,17 @@ class ParquetWrites:
                 hit = a.compute.is_in(keys, value_set=gone).to_numpy(zero_copy_only=False)
                 if not hit.any():
                     continue
-                kept = self._table(m, p).filter(a.array(~hit))
+                try:
+                    kept = self._table(m, p).filter(a.array(~hit))
+                except Unreadable as exc:
+                    raise TerminalError(f"parquet part {part.file} holds ids to delete but {exc}") from None
                 old_files.append(part.file)
                 if kept.num_rows == 0:
                     m.parts[p] = None  # type: ignore[call-overload]
                     continue
                 data, digest = _encode(kept)
                 file = self._part_path(namespace, part.ids_hash, digest)
-                mf.write_atomic(self.root / file, data)
+                mf.write_atomic(self.root / file, data, durable_rename="/" in file)
                 m.parts[p] = Part(file, namespace, kept.num_rows, digest, part.ids_hash, part.seq)
             if not old_files:
                 return
@@ -153,7 +156,7 @@ class ParquetWrites:
         name = f"part-{ids_hash[:24]}-{digest[:12]}.parquet"
         if self.layout == "pinecone":  # one sub-directory per namespace (the import's layout)
             return f"{namespace or PINECONE_DEFAULT_NS}/{name}"
-        return f"data/{name}"
+        return name  # beside the manifest: one directory fsync makes both renames durable
 
 
 def write_options(columns: Sequence[str]) -> dict[str, Any]:
