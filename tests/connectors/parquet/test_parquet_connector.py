@@ -142,6 +142,10 @@ def test_a_crash_between_writes_leaves_a_readable_directory(tmp_path, monkeypatc
     assert fresh.describe().count == 600  # the old manifest and the parts it lists
     got, rejected = _scan_all(fresh)
     assert len(got) == 600 and not rejected
+    assert len(list((tmp_path / "d").glob("*.parquet"))) == 4  # the unlisted part is on disk
+    fresh.finish_load()  # what the runner calls once the copy is done (and after a resume)
+    assert len(list((tmp_path / "d").glob("*.parquet"))) == 3
+    assert not list((tmp_path / "d").glob(".tmp-*")) and fresh.count() == 600
 
 
 def _rewrite(path: Path, table: pa.Table) -> None:

@@ -4,6 +4,7 @@ create and drop (the rules are in connector.py's docstring)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 import threading
 from pathlib import Path
@@ -17,6 +18,8 @@ from . import manifest as mf
 from .layout import pa, to_table
 from .manifest import Manifest, Part
 from .parts import KeyCache, Unreadable, key_of
+
+log = logging.getLogger(__name__)
 
 PINECONE_DEFAULT_NS = "__default__"  # the import's sub-directory for the default namespace
 
@@ -116,6 +119,26 @@ class ParquetWrites:
                 if f not in live:
                     (self.root / f).unlink(missing_ok=True)
 
+    def finish_load(self) -> None:
+        """Remove what a crash left behind: temporary files, and part files the manifest does
+        not list (a part renamed into place just before a kill, its manifest never written).
+        Pinecone's import reads every ``.parquet`` under a namespace directory, so an unlisted
+        part must not stay there."""
+        with self._lock:
+            m = self._manifest(required=False)
+            if m is None:
+                return
+            listed = {p.file for p in m.parts}
+            dirs = [self.root, *(d for d in self.root.iterdir() if d.is_dir())]
+            for d in dirs:
+                for f in d.iterdir():
+                    rel = f.relative_to(self.root).as_posix()
+                    stray = f.name.startswith(mf.TMP_PREFIX) or (
+                        f.name.startswith("part-") and f.suffix == ".parquet" and rel not in listed)
+                    if f.is_file() and stray:
+                        log.info("parquet: removing %s, left by an interrupted write", rel)
+                        f.unlink(missing_ok=True)
+
     def create(self, spec: TargetSpec) -> None:
         with self._lock:
             if self._manifest(required=False) is not None:
@@ -168,12 +191,12 @@ def write_options(columns: Sequence[str]) -> dict[str, Any]:
             "write_statistics": [c for c in columns if c in ("namespace", "id", "id_uint")]}
 
 
-def _encode(table: Any) -> tuple[bytes, str]:
-    """The Parquet file of ``table`` and its digest."""
+def _encode(table: Any) -> tuple[memoryview, str]:
+    """The Parquet file of ``table`` (a view of pyarrow's buffer, not a copy) and its digest."""
     a = pa()
     import pyarrow.parquet as pq
 
     sink = a.BufferOutputStream()
     pq.write_table(table, sink, **write_options(table.column_names))
-    data = sink.getvalue().to_pybytes()
+    data = memoryview(sink.getvalue())
     return data, mf.digest(data)
