@@ -77,7 +77,7 @@ def hand_read(path: Path, batch_size: int) -> int:
     return n
 
 
-def phase(name: str, root: Path, n: int, dim: int, bs: int) -> dict[str, float]:
+def phase(name: str, root: Path, n: int, dim: int, bs: int, sample_rate: float) -> dict[str, float]:
     """One side of the run, timed; the caller runs each in a process of its own so that each
     peak RSS is that side's alone."""
     source = f"synthetic://x?n={n}&dim={dim}"
@@ -89,7 +89,7 @@ def phase(name: str, root: Path, n: int, dim: int, bs: int) -> dict[str, float]:
         assert hand_read(root / "hand.parquet", bs) == n
     elif name == "vmkit-write":
         m = Migration.create(source, f"parquet://{root}/vm", migration_id="w", state=root / "w.db",
-                             batch_size=bs, verify=False)
+                             batch_size=bs, verify=False, sample_rate=sample_rate)
         t = time.perf_counter()
         m.run()
         extra["seconds_run"] = time.perf_counter() - t
@@ -115,22 +115,24 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=768)
     ap.add_argument("--batch-size", type=int, default=10_000)
+    ap.add_argument("--sample-rate", type=float, default=0.1, help="vmkit's sampled validation of the write")
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--dir", help=argparse.SUPPRESS)
     args = ap.parse_args()
     n, dim, bs = args.records, args.dim, args.batch_size
     if args.phase:
-        print(json.dumps(phase(args.phase, Path(args.dir), n, dim, bs)))
+        print(json.dumps(phase(args.phase, Path(args.dir), n, dim, bs, args.sample_rate)))
         return
     got: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(dir=str(Path.cwd())) as tmp:
         for name in ("hand-write", "vmkit-write", "hand-read", "vmkit-read"):
             out = subprocess.run([sys.executable, __file__, "--phase", name, "--dir", tmp, "--records", str(n),
-                                  "--dim", str(dim), "--batch-size", str(bs)],
+                                  "--dim", str(dim), "--batch-size", str(bs), "--sample-rate", str(args.sample_rate)],
                                  check=True, capture_output=True, text=True).stdout
             got[name] = json.loads(out.strip().splitlines()[-1])
         size = sum(f.stat().st_size for f in (Path(tmp) / "vm").rglob("*.parquet")) / 1e9
-    print(f"synthetic {n} x {dim} -> parquet (vmkit layout, {size:.2f} GB of parts) -> sink, batch {bs}")
+    print(f"synthetic {n} x {dim} -> parquet (vmkit layout, {size:.2f} GB of parts) -> sink, batch {bs}, "
+          f"sampled validation of the write {args.sample_rate:g}")
     print(f"{'':26}{'seconds':>9}{'records/s':>12}{'ratio':>8}{'peak RSS MB':>13}")
     for side in ("write", "read"):
         hand, vm = got[f"hand-{side}"], got[f"vmkit-{side}"]
