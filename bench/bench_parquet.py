@@ -15,6 +15,8 @@ Both sides read the same synthetic records (``synthetic://x?n=N&dim=D``) in the 
 - write, vmkit: ``Migration.run()`` synthetic -> ``parquet://`` with a checkpoint per batch
   and sampled validation on (10 % of batches read back and compared): one part per batch,
   each written aside, fsynced and renamed, the manifest likewise. Full verification is timed apart.
+- write, connector alone: the hand writer's scan loop with ``upsert`` into ``parquet://`` per
+  batch (durable parts and manifest, no runner): the connector's share of the migration.
 - read, hand: ``ParquetFile.iter_batches`` over the hand file, each batch to numpy vectors,
   Python ids and metadata dicts (orjson): what a consumer needs of the records.
 - read, vmkit: ``Migration.run()`` ``parquet://`` -> ``sink://`` (the sink keeps a digest per
@@ -65,6 +67,21 @@ def hand_write(source: str, path: Path, batch_size: int, dim: int) -> int:
                 return n
 
 
+def connector_write(source: str, target: str, batch_size: int, dim: int) -> int:
+    """The connector alone: the same scan loop as ``hand_write``, each batch one ``upsert``."""
+    from vmkit.connectors.base import TargetSpec
+
+    conn, cursor, n = connect(source), None, 0
+    with connect(target) as dst:
+        dst.create(TargetSpec("x", dim, "dot"))
+        while True:
+            b, cursor = conn.scan(cursor, batch_size)
+            dst.upsert(b)
+            n += len(b)
+            if cursor is None:
+                return n
+
+
 def hand_read(path: Path, batch_size: int) -> int:
     n = 0
     for rb in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
@@ -85,6 +102,8 @@ def phase(name: str, root: Path, n: int, dim: int, bs: int, sample_rate: float) 
     t = time.perf_counter()
     if name == "hand-write":
         assert hand_write(source, root / "hand.parquet", bs, dim) == n
+    elif name == "connector-write":
+        assert connector_write(source, f"parquet://{root}/alone", bs, dim) == n
     elif name == "hand-read":
         assert hand_read(root / "hand.parquet", bs) == n
     elif name == "vmkit-write":
@@ -125,7 +144,7 @@ def main() -> None:
         return
     got: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(dir=str(Path.cwd())) as tmp:
-        for name in ("hand-write", "vmkit-write", "hand-read", "vmkit-read"):
+        for name in ("hand-write", "connector-write", "vmkit-write", "hand-read", "vmkit-read"):
             out = subprocess.run([sys.executable, __file__, "--phase", name, "--dir", tmp, "--records", str(n),
                                   "--dim", str(dim), "--batch-size", str(bs), "--sample-rate", str(args.sample_rate)],
                                  check=True, capture_output=True, text=True).stdout
@@ -134,11 +153,15 @@ def main() -> None:
     print(f"synthetic {n} x {dim} -> parquet (vmkit layout, {size:.2f} GB of parts) -> sink, batch {bs}, "
           f"sampled validation of the write {args.sample_rate:g}")
     print(f"{'':26}{'seconds':>9}{'records/s':>12}{'ratio':>8}{'peak RSS MB':>13}")
-    for side in ("write", "read"):
-        hand, vm = got[f"hand-{side}"], got[f"vmkit-{side}"]
-        for label, r, ratio in ((f"{side}: pyarrow by hand", hand, ""),
-                                (f"{side}: vmkit migration", vm, f"{hand['seconds'] / vm['seconds']:.2f}x")):
-            print(f"{label:26}{r['seconds']:9.2f}{n / r['seconds']:12,.0f}{ratio:>8}{r['rss']:13,.0f}")
+    rows = [("write: pyarrow by hand", "hand-write", "hand-write"),
+            ("write: connector upserts", "connector-write", "hand-write"),
+            ("write: vmkit migration", "vmkit-write", "hand-write"),
+            ("read: pyarrow by hand", "hand-read", "hand-read"),
+            ("read: vmkit migration", "vmkit-read", "hand-read")]
+    for label, side, base in rows:
+        r = got[side]
+        ratio = "" if side == base else f"{got[base]['seconds'] / r['seconds']:.2f}x"
+        print(f"{label:26}{r['seconds']:9.2f}{n / r['seconds']:12,.0f}{ratio:>8}{r['rss']:13,.0f}")
     v = got["vmkit-write"]["verify"]
     print(f"vmkit full verification of the parquet target: {v:.2f} s ({n / v:,.0f} records/s)")
 
