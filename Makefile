@@ -41,6 +41,7 @@ bench: install  ## benchmarks: each prints its figures beside a baseline from th
 	$(PY) bench/bench_milvus_load.py
 	$(PY) bench/bench_pgvector_load.py
 	$(PY) bench/bench_local_engines.py
+	$(PY) bench/bench_parquet.py
 
 lint: install  ## ruff, mypy and the import contract (layers, one package per database)
 	$(VENV)/bin/ruff check vmkit tests bench

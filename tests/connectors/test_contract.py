@@ -64,7 +64,7 @@ def _live_uri(name: str, token: str) -> str:
 
 
 @pytest.fixture(params=["memory", "qdrant-dir", "qdrant-mem", "milvus", "pgvector", "chroma", "lancedb",
-                        *map(_live, _LIVE)])
+                        "parquet", *map(_live, _LIVE)])
 def uri(request, tmp_path):
     if request.param in _LIVE:
         return _live_uri(request.param, uuid.uuid4().hex[:8])
@@ -78,6 +78,7 @@ def uri(request, tmp_path):
         "milvus": f"milvus://{tmp_path}/m.db?collection=c",
         "chroma": f"chroma://{tmp_path}/chroma?collection=contract",
         "lancedb": f"lancedb://{tmp_path}/lance?table=c",
+        "parquet": f"parquet://{tmp_path}/pq",
     }[request.param]
 
 

@@ -33,6 +33,7 @@ ENGINES: dict[str, Engine] = {e.name: e for e in [
     Engine("lancedb", lambda d, f, role: f"lancedb://{d}/l-{role}?table=c"),
     Engine("pgvector", lambda d, f, role: f["pg_server"].uri(f["pg_db"], f"matrix_{role}"),
            ("pg_server", "pg_db")),
+    Engine("parquet", lambda d, f, role: f"parquet://{d}/p-{role}"),
 ]}
 
 

@@ -29,6 +29,7 @@ _BUILTIN: dict[str, str] = {
     "postgres": "vmkit.connectors.pgvector.connector:PostgresConnector",
     "milvus": "vmkit.connectors.milvus.connector:MilvusConnector",
     "synthetic": "vmkit.connectors.synthetic:SyntheticConnector",
+    "parquet": "vmkit.connectors.parquet.connector:ParquetConnector",
     "sink": "vmkit.connectors.sink:SinkConnector",
 }
 
