@@ -22,7 +22,7 @@ demo: install  ## 02 and 03 headless on the embedded default: notebooks + PNG re
 	$(VENV)/bin/vmkit status --id $(DEMO_ID) --state papermill-runs/state.db
 
 test: lint  ## lint (ruff, mypy, the import contract), the whole suite, then core to migration again without the JIT
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" --durations=15
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/core tests/state tests/planning tests/migration
 
 test-slow: install  ## long soak and crash-loop runs
