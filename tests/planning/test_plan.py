@@ -301,3 +301,11 @@ def test_namespaces_sharing_one_id_space_are_kept_apart_by_a_field_unless_asked(
     assert kept.namespace_policy == "keep" and not kept.errors
     assert any("overwrite" in w.message for w in kept.warnings)
     assert make_plan(src, connect("memory://other-dst")).namespace_policy == "keep"
+
+
+def test_only_lists_below_the_top_count_as_uneven():
+    from vmkit.planning.schema import has_uneven_list
+
+    assert not has_uneven_list([1, None]) and not has_uneven_list([1, "a"])  # judged as list[mixed]
+    assert has_uneven_list({"a": [1, None]}) and has_uneven_list([[1, "a"]]) and has_uneven_list({"a": [1, {"b": 2}]})
+    assert not has_uneven_list({"a": [1, 2], "b": {"c": ["x"]}})

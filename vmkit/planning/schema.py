@@ -63,7 +63,7 @@ def has_uneven_list(value: Any, top: bool = True) -> bool:
     if isinstance(value, dict):
         return any(has_uneven_list(v, False) for v in value.values())
     if isinstance(value, list):
-        if not top and len({value_kind(v) for v in value}) > 1 or any(v is None for v in value):
+        if not top and (len({value_kind(v) for v in value}) > 1 or any(v is None for v in value)):
             return True
         return any(has_uneven_list(v, False) for v in value)
     return False
