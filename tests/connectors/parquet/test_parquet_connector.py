@@ -193,8 +193,8 @@ def test_a_part_changed_after_the_manifest_is_dead_lettered_with_its_ids(tmp_pat
 
 
 def test_create_drop_and_layout_options(tmp_path):
-    with pytest.raises(ConfigError, match="not supported yet"):
-        connect(f"parquet://{tmp_path}/w?layout=weaviate")
+    with pytest.raises(ConfigError, match="layout must be vmkit, pinecone or weaviate"):
+        connect(f"parquet://{tmp_path}/w?layout=lance")
     with pytest.raises(ConfigError, match="absolute"):
         connect("parquet://rel/dir")
     other = tmp_path / "mine"

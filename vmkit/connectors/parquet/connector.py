@@ -1,4 +1,4 @@
-"""Parquet connector: source and target. ``parquet:///abs/dir[?layout=vmkit|pinecone]``.
+"""Parquet connector: source and target. ``parquet:///abs/dir[?layout=vmkit|pinecone|weaviate]``.
 
 A directory of part files and a manifest (``manifest.py``); columns per layout in ``layout.py``.
 Each ``upsert(batch)`` writes one part, named from a hash of the batch's (namespace, ids) and of
@@ -17,9 +17,8 @@ A part whose footer is unreadable or whose schema is not the layout's is a PlanE
 ``describe()`` naming the file; a part whose bytes do not match the manifest's digest when
 read is dead-lettered row by row (``source_unreadable``, naming file and row), never read in part.
 
-``layout=weaviate`` (reading a Weaviate collection export, Weaviate 1.37 preview) is refused:
-Weaviate documents how to start an export (docs.weaviate.io/deploy/configuration/export) but
-not the columns of its files, so there is no layout to read against yet.
+``layout=weaviate`` reads a Weaviate collection export (Weaviate 1.37 preview), read-only: a
+connector of its own, ``weaviate_export.py``, which ``ParquetConnector(uri)`` returns.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ import logging
 import threading
 from pathlib import Path
 from typing import Any, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 
@@ -65,16 +64,21 @@ class ParquetConnector(ParquetWrites, Connector):
     scheme = "parquet"
     extra = "parquet"
 
+    def __new__(cls, uri: str) -> Any:
+        """``layout=weaviate`` is a read-only reader of another shape (``weaviate_export.py``)."""
+        if cls is ParquetConnector and parse_qs(urlsplit(uri).query).get("layout", [""])[-1] == "weaviate":
+            from .weaviate_export import WeaviateExport
+
+            return WeaviateExport(uri)
+        return super().__new__(cls)
+
     def __init__(self, uri: str) -> None:
         super().__init__(uri)
         parts = urlsplit(uri)
         path = parts.netloc + parts.path
         self.layout = self.params.get("layout", "vmkit")
-        if self.layout == "weaviate":
-            raise ConfigError("parquet:// layout=weaviate is not supported yet: Weaviate does not "
-                              "document the columns of its Parquet export")
         if self.layout not in ("vmkit", "pinecone"):
-            raise ConfigError(f"parquet:// layout must be vmkit or pinecone, got {self.layout!r}")
+            raise ConfigError(f"parquet:// layout must be vmkit, pinecone or weaviate, got {self.layout!r}")
         if not path.startswith("/"):
             raise ConfigError("parquet:// needs an absolute directory: parquet:///abs/dir")
         self.root = Path(path)
