@@ -141,3 +141,18 @@ def test_a_run_and_its_verification_tune_the_interpreter_unless_told_not_to(tmp_
     m.verify()
     assert seen == {round(min(before, SWITCH_INTERVAL_S) if tune else before, 6)}
     assert sys.getswitchinterval() == before and gc.get_freeze_count() == 0
+
+
+def test_a_sampled_batch_rereads_at_most_sample_records_the_same_ones_on_every_run(tmp_path):
+    from vmkit.migration.validate import sample_rows
+
+    m, st = run(tmp_path, make_source(n=3000), "memory://dst", batch_size=1500, sample_rate=1.0, sample_records=200)
+    assert st.state == "completed"
+    checked = [n for (n,) in m.store.query("SELECT n FROM validations "
+                                          "WHERE migration_id=? ORDER BY seq", m.id)]
+    assert checked == [200, 200]  # two batches, each sampled, 200 of its 1500 records re-read
+    batch, _ = connect("memory://src").scan(None, 1500)
+    once, again = sample_rows(batch, "m", 2, 200), sample_rows(batch, "m", 2, 200)
+    assert once.ids == again.ids and len(set(once.ids)) == 200 and set(once.ids) <= set(batch.ids)
+    assert sample_rows(batch, "m", 3, 200).ids != once.ids  # another batch, other records
+    assert sample_rows(batch, "m", 2, 0) is batch and sample_rows(batch, "m", 2, 1500) is batch

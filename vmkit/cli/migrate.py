@@ -102,6 +102,8 @@ def migrate_start(
     migration_id: Optional[str] = typer.Option(None, "--id", help="Migration id (default: generated)."),
     batch_size: int = typer.Option(1000, "--batch-size", min=1),
     sample_rate: float = typer.Option(0.1, "--sample-rate", min=0.0, max=1.0),
+    sample_records: int = typer.Option(1000, "--sample-records", min=0,
+                                       help="Records re-read per sampled batch (0: all)."),
     min_similarity: float = typer.Option(0.98, "--min-similarity"),
     verify: bool = typer.Option(True, "--verify/--skip-verify", help="Full verification before completed."),
     max_batches: Optional[int] = typer.Option(None, "--max-batches", help="Stop after N batches."),
@@ -128,7 +130,7 @@ def migrate_start(
             _refuse_nonempty_target(store, migration_id, target)
         migration = _run(lambda: Migration.create(
             source, target, migration_id=migration_id, state=store, plan=_load_plan(plan_file),
-            batch_size=batch_size, sample_rate=sample_rate, min_similarity=min_similarity, verify=verify,
+            batch_size=batch_size, sample_rate=sample_rate, sample_records=sample_records, min_similarity=min_similarity, verify=verify,
             namespace_policy=namespaces, namespace_collection=namespace_collection))
         typer.echo(str(migration.plan))
     _set_options(migration, max_reject_rate, accept_unreadable)

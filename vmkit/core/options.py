@@ -13,6 +13,9 @@ class MigrationOptions:
     batch_size: int = 1000
     sample_rate: float = 0.1  # share of batches re-read and compared while running
     min_similarity: float = 0.98  # sampled cosine threshold
+    # Records re-read per sampled batch, drawn at random from it (0: every record): a batch of
+    # 10,000 costs a tenth of its write again when read back whole; full verification reads all.
+    sample_records: int = 1000
     verify: bool = True  # full verification before "completed"; False is shown in status
     auto_rollback_rate: float | None = 0.05  # sampled failure rate that triggers rollback
     auto_rollback_min_records: int = 100  # ...once this many records were sampled
@@ -41,6 +44,8 @@ class MigrationOptions:
             raise ConfigError("batch_size must be at least 1")
         if not 0.0 <= self.sample_rate <= 1.0:
             raise ConfigError("sample_rate must be between 0 and 1")
+        if self.sample_records < 0:
+            raise ConfigError("sample_records must be 0 (every record of a sampled batch) or more")
         if not -1.0 <= self.min_similarity <= 1.0:
             raise ConfigError("min_similarity must be between -1 and 1")
         if not 0.0 <= self.max_reject_rate <= 1.0:

@@ -36,7 +36,7 @@ from vmkit.core.retry import call_with_retry
 from vmkit.migration.guards import RejectionBreaker, roll_back_if_sampling_fails, unreadable_refusal
 from vmkit.migration.pipeline import BatchWriter, Prefetcher
 from vmkit.migration.status import Status, read_status
-from vmkit.migration.validate import is_sampled, validate_sample
+from vmkit.migration.validate import is_sampled, sample_rows, validate_sample
 from vmkit.migration.verification import Verification, verify
 from vmkit.planning.plan import Plan
 from vmkit.planning.planner import plan as make_plan
@@ -302,8 +302,9 @@ class Migration:
                 breaker.record(item.mapped.read, rejected)
                 if opts.sample_rate > 0 and len(written) and is_sampled(self.id, seq, opts.sample_rate):
                     crashpoints.hit("during_validation")
-                    stats = validate_sample(written, target, plan, min_similarity=opts.min_similarity,
-                                            freshness_s=freshness, retry=self._retry, source_batch=item.raw)
+                    stats = validate_sample(sample_rows(written, self.id, seq, opts.sample_records), target, plan,
+                                            min_similarity=opts.min_similarity, freshness_s=freshness,
+                                            retry=self._retry, source_batch=item.raw)
                     self.store.record_validation(self.id, seq, stats.to_dict())
                     roll_back_if_sampling_fails(self.store, self.id, opts)
                 if on_batch is not None:

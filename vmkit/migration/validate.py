@@ -26,14 +26,17 @@ from vmkit.planning.plan import Plan
 log = logging.getLogger("vmkit.migration.validate")
 
 
-
 def is_sampled(migration_id: str, seq: int, rate: float) -> bool:
     """Deterministic per (migration, batch): a resumed run samples the same batches."""
     return seq == 1 or random.Random(f"{migration_id}:{seq}").random() < rate
 
 
-
-
+def sample_rows(batch: RecordBatch, migration_id: str, seq: int, k: int) -> RecordBatch:
+    """At most ``k`` records of a sampled batch (``k`` 0: all), drawn at random but the same
+    for a (migration, batch), so a resumed run checks the same records."""
+    if k <= 0 or len(batch) <= k:
+        return batch
+    return batch.take(sorted(random.Random(f"{migration_id}:{seq}:rows").sample(range(len(batch)), k)))
 
 
 @dataclass
