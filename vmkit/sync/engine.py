@@ -159,6 +159,7 @@ class Sync(Cutover):
                              rows_dropped=("+", len(batch) - len(keep)))
                 row, done = self._row(), done + 1
             if row.scan_done:
+                s.retry(s.target.finish_load)  # e.g. pgvector's index, built once after the load
                 self._commit(lease, phase="catch_up")
                 self.store.event(self.id, "sync bulk copy done", f"{row.rows_read} rows read")
         return self.status()
