@@ -4,8 +4,8 @@ plain migration does (``Connector.finish_load``), and keeps it through catch-up 
 from __future__ import annotations
 
 import numpy as np
-
 from engines.postgres import query
+
 from vmkit import TargetSpec, connect
 from vmkit.core.records import RecordBatch
 from vmkit.sync.engine import Sync
