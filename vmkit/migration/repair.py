@@ -71,6 +71,7 @@ def repair(m: Migration, lease: str, source: Connector, target: Connector, plan:
             outcome.extra_left = len(found.extra)
             log.warning("migration %s: %d extra records left in place: the target was not created by "
                         "vmkit, so they may be someone else's", m.id, len(found.extra))
+    m._retry(target.finish_load)  # as after the copy: what the repair wrote is settled too
     m.store.event(m.id, "repaired", f"{outcome.copied} copied, {outcome.recovered} recovered, "
                   f"{outcome.extra_deleted} extra deleted")
     outcome.verification = m.verify(source, target, plan, lease=lease)

@@ -112,6 +112,30 @@ def test_a_replayed_batch_is_not_duplicated(tmp_path):
     assert np.all(fresh.fetch([full.ids[0]]).vectors == 7.0)
 
 
+def test_finish_load_leaves_each_record_once_on_disk_for_importers(tmp_path):
+    """An id written again by another batch (a repair) leaves an older row in its first part
+    until finish_load rewrites that part: an importer reading every file must see it once."""
+    conn, full = _corpus_in(tmp_path / "d")
+    changed = full.take([0, 1])
+    changed.vectors[:] = 7.0
+    conn.upsert(changed)
+
+    def on_disk() -> list:  # (namespace, id, int or not) of every row of every file
+        tables = [pq.read_table(f, columns=["namespace", "id", "id_uint"]) for f in (tmp_path / "d").glob("*.parquet")]
+        return [(ns, rid, u is None) for t in tables for ns, rid, u in
+                zip(*(t.column(c).to_pylist() for c in ("namespace", "id", "id_uint")))]
+
+    assert len(on_disk()) == 602  # the two older rows are still in their part
+    conn.finish_load()
+    conn.finish_load()  # idempotent
+    rows = on_disk()
+    assert len(rows) == len(set(rows)) == 600
+    fresh = connect(f"parquet://{tmp_path}/d")
+    assert fresh.count() == 600 and np.all(fresh.fetch([full.ids[0], full.ids[1]]).vectors == 7.0)
+    got, rejected = _scan_all(fresh)
+    assert len(got) == 600 and not rejected  # digests of the rewritten part are in the manifest
+
+
 def test_delete_removes_records_and_count_follows(tmp_path):
     conn, full = _corpus_in(tmp_path / "d")
     conn.delete([full.ids[0], full.ids[450], full.ids[3]], "")  # 450 lives in "ns": kept

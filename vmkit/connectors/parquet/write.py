@@ -19,7 +19,7 @@ from vmkit.core.records import RecordBatch, RecordId
 from . import manifest as mf
 from .layout import pa, to_table
 from .manifest import Manifest, Part
-from .parts import KeyCache, Unreadable, key_of
+from .parts import KeyCache, LiveIndex, Unreadable, key_of
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,9 @@ class ParquetWrites:
         raise NotImplementedError
 
     def _key_cache(self) -> KeyCache:
+        raise NotImplementedError
+
+    def _live(self) -> LiveIndex:
         raise NotImplementedError
 
     def _table(self, m: Manifest, p: int) -> Any:
@@ -89,43 +92,56 @@ class ParquetWrites:
             a = pa()
             gone = a.array([key_of(namespace, r) for r in ids], a.string())
             cache = self._key_cache()
-            old_files = []
-            for p, part in enumerate(list(m.parts)):
+            keep: dict[int, Any] = {}
+            for p, part in enumerate(m.parts):
                 keys = cache.keys(part)
                 if part.namespace != namespace or keys is None:
                     continue
                 hit = a.compute.is_in(keys, value_set=gone).to_numpy(zero_copy_only=False)
-                if not hit.any():
-                    continue
-                try:
-                    kept = self._table(m, p).filter(a.array(~hit))
-                except Unreadable as exc:
-                    raise TerminalError(f"parquet part {part.file} holds ids to delete but {exc}") from None
-                old_files.append(part.file)
-                if kept.num_rows == 0:
-                    m.parts[p] = None  # type: ignore[call-overload]
-                    continue
-                file, digest = self._write_part(kept, namespace, part.ids_hash)
-                m.parts[p] = Part(file, namespace, kept.num_rows, digest, part.ids_hash, part.seq)
-            if not old_files:
-                return
-            m.parts = [p for p in m.parts if p is not None]
-            mf.save(self.root, m)
-            self._changed()
-            live = {p.file for p in m.parts}
-            for f in old_files:
-                if f not in live:
-                    (self.root / f).unlink(missing_ok=True)
+                if hit.any():
+                    keep[p] = ~hit
+            self._rewrite(m, keep, "holds ids to delete")
+
+    def _rewrite(self, m: Manifest, keep: dict[int, Any], why: str) -> None:
+        """Rewrite part ``p`` with the rows ``keep[p]`` marks (new files, then the manifest,
+        then the old files go); a part left with no rows is dropped."""
+        if not keep:
+            return
+        a = pa()
+        old_files = []
+        for p, mask in keep.items():
+            part = m.parts[p]
+            try:
+                kept = self._table(m, p).filter(a.array(mask))
+            except Unreadable as exc:
+                raise TerminalError(f"parquet part {part.file} {why} but {exc}") from None
+            old_files.append(part.file)
+            if kept.num_rows == 0:
+                m.parts[p] = None  # type: ignore[call-overload]
+                continue
+            file, digest = self._write_part(kept, part.namespace, part.ids_hash)
+            m.parts[p] = Part(file, part.namespace, kept.num_rows, digest, part.ids_hash, part.seq)
+        m.parts = [p for p in m.parts if p is not None]
+        mf.save(self.root, m)
+        self._changed()
+        live = {p.file for p in m.parts}
+        for f in old_files:
+            if f not in live:
+                (self.root / f).unlink(missing_ok=True)
 
     def finish_load(self) -> None:
         """Remove what a crash left behind: temporary files, and part files the manifest does
-        not list (a part renamed into place just before a kill, its manifest never written).
-        Pinecone's import reads every ``.parquet`` under a namespace directory, so an unlisted
-        part must not stay there."""
+        not list (a part renamed into place just before a kill, its manifest never written);
+        and rewrite parts holding rows a newer part replaced (an id written again by another
+        batch: a repair). Pinecone's import reads every row of every ``.parquet`` under a
+        namespace directory, so neither may stay there."""
         with self._lock:
             m = self._manifest(required=False)
             if m is None:
                 return
+            index = self._live()
+            self._rewrite(m, {p: mask for p, mask in enumerate(index.masks)
+                              if mask is not None and not mask.all()}, "holds rows a newer part replaced")
             listed = {p.file for p in m.parts}
             dirs = [self.root, *(d for d in self.root.iterdir() if d.is_dir())]
             for d in dirs:
