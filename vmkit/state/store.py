@@ -3,125 +3,51 @@
 Durability rules: WAL with ``synchronous=FULL`` (a kill -9 never loses a committed transaction),
 ``BEGIN IMMEDIATE`` for every write, a busy timeout, a schema version, an integrity check when a
 migration is resumed, and file mode 0600. URIs are checked for credentials before they get here;
-nothing secret is ever stored. Whether a recorded runner lease is still live is vmkit.state.lease's
-call.
+nothing secret is ever stored. The tables and rows are in ``schema``, the runner lease's rows in
+``leasing``.
 
 Default location: ``./.vmkit/state.db`` relative to the working directory, or ``$VMKIT_STATE``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import sqlite3
-import tempfile
 import threading
 import time
-import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import orjson
 
 from vmkit.core import crashpoints
-from vmkit.core.errors import (
-    IllegalTransition,
-    LeaseHeld,
-    StateCorrupt,
-    StateError,
-    UnknownMigration,
+from vmkit.core.errors import IllegalTransition, StateCorrupt, StateError, UnknownMigration
+from vmkit.core.records import SOURCE_UNREADABLE
+from vmkit.state.leasing import LeaseRecords, held_row
+from vmkit.state.schema import (  # the rows and schema are re-exported: callers import them from here
+    NEXT_STATES,
+    SCHEMA,
+    SCHEMA_VERSION,
+    STATES,
+    BatchCommit,
+    MigrationRecord,
+    create_store_file,
+    default_state_path,
+    record_of,
 )
-from vmkit.core.records import SOURCE_UNREADABLE, Rejection
-from vmkit.state import lease
 
-SCHEMA_VERSION = 1
-STATES = ("not_started", "in_progress", "completed", "rolled_back")
-_NEXT = {"not_started": {"in_progress"}, "in_progress": {"completed", "rolled_back"}}
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS migrations (
-  id TEXT PRIMARY KEY, source_uri TEXT NOT NULL, target_uri TEXT NOT NULL,
-  state TEXT NOT NULL, plan_json TEXT, plan_hash TEXT, options_json TEXT,
-  cursor TEXT, scan_done INTEGER NOT NULL DEFAULT 0,
-  batches INTEGER NOT NULL DEFAULT 0, records_read INTEGER NOT NULL DEFAULT 0,
-  records_written INTEGER NOT NULL DEFAULT 0,
-  stop_requested INTEGER NOT NULL DEFAULT 0, created_target INTEGER NOT NULL DEFAULT 0,
-  verification TEXT, verification_json TEXT,
-  lease_owner TEXT, lease_pid INTEGER, lease_host TEXT, lease_at REAL,
-  created_at REAL NOT NULL, updated_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS batches (
-  migration_id TEXT NOT NULL, seq INTEGER NOT NULL, cursor_before TEXT, cursor_after TEXT,
-  read INTEGER NOT NULL, written INTEGER NOT NULL, rejected INTEGER NOT NULL,
-  checksum TEXT, duration_s REAL, committed_at REAL NOT NULL,
-  PRIMARY KEY (migration_id, seq));
-CREATE TABLE IF NOT EXISTS validations (
-  migration_id TEXT NOT NULL, seq INTEGER NOT NULL, n INTEGER NOT NULL, missing INTEGER NOT NULL,
-  mean_cos REAL, min_cos REAL, max_cos REAL, failures INTEGER NOT NULL, completeness REAL,
-  at REAL NOT NULL, PRIMARY KEY (migration_id, seq));
-CREATE TABLE IF NOT EXISTS rejections (
-  migration_id TEXT NOT NULL, namespace TEXT NOT NULL, record_id TEXT NOT NULL,
-  id_is_int INTEGER NOT NULL, reason TEXT NOT NULL, field TEXT NOT NULL, seq INTEGER);
-CREATE INDEX IF NOT EXISTS rejections_by_migration ON rejections (migration_id, reason);
-CREATE TABLE IF NOT EXISTS errors (
-  migration_id TEXT NOT NULL, at REAL NOT NULL, seq INTEGER, kind TEXT NOT NULL,
-  message TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS events (
-  migration_id TEXT NOT NULL, at REAL NOT NULL, event TEXT NOT NULL, detail TEXT);
-"""
+__all__ = ["STATES", "SCHEMA_VERSION", "BatchCommit", "MigrationRecord", "StateStore", "default_state_path",
+           "held_row"]
 
 
-def default_state_path() -> Path:
-    return Path(os.environ.get("VMKIT_STATE") or Path.cwd() / ".vmkit" / "state.db")
-
-
-@dataclass
-class MigrationRecord:
-    id: str
-    source_uri: str
-    target_uri: str
-    state: str
-    plan_json: str | None
-    plan_hash: str | None
-    options: dict[str, Any]
-    cursor: str | None
-    scan_done: bool
-    batches: int
-    records_read: int
-    records_written: int
-    stop_requested: bool
-    created_target: bool
-    verification: str | None
-    verification_detail: dict[str, Any] | None
-    lease_owner: str | None
-    lease_pid: int | None
-    lease_host: str | None
-    lease_at: float | None
-    created_at: float
-    updated_at: float
-
-
-@dataclass
-class BatchCommit:
-    cursor_before: str | None
-    cursor_after: str | None
-    read: int
-    written: int
-    rejections: list[Rejection]
-    checksum: str
-    duration_s: float
-
-
-class StateStore:
+class StateStore(LeaseRecords):
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_state_path()
         self._lock = threading.RLock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
-            _create_store_file(self.path)
+            create_store_file(self.path)
         elif self.path.stat().st_size == 0:  # vmkit never leaves one: see _create_store_file
             raise StateCorrupt(f"{self.path} is empty (0 bytes), so it holds no migrations: truncated, "
                                "or copied without its content? Restore a backup (with its -wal file); "
@@ -148,7 +74,7 @@ class StateStore:
             if tables and "meta" not in tables:  # never adopt someone else's database
                 raise StateCorrupt(f"{self.path} is an SQLite file but not a vmkit state file "
                                    f"(tables: {', '.join(sorted(tables)[:5])})")
-            for stmt in _SCHEMA.strip().split(";"):
+            for stmt in SCHEMA.strip().split(";"):
                 if stmt.strip():
                     db.execute(stmt)
             row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -219,7 +145,7 @@ class StateStore:
             names = [d[0] for d in cur.description]
         if row is None:
             raise UnknownMigration(mid)
-        return _record(dict(zip(names, row)))
+        return record_of(dict(zip(names, row)))
 
     def exists(self, mid: str) -> bool:
         with self._lock, self._corruption_is_loud():
@@ -229,14 +155,14 @@ class StateStore:
         with self._lock, self._corruption_is_loud():
             cur = self._db.execute("SELECT * FROM migrations ORDER BY created_at")
             names = [d[0] for d in cur.description]
-            return [_record(dict(zip(names, r))) for r in cur.fetchall()]
+            return [record_of(dict(zip(names, r))) for r in cur.fetchall()]
 
     def transition(self, mid: str, new: str, detail: str = "", lease: str | None = None) -> None:
         """Move to state ``new``; with ``lease``, only while that runner still holds the lease
         (a runner whose lease was taken over cannot change state)."""
         with self._tx() as db:
             (state,) = held_row(db, mid, lease, "state")
-            if new not in _NEXT.get(state, set()):
+            if new not in NEXT_STATES.get(state, set()):
                 raise IllegalTransition(mid, state, new)
             db.execute("UPDATE migrations SET state=?, updated_at=? WHERE id=?", (new, time.time(), mid))
             self._event(db, mid, f"{state} -> {new}", detail)
@@ -351,116 +277,8 @@ class StateStore:
         return int(self.query("SELECT count(*) FROM rejections WHERE migration_id=? AND field=?",
                               mid, field)[0][0])
 
-    # -- lease -----------------------------------------------------------------------------
-    def acquire_lease(self, mid: str) -> str:
-        """Take the runner lease, or raise LeaseHeld naming the live holder."""
-        token, host, pid, now = uuid.uuid4().hex, socket.gethostname(), os.getpid(), time.time()
-        with self._tx() as db:
-            row = db.execute("SELECT lease_owner, lease_pid, lease_host, lease_at FROM migrations WHERE id=?",
-                             (mid,)).fetchone()
-            if row is None:
-                raise UnknownMigration(mid)
-            owner, opid, ohost, oat = row
-            if owner and lease.holder_alive(owner, opid, ohost, oat, now):
-                raise LeaseHeld(
-                    f"migration '{mid}' is already being run by pid {opid} on {ohost}; "
-                    f"stop it with `vmkit migrate stop --id {mid}` or wait for it to finish"
-                )
-            if owner:
-                self._event(db, mid, "lease taken over", f"from dead pid {opid} on {ohost}")
-            db.execute("UPDATE migrations SET lease_owner=?, lease_pid=?, lease_host=?, lease_at=? WHERE id=?",
-                       (token, pid, host, now, mid))
-            lease.hold(token)
-        return token
-
-    def renew_lease(self, mid: str, token: str) -> None:
-        """Mark the lease fresh during long work without checkpoints (verification, sync);
-        raise LeaseHeld if another runner took it over meanwhile."""
-        with self._tx() as db:
-            cur = db.execute("UPDATE migrations SET lease_at=? WHERE id=? AND lease_owner=?",
-                             (time.time(), mid, token))
-            if cur.rowcount == 0:
-                raise LeaseHeld(f"migration '{mid}': this runner's lease was taken over; stopping")
-
-    @contextmanager
-    def lease_kept(self, mid: str, token: str | None, every_s: float = lease.LEASE_TTL_S / 6) -> Iterator[None]:
-        """Renew lease ``token`` (if any) every ``every_s`` on a daemon thread while the body
-        runs: long work without checkpoints (full verification) keeps its lease live."""
-        if token is None:
-            yield
-            return
-        done = threading.Event()
-
-        def renew() -> None:
-            while not done.wait(every_s):
-                try:
-                    self.renew_lease(mid, token)
-                except StateError:
-                    return  # taken over: the next state change refuses this runner
-
-        keeper = threading.Thread(target=renew, name="vmkit-lease", daemon=True)
-        keeper.start()
-        try:
-            yield
-        finally:
-            done.set()
-            keeper.join(timeout=5)
-
-    def release_lease(self, mid: str, token: str) -> None:
-        lease.drop(token)  # first: a failed release still leaves no live holder here
-        with self._tx() as db:
-            db.execute("UPDATE migrations SET lease_owner=NULL, lease_pid=NULL, lease_host=NULL"
-                       " WHERE id=? AND lease_owner=?", (mid, token))
-
-
-def _create_store_file(path: Path) -> None:
-    """A new store, built beside ``path`` and hard-linked into place: a store vmkit is still
-    creating is never seen empty (so an empty file is always a damaged one), and a store
-    another process made meanwhile is kept, not replaced."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)  # mode 0600
-    os.close(fd)
-    try:
-        db = sqlite3.connect(tmp, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode = WAL")  # kept in the file header
-            db.executescript(_SCHEMA)
-            db.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        finally:
-            db.close()  # the last connection checkpoints the WAL into the file
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        for leftover in (tmp, f"{tmp}-wal", f"{tmp}-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(leftover)
-
-
-def held_row(db: sqlite3.Connection, mid: str, lease: str | None, columns: str = "state") -> tuple[Any, ...]:
-    """Inside a write transaction: the migration's ``columns``. UnknownMigration if it is gone;
-    LeaseHeld if ``lease`` (when given) is no longer the holder's, so a runner whose lease was
-    taken over can change nothing."""
-    row = db.execute(f"SELECT lease_owner, {columns} FROM migrations WHERE id=?", (mid,)).fetchone()
-    if row is None:
-        raise UnknownMigration(mid)
-    if lease is not None and row[0] != lease:
-        raise LeaseHeld(f"migration '{mid}': this runner's lease was taken over; stopping")
-    return tuple(row[1:])
-
-
 def _must_update(cursor: sqlite3.Cursor, mid: str) -> None:
     if cursor.rowcount == 0:
         raise UnknownMigration(mid)
 
 
-def _record(d: dict[str, Any]) -> MigrationRecord:
-    return MigrationRecord(
-        id=d["id"], source_uri=d["source_uri"], target_uri=d["target_uri"], state=d["state"],
-        plan_json=d["plan_json"], plan_hash=d["plan_hash"],
-        options=orjson.loads(d["options_json"] or "{}"), cursor=d["cursor"],
-        scan_done=bool(d["scan_done"]), batches=d["batches"], records_read=d["records_read"],
-        records_written=d["records_written"], stop_requested=bool(d["stop_requested"]),
-        created_target=bool(d["created_target"]), verification=d["verification"],
-        verification_detail=orjson.loads(d["verification_json"]) if d["verification_json"] else None,
-        lease_owner=d["lease_owner"], lease_pid=d["lease_pid"], lease_host=d["lease_host"],
-        lease_at=d["lease_at"], created_at=d["created_at"], updated_at=d["updated_at"],
-    )
