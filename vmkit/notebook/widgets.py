@@ -75,6 +75,7 @@ class MigrationPanel:
             w.HBox([*self.buttons.values(), self.drop_target]),
             self.validation, self.sync, self.errors, self.log,
         ])
+        self.box.add_class("vmkit-panel")  # what a browser test (and user CSS) finds it by
         actions = {"Start": self.controller.start, "Pause": self.controller.pause,
                    "Resume": self.controller.resume, "Stop": self.controller.stop,
                    "Rollback": self._rollback}
