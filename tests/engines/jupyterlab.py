@@ -148,12 +148,12 @@ def lab_page(lab_server: LabServer) -> Iterator[Any]:
 # -- driving JupyterLab -------------------------------------------------------------------------
 def open_notebook(page: Any, server: LabServer, name: str) -> None:
     """Open ``name`` (in the lab's root) and wait for its kernel to be idle."""
-    page.goto(f"{server.url}/lab/tree/{name}")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel"
-                           " && window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'")
+    page.goto(f"{server.url}/lab/tree/{name}?reset")  # ?reset: not the tabs of an earlier test
+    page.wait_for_function(
+        "(name) => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+        " return w && w.context && w.context.path === name && w.sessionContext.session"
+        " && w.sessionContext.session.kernel"
+        " && w.sessionContext.session.kernel.status === 'idle'; }", arg=name)
     dismiss_toasts(page)
 
 
