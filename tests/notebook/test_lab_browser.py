@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import nbformat
-from engines.jupyterlab import LabServer, artifacts_dir, command, open_notebook, run_cell
+from engines.jupyterlab import CANARY, LabServer, artifacts_dir, command, open_notebook, run_cell
 
 from vmkit.migration.status import Status, read_status
 from vmkit.notebook.notebooks import notebook_path
@@ -142,6 +142,8 @@ def test_panel_buttons_in_jupyterlab_agree_with_the_state_store(lab_server: LabS
     panel.expect(figure).to_be_visible()
     assert figure.evaluate("img => img.naturalWidth") > 0
     panel.shot("05-completed")
+    command(page, "docmanager:save")  # the executed notebook, checked for secrets later
+    until(lambda: "'PINECONE_API_KEY': 'set'" in (lab_server.root / name).read_text(), "the saved notebook")
 
 
 def test_rollback_from_the_panel(lab_server: LabServer, lab_page: Any) -> None:
@@ -160,3 +162,35 @@ def test_rollback_from_the_panel(lab_server: LabServer, lab_page: Any) -> None:
     for name in ("Start", "Pause", "Resume", "Stop", "Rollback"):
         panel.expect(panel.button(name)).to_be_disabled()
     panel.shot("06-rolled-back")
+
+
+def test_html_report_opens_in_the_browser_with_figures_and_no_secret(lab_server: LabServer, lab_page: Any) -> None:
+    """03_validation_report run in the lab on the migration the first test completed: the one
+    HTML file it writes opens on its own (file://), its figures decode, no secret is in it nor
+    in the notebooks (the kernels' environment holds a canary secret)."""
+    page, mid = lab_page, "labrun"
+    if status(lab_server, mid).state != "completed":
+        raise AssertionError("needs the completed migration of the first test (run the module)")
+    p = params(lab_server, mid)
+    name = prepare(lab_server, "03", migration_id=mid, state_path=p["state_path"], runs_dir=p["runs_dir"],
+                   sample=0)  # the memory target lived in 02's kernel: the state store alone
+    open_notebook(page, lab_server, name)
+    command(page, "notebook:run-all-cells")
+    out = lab_server.root / "runs" / mid / "report.html"
+    until(out.exists, "report.html", timeout=120)
+    assert not page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+                            ).filter(has_text="Traceback").count()
+    command(page, "docmanager:save")
+    page.goto(out.as_uri())
+    page.get_by_role("heading", name=re.compile(f"vmkit migration {mid}")).wait_for()
+    images = page.locator("img")
+    assert images.count() >= 4  # cosine, min cosine, throughput, completeness (no errors: none drawn)
+    for i in range(images.count()):
+        assert images.nth(i).evaluate("img => img.complete && img.naturalWidth") > 0
+        assert images.nth(i).get_attribute("src").startswith("data:image/png;base64,")
+    body = page.locator("body").inner_text()
+    assert "completed" in body and "passed" in body and "no record rejected" in body
+    page.screenshot(path=str(artifacts_dir() / "lab-07-html-report.png"), full_page=True)
+    leaked = [f.name for f in lab_server.root.rglob("*") if f.is_file() and f.suffix in (".html", ".ipynb")
+              and CANARY in f.read_text(errors="replace")]
+    assert leaked == []

@@ -51,6 +51,7 @@ class Report:
     completeness: pd.DataFrame  # field, records, present, equal, completeness
     cosine_sample: np.ndarray | None = None  # per-record cosine of the re-read sample
     notes: list[str] = field(default_factory=list)
+    plan: Plan | None = None  # the stored plan (None before planning)
 
     @classmethod
     def from_store(cls, store: StateStore, migration_id: str, *, sample: int = 0,
@@ -73,7 +74,8 @@ class Report:
         errors = table("errors", ("at", "seq", "kind", "message"), "at")
         report = cls(migration_id, read_status(store, migration_id),
                      float(rec.options.get("min_similarity", 0.98)), batches, validations,
-                     rejections, errors, _state_completeness(validations))
+                     rejections, errors, _state_completeness(validations),
+                     plan=Plan.from_json(rec.plan_json) if rec.plan_json else None)
         if sample > 0 and connectors is not None and len(batches) and rec.plan_json:
             _add_sample(report, store, Plan.from_json(rec.plan_json), connectors, sample)
         return report
@@ -116,6 +118,20 @@ class Report:
         parts += [f"<h4>{html.escape(title)}</h4>{df.to_html(index=False)}"
                   for title, df in tables if len(df)]
         return "<div>" + "".join(parts) + "</div>"
+
+    def to_html(self) -> str:
+        """One self-contained HTML document (vmkit.notebook.html_report)."""
+        from vmkit.notebook.html_report import render
+
+        return render(self, self.plan)
+
+    def save_html(self, path: str | Path) -> Path:
+        """Write ``to_html()`` to ``path``: one file to share, figures embedded, no secrets."""
+        from vmkit.notebook.html_report import write_html
+
+        out = write_html(self, path, self.plan)
+        log.info("HTML report for %s written to %s", self.migration_id, out)
+        return out
 
     def show(self) -> Any:
         """All plots in one pyplot figure (shown inline in a notebook)."""
