@@ -111,3 +111,13 @@ def test_live_figure_is_a_figure_with_three_panels(tmp_path) -> None:
     assert [ax.get_title() for ax in fig.axes] == ["throughput per batch", "cosine similarity, source vs target",
                                                   "rejections by reason"]
     assert figure_png(fig)[:4] == b"\x89PNG"
+
+
+def test_plan_and_status_show_as_tables(tmp_path) -> None:
+    m = migrate(tmp_path, "memory://dst?ids=uuid&invalid_field=bad")
+    plan = m.plan._repr_html_()
+    assert "<table" in plan and "id policy" in plan and "field map" in plan
+    assert "the target takes uuid ids" in plan and "_vmkit_source_id" in plan
+    status = m.status()._repr_html_()
+    assert "<table" in status and "full verification" in status and "rejected: refused by target" in status
+    assert "errors" not in status  # no errors: no row for them

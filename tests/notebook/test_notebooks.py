@@ -119,6 +119,10 @@ def test_report_files_show_data(flow: dict[str, Path], work: dict[str, Path]) ->
     assert "migration flow: completed" in summary and "re-read sample: 300 records" in summary
     shown = [c for c in nbformat.read(flow["03"], as_version=4).cells if c.source.startswith("rep.show")]
     assert "image/png" in shown[0].outputs[0]["data"]
+    page = (work["runs"] / "flow" / "report.html").read_text()  # the one file to share
+    assert page.count("src='data:image/png;base64,") >= 4 and "migration <code>flow</code>" in page
+    live = [c for c in nbformat.read(flow["02"], as_version=4).cells if c.source.startswith("live_figure")]
+    assert "image/png" in live[0].outputs[0]["data"]  # headless: the panel's figures in the notebook
 
 
 def test_canary_secret_appears_nowhere(flow: dict[str, Path], work: dict[str, Path]) -> None:

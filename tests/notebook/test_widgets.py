@@ -167,3 +167,27 @@ def test_panel_draws_live_figures_from_the_store(tmp_path) -> None:
     assert isinstance(panel, MigrationPanel) and panel.controller.join(30)
     wait_until(lambda: panel.plot.value[:8] == b"\x89PNG\r\n\x1a\n")
     assert len(panel.plot.value) > 5000 and panel.plot.layout.display == ""
+
+
+def test_a_run_in_another_process_gets_a_watching_panel_whose_stop_reaches_it(tmp_path) -> None:
+    import socket
+
+    m = make(tmp_path)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # the lease as a runner in that live process holds it
+        with m.store.transaction() as db:
+            db.execute("UPDATE migrations SET lease_owner='x', lease_pid=?, lease_host=?, lease_at=?"
+                       " WHERE id='w'", (other.pid, socket.gethostname(), time.time()))
+        panel = run_migration(m, interactive=True)
+        assert isinstance(panel, MigrationPanel) and panel.watch and panel.running
+        assert panel.controller.phase == "idle"  # this kernel runs nothing
+        assert enabled(panel) == {"Stop"} and "running in another process" in panel.state.value
+        panel.buttons["Stop"].click()
+        assert m.store.get("w").stop_requested  # the flag the other runner reads
+        assert "stop requested" in log_text(panel)
+    finally:
+        other.kill()
+        other.wait()
+    wait_until(lambda: not panel.running)
+    panel.refresh()
+    assert enabled(panel) == set()

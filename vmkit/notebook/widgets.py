@@ -26,6 +26,7 @@ from typing import Any
 from vmkit.core.errors import MissingDependency
 from vmkit.migration.runner import Migration
 from vmkit.migration.status import Status
+from vmkit.notebook.cell_errors import one_sentence
 from vmkit.notebook.controller import ACTIVE, COPYING, MigrationController, Update, text_progress
 from vmkit.notebook.panel_text import enabled_buttons, error_lines, phase_line, validation_line
 
@@ -37,6 +38,7 @@ _BAR_STYLE = {"completed": "success", "paused": "warning", "stopped": "warning",
 _REFRESH_S = 0.25  # progress redraws at most this often; phase changes always redraw
 PLOT_EVERY_S = 3.0  # live figures: redrawn this often while the run is active
 _LIVE: dict[tuple[str, str], MigrationPanel] = {}  # (state file, id) -> this kernel's panel
+_SHOWING: set[int] = set()  # ids of the panels whose log handler is attached right now
 
 
 def _ipywidgets() -> Any:
@@ -52,20 +54,20 @@ def _from_run_thread(record: logging.LogRecord) -> bool:
 
 
 class _RunLogHandler(logging.Handler):
-    """INFO and above of the run's threads, into the panel's Output."""
+    """INFO and above of the run's threads, into the panel's Output: one line each, the
+    traceback left out (the controller keeps the exception: ``panel.traceback()``)."""
 
     def __init__(self, out: Any) -> None:
         super().__init__(logging.INFO)
         self.out = out
         self.addFilter(_from_run_thread)
-        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.out.append_stdout(self.format(record) + "\n")
+        self.out.append_stdout(f"{record.levelname} {record.name}: {record.getMessage()}\n")
 
 
 def _not_from_run_thread(record: logging.LogRecord) -> bool:
-    return not _from_run_thread(record)
+    return not (_SHOWING and _from_run_thread(record))  # while no panel shows them: unchanged
 
 
 def _keep_run_logs_out_of_root() -> None:
@@ -148,8 +150,7 @@ class MigrationPanel:
         def handler(_button: Any) -> None:
             try:
                 if name in ("Start", "Resume", "Rollback"):
-                    _keep_run_logs_out_of_root()
-                    logging.getLogger("vmkit").addHandler(self._handler)
+                    self._show_run_logs(True)
                 action()
                 if name == "Start":
                     self._start_plots()
@@ -164,6 +165,22 @@ class MigrationPanel:
             self.note(f"{self.migration.id}: stop requested from this kernel")
         else:
             self.controller.stop()
+
+    def _show_run_logs(self, on: bool) -> None:
+        if on:
+            _keep_run_logs_out_of_root()
+            _SHOWING.add(id(self))
+            logging.getLogger("vmkit").addHandler(self._handler)
+        else:
+            logging.getLogger("vmkit").removeHandler(self._handler)
+            _SHOWING.discard(id(self))
+
+    def traceback(self) -> str:
+        """The full traceback of the error that ended the last run ("" if none)."""
+        import traceback
+
+        err = self.controller.error
+        return "".join(traceback.format_exception(err)) if err is not None else ""
 
     def _rollback(self) -> None:
         # Waiting for the batch in flight would block the kernel: do it beside the cell.
@@ -185,11 +202,11 @@ class MigrationPanel:
         # which buttons apply) may have changed with it.
         self._last_draw, self._force = now, update.kind != "progress" and not flicker
         if update.kind == "error" and update.error is not None:
-            self.note(f"error: {type(update.error).__name__}: {update.error}")
+            self.note(f"error: {one_sentence(update.error)} (panel.traceback() shows where)")
         if update.kind != "progress" and not flicker:
             self.note(f"{self.migration.id}: {update.phase}")
             if update.phase not in ACTIVE:
-                logging.getLogger("vmkit").removeHandler(self._handler)
+                self._show_run_logs(False)
                 self._draw_plots()
         self.refresh()
 
