@@ -93,9 +93,19 @@ def _wait_up(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float 
     raise RuntimeError(f"jupyter lab did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
 
 
+def _require_browser() -> str:
+    """The Chromium to drive; skips (with the install command) when a part is missing."""
+    pytest.importorskip("jupyterlab", reason=f"JupyterLab is not installed: {INSTALL}")
+    pytest.importorskip("playwright.sync_api", reason=f"Playwright is not installed: {INSTALL}")
+    exe = chromium_path()
+    if exe is None:
+        pytest.skip(f"no Chromium found: {INSTALL}")
+    return exe
+
+
 @pytest.fixture(scope="module")
 def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    pytest.importorskip("jupyterlab", reason=f"JupyterLab is not installed: {INSTALL}")
+    _require_browser()  # before starting a server that nothing could drive
     base = tmp_path_factory.mktemp("lab")
     root, settings = base / "root", base / "settings"
     root.mkdir()
@@ -131,11 +141,10 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
 
 @pytest.fixture(scope="module")
 def lab_page(lab_server: LabServer) -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api", reason=f"Playwright is not installed: {INSTALL}")
-    exe = chromium_path()
-    if exe is None:
-        pytest.skip(f"no Chromium found: {INSTALL}")
-    with sync_api.sync_playwright() as pw:
+    exe = _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=exe, args=["--no-sandbox"], headless=True)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})

@@ -121,3 +121,18 @@ def test_plan_and_status_show_as_tables(tmp_path) -> None:
     status = m.status()._repr_html_()
     assert "<table" in status and "full verification" in status and "rejected: refused by target" in status
     assert "errors" not in status  # no errors: no row for them
+
+
+def test_views_say_when_empty_and_describe_reads_as_a_table() -> None:
+    import pandas as pd
+
+    from vmkit.connectors.base import CollectionInfo
+    from vmkit.notebook import views
+
+    assert "no record rejected" in views.table(pd.DataFrame(columns=["reason"]), "no record rejected")._repr_html_()
+    df = pd.DataFrame({"reason": ["x"]})
+    assert views.table(df, "none") is df
+    info = CollectionInfo("docs", 768, "cosine", 20_000, namespaces={"": 5, "b": 15_000})
+    page = views.describe(info)._repr_html_()
+    assert "<table" in page and "20,000" in page and "dim 768, cosine" in page and "(default)" in page
+    assert repr(views.describe(None)) == "the collection does not exist"

@@ -66,7 +66,8 @@ def outputs_text(path: Path) -> str:
     for cell in nb.cells:
         for o in cell.get("outputs", []):
             assert o["output_type"] != "error", f"{path.name}: {o.get('ename')}: {o.get('evalue')}"
-            parts.append(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")))
+            data = o.get("data", {})
+            parts.append(o.get("text", "") + str(data.get("text/plain", "")) + str(data.get("text/html", "")))
     return "\n".join(parts)
 
 

@@ -31,6 +31,9 @@ def live_figure(migration: Migration | None = None, *, store: StateStore | None 
     for plot, ax in zip((plot_throughput, plot_cosine_hist, plot_rejections), fig.subplots(1, 3)):
         plot(rep, ax)
     fig.tight_layout()
+    # A bare Figure shows as a PNG only where pyplot set up the inline backend: say it here,
+    # so a headless (papermill) notebook keeps the image as the cell's output.
+    fig._repr_png_ = lambda: figure_png(fig, dpi=90)  # type: ignore[attr-defined]
     return fig
 
 
