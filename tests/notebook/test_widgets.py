@@ -70,6 +70,7 @@ def test_buttons_drive_the_migration_and_the_text_form_follows(tmp_path) -> None
     assert paused.startswith("[paused]") and "in_progress" in paused and "/1000" in paused
     assert enabled(panel) == {"Resume", "Stop", "Rollback"}
     assert "rec/s" not in panel.meter.value and "ETA" not in panel.meter.value  # not copying
+    assert "paused for" in panel.meter.value  # how long, instead
     assert "data-phase='paused'" in panel.state.value
     assert "w: paused" in log_text(panel)  # written from the worker thread via append_stdout
     panel.buttons["Resume"].click()

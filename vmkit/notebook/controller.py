@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO
@@ -75,6 +76,7 @@ class MigrationController:
         self._thread: threading.Thread | None = None
         self._listeners: list[Listener] = []
         self._phase = "idle"
+        self._phase_at = time.monotonic()
         self._progress: Progress | None = None
         self._error: BaseException | None = None
         self._requested: str | None = None  # "pause" | "stop" while a run is active
@@ -85,6 +87,11 @@ class MigrationController:
     @property
     def phase(self) -> str:
         return self._phase
+
+    @property
+    def phase_seconds(self) -> float:
+        """How long the current phase has lasted (a long verification shows it is alive)."""
+        return time.monotonic() - self._phase_at
 
     @property
     def progress(self) -> Progress | None:
@@ -267,7 +274,7 @@ class MigrationController:
     def _set_phase(self, phase: str) -> None:
         if phase != self._phase:
             with self._changed:
-                self._phase = phase
+                self._phase, self._phase_at = phase, time.monotonic()
                 self._changed.notify_all()
             log.debug("migration %s: %s", self.migration.id, phase)
             self._emit(Update("phase", phase, self._progress))

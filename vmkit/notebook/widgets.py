@@ -220,7 +220,10 @@ class MigrationPanel:
         self.bar.bar_style = _BAR_STYLE.get(self.phase, "")
         rate = f" · {meter.rate:,.0f} rec/s" if meter.rate else ""
         eta = f" · ETA {meter.eta_s:,.0f} s" if meter.eta_s is not None else ""
-        self.meter.value = html.escape(f"{done:,}/{total:,} rec{rate}{eta}")
+        since = ""  # a phase without a rate (connecting, verifying, paused...): how long so far
+        if not self.watch and ctl.phase in ACTIVE and ctl.phase not in COPYING:
+            since = f" · {ctl.phase} for {ctl.phase_seconds:,.0f} s"
+        self.meter.value = html.escape(f"{done:,}/{total:,} rec{rate}{eta}{since}")
         self.state.value = phase_line(status, self.phase)
         self.validation.value = html.escape(validation_line(status))
         errors = error_lines(status, None if self.watch else ctl.error)
@@ -260,6 +263,7 @@ class MigrationPanel:
                 if not self.running:
                     return
                 time.sleep(PLOT_EVERY_S)
+                self.refresh()  # the phase's clock moves on even when no batch commits
 
         self._plotter = threading.Thread(target=loop, name=f"plots-{self.migration.id}", daemon=True)
         self._plotter.start()
