@@ -17,12 +17,15 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from vmkit.notebook.report import PLOTTERS, Report
-from vmkit.planning.plan import Plan
+if TYPE_CHECKING:  # Report calls into this module, handing its plotters: no import back
+    from vmkit.notebook.report import Report
+    from vmkit.planning.plan import Plan
+
+Plotters = dict[str, Any]  # name -> plot_*(report, ax)
 
 _SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
 _CSS = """
@@ -45,7 +48,7 @@ def _has_data(rep: Report) -> dict[str, bool]:
             "completeness": bool(len(rep.completeness))}
 
 
-def figure_uris(rep: Report, dpi: int = 90) -> dict[str, str]:
+def figure_uris(rep: Report, plotters: Plotters, dpi: int = 90) -> dict[str, str]:
     """``data:image/png;base64,...`` per plot that has data (bare Agg figures)."""
     from matplotlib.figure import Figure
 
@@ -54,7 +57,7 @@ def figure_uris(rep: Report, dpi: int = 90) -> dict[str, str]:
         if not present:
             continue
         fig = Figure(figsize=(7, 4.2))
-        PLOTTERS[name](rep, fig.add_subplot())
+        plotters[name](rep, fig.add_subplot())
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=dpi)
@@ -79,7 +82,7 @@ def _plan_section(plan: Plan | None) -> str:
     return plan._repr_html_() if hasattr(plan, "_repr_html_") else f"<pre>{html.escape(str(plan))}</pre>"
 
 
-def render(rep: Report, plan: Plan | None = None) -> str:
+def render(rep: Report, plotters: Plotters, plan: Plan | None = None) -> str:
     """The report as one HTML document (a string)."""
     st = rep.status
     v = st.validation
@@ -97,9 +100,9 @@ def render(rep: Report, plan: Plan | None = None) -> str:
                          ("missing", d.get("missing_count", "-")), ("extra", d.get("extra_count", "-")),
                          ("mismatched", d.get("mismatched_count", "-"))])
                     if st.verification else "<p class='none'>not run yet</p>")
-    figures = figure_uris(rep)
+    figures = figure_uris(rep, plotters)
     figs = "".join(f"<figure><img alt='{html.escape(n)}' src='{uri}'></figure>" for n, uri in figures.items())
-    skipped = [n for n in PLOTTERS if n not in figures]
+    skipped = [n for n in plotters if n not in figures]
     if skipped:
         figs += f"<p class='none'>no data for: {html.escape(', '.join(skipped))}</p>"
     generated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
@@ -136,8 +139,9 @@ def scrub_secrets(text: str, environ: dict[str, str] | None = None) -> str:
     return text
 
 
-def write_html(rep: Report, path: str | os.PathLike[str], plan: Plan | None = None) -> Path:
+def write_html(rep: Report, plotters: Plotters, path: str | os.PathLike[str],
+               plan: Plan | None = None) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(rep, plan), encoding="utf-8")
+    out.write_text(render(rep, plotters, plan), encoding="utf-8")
     return out

@@ -123,13 +123,13 @@ class Report:
         """One self-contained HTML document (vmkit.notebook.html_report)."""
         from vmkit.notebook.html_report import render
 
-        return render(self, self.plan)
+        return render(self, PLOTTERS, self.plan)
 
     def save_html(self, path: str | Path) -> Path:
         """Write ``to_html()`` to ``path``: one file to share, figures embedded, no secrets."""
         from vmkit.notebook.html_report import write_html
 
-        out = write_html(self, path, self.plan)
+        out = write_html(self, PLOTTERS, path, self.plan)
         log.info("HTML report for %s written to %s", self.migration_id, out)
         return out
 
