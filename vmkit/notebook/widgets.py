@@ -207,7 +207,8 @@ class MigrationPanel:
             self.note(f"{self.migration.id}: {update.phase}")
             if update.phase not in ACTIVE:
                 self._show_run_logs(False)
-                self._draw_plots()
+            if update.phase not in ACTIVE or update.phase == "paused":
+                self._draw_plots()  # the figures as of the pause or the end
         self.refresh()
 
     def refresh(self) -> None:

@@ -24,6 +24,8 @@ def _rows(rows: list[tuple[str, Any]]) -> str:
 
 def id_policy(plan: Plan) -> str:
     accepted = sorted(plan.caps.get("id_kinds", ()))
+    if set(accepted) >= {"string", "uint", "uuid"}:
+        return "ids kept as they are (the target takes string, uint and uuid ids)"
     text = (f"the target takes {', '.join(accepted) or 'no'} ids; an id of another kind becomes "
             f"uuid5 of it, the original kept in '{ORIGINAL_ID_KEY}'")
     if "uint" not in accepted and "string" in accepted:
