@@ -90,7 +90,10 @@ def test_a_vmkit_error_in_a_real_kernel_cell_is_short_and_the_cell_fails() -> No
 
     cells = ["from vmkit.notebook.cell_errors import friendly_errors\nassert friendly_errors()",
              "import vmkit\nvmkit.connect('nosuch://x')", "import sys; print(type(sys.last_value).__name__)",
-             "1 / 0"]
+             "1 / 0",
+             # the case: a source nobody answers at, through tenacity and the SDK
+             "import tempfile\nvmkit.Migration.create('qdrant://127.0.0.1:1/docs', 'memory://t', "
+             "state=tempfile.mkdtemp() + '/s.db', retry_attempts=2, retry_initial_s=0.01)"]
     nb = new_notebook(cells=[new_code_cell(c) for c in cells],
                       metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True).execute()
@@ -101,6 +104,9 @@ def test_a_vmkit_error_in_a_real_kernel_cell_is_short_and_the_cell_fails() -> No
     assert nb.cells[2].outputs[0]["text"].strip() == "ConfigError"  # %tb still has it
     other = nb.cells[3].outputs[-1]  # anything else keeps IPython's own traceback
     assert other["ename"] == "ZeroDivisionError" and len(other["traceback"]) > 1
+    refused = next(o for o in nb.cells[4].outputs if o["output_type"] == "error")
+    assert refused["ename"] == "TransientError" and "Connection refused" in refused["evalue"]
+    assert len("\n".join(refused["traceback"]).splitlines()) <= 4 and "reachable" in refused["traceback"][0]
 
 
 def test_live_figure_is_a_figure_with_three_panels(tmp_path) -> None:

@@ -27,8 +27,8 @@ FIXES: tuple[tuple[type[BaseException], str], ...] = (
                   "(`vmkit migrate stop --id ...`) and run the cell again"),
     (e.UnknownMigration, "check migration_id and state_path"),
     (e.PlanError, "change the plan's inputs (options, target) or the source, then plan again"),
-    (e.TransientError, "the database did not answer in time: check that it runs and is "
-                       "reachable, then run the cell again (the run resumes from its checkpoint)"),
+    (e.TransientError, "the database did not answer: check that it runs and is reachable at "
+                       "the URI's address, then run the cell again (a run resumes from its checkpoint)"),
     (e.TerminalError, "the database refused the request: check the URI, the credentials' "
                       "environment variable and the collection"),
     (e.StateError, ""),
