@@ -19,16 +19,15 @@ Phases (controller-side, not migration states); the runner reports the ones it g
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
 
 from vmkit.core.errors import StateError
 from vmkit.migration.runner import Migration, Progress
 from vmkit.migration.status import Status
+from vmkit.notebook.meter import Meter, text_progress  # noqa: F401 - text_progress: also from here
 
 log = logging.getLogger("vmkit.notebook.controller")
 
@@ -48,23 +47,6 @@ class Update:
 
 
 Listener = Callable[[Update], None]
-
-
-@dataclass(frozen=True)
-class Meter:
-    """Progress of the current session, with a rate and an ETA (None until known)."""
-
-    done: int
-    total: int
-    elapsed_s: float
-    rate: float | None  # records/s in this session, time paused left out; None unless copying
-    eta_s: float | None
-
-    def text(self, ncols: int = 80) -> str:
-        from tqdm import tqdm
-
-        return tqdm.format_meter(self.done, self.total or None, self.elapsed_s, ncols=ncols,
-                                 unit="rec", rate=self.rate, ascii=True)
 
 
 class MigrationController:
@@ -285,34 +267,3 @@ class MigrationController:
                 fn(update)
             except Exception:
                 log.exception("progress listener %r failed", fn)
-
-
-def text_progress(controller: MigrationController, file: IO[str] | None = None,
-                  mininterval: float = 0.5) -> Callable[[], None]:
-    """A tqdm text bar fed by the controller's updates (headless notebooks, the CLI).
-    Returns a function that closes the bar and detaches it."""
-    from tqdm import tqdm
-
-    expected = controller.status().expected_records
-    bar = tqdm(total=expected or None, unit="rec", file=file or sys.stderr,
-               mininterval=mininterval, ascii=True, desc=controller.migration.id)
-    bar.n = bar.last_print_n = controller.status().records_read
-
-    def update(u: Update) -> None:
-        if u.progress is not None:
-            bar.n = u.progress.records_read
-            p = u.progress
-            bar.set_postfix_str(f"batches {p.batches}, rejected {p.records_rejected}",
-                                refresh=False)
-            bar.update(0)  # let tqdm rate-limit the redraws
-        if u.kind != "progress":
-            bar.set_description_str(f"{controller.migration.id} {u.phase}")
-
-    remove = controller.add_listener(update)
-
-    def close() -> None:
-        remove()
-        bar.refresh()
-        bar.close()
-
-    return close

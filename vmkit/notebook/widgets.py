@@ -28,6 +28,7 @@ from vmkit.migration.runner import Migration
 from vmkit.migration.status import Status
 from vmkit.notebook.cell_errors import one_sentence
 from vmkit.notebook.controller import ACTIVE, COPYING, MigrationController, Update, text_progress
+from vmkit.notebook.panel_logs import RunLogHandler, show_run_logs
 from vmkit.notebook.panel_text import enabled_buttons, error_lines, phase_line, validation_line
 
 log = logging.getLogger("vmkit.notebook.widgets")
@@ -38,7 +39,6 @@ _BAR_STYLE = {"completed": "success", "paused": "warning", "stopped": "warning",
 _REFRESH_S = 0.25  # progress redraws at most this often; phase changes always redraw
 PLOT_EVERY_S = 3.0  # live figures: redrawn this often while the run is active
 _LIVE: dict[tuple[str, str], MigrationPanel] = {}  # (state file, id) -> this kernel's panel
-_SHOWING: set[int] = set()  # ids of the panels whose log handler is attached right now
 
 
 def _ipywidgets() -> Any:
@@ -47,35 +47,6 @@ def _ipywidgets() -> Any:
     except ImportError:
         raise MissingDependency("ipywidgets", "notebook") from None
     return ipywidgets
-
-
-def _from_run_thread(record: logging.LogRecord) -> bool:
-    return record.name.startswith("vmkit") and (record.threadName or "").startswith("vmkit-")
-
-
-class _RunLogHandler(logging.Handler):
-    """INFO and above of the run's threads, into the panel's Output: one line each, the
-    traceback left out (the controller keeps the exception: ``panel.traceback()``)."""
-
-    def __init__(self, out: Any) -> None:
-        super().__init__(logging.INFO)
-        self.out = out
-        self.addFilter(_from_run_thread)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.out.append_stdout(f"{record.levelname} {record.name}: {record.getMessage()}\n")
-
-
-def _not_from_run_thread(record: logging.LogRecord) -> bool:
-    return not (_SHOWING and _from_run_thread(record))  # while no panel shows them: unchanged
-
-
-def _keep_run_logs_out_of_root() -> None:
-    """Root handlers (``logging.basicConfig``) would print a run thread's lines under the last
-    cell run: the panel shows them instead."""
-    for handler in logging.getLogger().handlers:
-        if _not_from_run_thread not in handler.filters:
-            handler.addFilter(_not_from_run_thread)
 
 
 class MigrationPanel:
@@ -113,7 +84,7 @@ class MigrationPanel:
                    "Rollback": self._rollback}
         for name, action in actions.items():
             self.buttons[name].on_click(self._clicked(name, action))
-        self._handler = _RunLogHandler(self.log)
+        self._handler = RunLogHandler(self.log)
         self._last_draw, self._force = 0.0, False
         self._plots = plots
         self._plotter: threading.Thread | None = None
@@ -167,13 +138,7 @@ class MigrationPanel:
             self.controller.stop()
 
     def _show_run_logs(self, on: bool) -> None:
-        if on:
-            _keep_run_logs_out_of_root()
-            _SHOWING.add(id(self))
-            logging.getLogger("vmkit").addHandler(self._handler)
-        else:
-            logging.getLogger("vmkit").removeHandler(self._handler)
-            _SHOWING.discard(id(self))
+        show_run_logs(id(self), self._handler, on)
 
     def traceback(self) -> str:
         """The full traceback of the error that ended the last run ("" if none)."""
