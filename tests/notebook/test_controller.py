@@ -75,6 +75,7 @@ def test_pause_holds_with_connections_open_and_resumes_at_once(migration: Migrat
     assert max(durations) < 1.0 <= paused_s  # no batch's duration holds the pause
     assert ctl.progress is not None and ctl.progress.seconds < paused_s  # nor the session's copy time
     assert migration.status().verification == "passed"
+    assert ctl.verifying == ("source", N)  # full verification reported its reading as it went
     assert phases[:3] == ["connecting", "copying", "validating"] and "verifying" in phases
     assert phases[phases.index("pausing"):phases.index("pausing") + 3] == ["pausing", "paused", "copying"]
 

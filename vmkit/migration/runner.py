@@ -71,6 +71,7 @@ class Migration:
         self._stop = threading.Event()
         self._paused = threading.Event()  # pause(): hold before the next batch, connections open
         self.on_phase: Callable[[str], None] | None = None  # connecting, planning, copying, ...
+        self.on_verify: Callable[[str, int], None] | None = None  # full verification's progress
         self._source: Connector | None = None
         self._target: Connector | None = None
 
@@ -427,7 +428,8 @@ class Migration:
         try:
             with tuned_for_io(self.options.tune_interpreter), self.store.lease_kept(self.id, lease):
                 result = verify(source, target, plan or self.plan, freshness_s=self._freshness(target),
-                                dead_letter=self.store.refused_keys(self.id), retry=self._retry, reverse=reverse)
+                                dead_letter=self.store.refused_keys(self.id), retry=self._retry, reverse=reverse,
+                                progress=self.on_verify)
         finally:
             if own:
                 self.close()

@@ -64,6 +64,7 @@ class MigrationController:
         self._requested: str | None = None  # "pause" | "stop" while a run is active
         self._resent = False
         self._base_read = 0  # records_read when this session began (rate and ETA)
+        self.verifying: tuple[str, int] | None = None  # full verification: (what, records read)
 
     # -- read side ---------------------------------------------------------------------------
     @property
@@ -198,6 +199,8 @@ class MigrationController:
         self._base_read = self.migration.store.get(self.migration.id).records_read
         self.migration.resume()  # a pause belongs to the run it was asked in
         self.migration.on_phase = self._on_phase
+        self.migration.on_verify = self._on_verify
+        self.verifying = None
         self._set_phase("connecting")
 
     def _request(self, what: str, phase: str) -> None:
@@ -225,6 +228,10 @@ class MigrationController:
             if self._requested == "stop" or (self._requested == "pause" and phase != "paused"):
                 return
             self._set_phase(phase)
+
+    def _on_verify(self, what: str, records: int) -> None:
+        self.verifying = (what, records)
+        self._emit(Update("progress", self._phase, self._progress))
 
     def _on_batch(self, progress: Progress) -> None:
         self._progress = progress

@@ -189,6 +189,9 @@ class MigrationPanel:
         since = ""  # a phase without a rate (connecting, verifying, paused...): how long so far
         if not self.watch and ctl.phase in ACTIVE and ctl.phase not in COPYING:
             since = f" · {ctl.phase} for {ctl.phase_seconds:,.0f} s"
+            if ctl.phase == "verifying" and ctl.verifying is not None:
+                what, n = ctl.verifying
+                since += f" · {what}: {n:,} of ~{total:,} records read"
         self.meter.value = html.escape(f"{done:,}/{total:,} rec{rate}{eta}{since}")
         self.state.value = phase_line(status, self.phase)
         self.validation.value = html.escape(validation_line(status))
