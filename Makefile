@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 EXTRAS ?= qdrant,pinecone,weaviate,sochdb,milvus,pgvector,chroma,lancedb,parquet,notebook
 
-.PHONY: install demo test test-nojit test-slow test-live bench lint clean
+.PHONY: install browser demo test test-nojit test-slow test-live bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -14,14 +14,24 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The browser tests (tests/notebook/test_lab_browser.py) drive JupyterLab in the system Chromium
+# (Playwright's own download needs the internet). Installed here only when missing, as root, with
+# apt-get; otherwise (or if it fails) those tests skip and print the install command.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	      || echo "chromium could not be installed: the browser tests will skip"; \
+	  else echo "no chromium (install: apt-get install -y chromium): the browser tests will skip"; fi; }
+
 DEMO_ID ?= demo
 
-demo: install  ## 02 and 03 headless on the embedded default: notebooks + PNG report in papermill-runs/$(DEMO_ID)/
+demo: install  ## 02 and 03 headless on the embedded default: executed notebooks, PNGs and report.html in papermill-runs/$(DEMO_ID)/
 	$(VENV)/bin/vmkit run-notebook 02_migrate --id $(DEMO_ID)
 	$(VENV)/bin/vmkit run-notebook 03_validation_report --id $(DEMO_ID)
 	$(VENV)/bin/vmkit status --id $(DEMO_ID) --state papermill-runs/state.db
 
-test: lint  ## lint (ruff, mypy, the import contract), the whole suite, then core to migration again without the JIT
+test: lint browser  ## lint (ruff, mypy, the import contract), the whole suite, then core to migration again without the JIT
 	$(PY) -m pytest -m "not slow" --durations=15
 	NUMBA_DISABLE_JIT=1 $(PY) -m pytest -q tests/core tests/state tests/planning tests/migration
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -47,36 +48,56 @@ def ledger_seqs(m: Migration) -> list[int]:
     return [r[0] for r in m.store.query("SELECT seq FROM batches WHERE migration_id=? ORDER BY seq", m.id)]
 
 
-def test_pause_takes_effect_within_one_batch_and_resumes(migration: Migration) -> None:
+def test_pause_holds_with_connections_open_and_resumes_at_once(migration: Migration) -> None:
+    phases: list[str] = []
     ctl = MigrationController(migration)
+    ctl.add_listener(lambda u: phases.append(u.phase) if u.kind == "phase" else None)
     ctl.start()
     wait_for_batches(ctl, 2)
     ctl.pause()
     at_pause = committed(migration)  # read after the call: a batch may be in flight
-    assert ctl.join(30)
-    assert committed(migration) <= at_pause + 1 < TOTAL
-    assert (ctl.phase, ctl.running, migration.status().state) == ("paused", False, "in_progress")
+    assert ctl.wait_phase("paused", timeout=30)
+    held = committed(migration)
+    assert held <= at_pause + 1 < TOTAL
+    assert (ctl.running, migration.status().state) == (True, "in_progress"), phases
+    assert migration._source is not None and migration._target is not None  # kept open
+    assert migration.status().running  # the lease is still held: nobody else may run it
+    assert ctl.meter().rate is None and ctl.meter().eta_s is None  # not copying: no rate, no ETA
+    paused_at = time.monotonic()
+    assert not ctl.wait_phase("completed", timeout=1.0)  # held: no batch while paused
+    assert committed(migration) == held
     ctl.resume()
     assert ctl.join(30) and ctl.phase == "completed" and ctl.error is None
-    assert ledger_seqs(migration) == list(range(1, TOTAL + 1))
+    paused_s = time.monotonic() - paused_at
+    assert ledger_seqs(migration) == list(range(1, TOTAL + 1))  # the pause is no batch
+    durations = [r[0] for r in migration.store.query(
+        "SELECT duration_s FROM batches WHERE migration_id=?", migration.id)]
+    assert max(durations) < 1.0 <= paused_s  # no batch's duration holds the pause
+    assert ctl.progress is not None and ctl.progress.seconds < paused_s  # nor the session's copy time
     assert migration.status().verification == "passed"
+    assert ctl.verifying == ("source", N)  # full verification reported its reading as it went
+    assert phases[:3] == ["connecting", "copying", "validating"] and "verifying" in phases
+    assert phases[phases.index("pausing"):phases.index("pausing") + 3] == ["pausing", "paused", "copying"]
 
 
-def test_pause_from_a_listener_stops_exactly_there(migration: Migration) -> None:
+def test_pause_from_a_listener_holds_exactly_there(migration: Migration) -> None:
     ctl = MigrationController(migration)
     ctl.add_listener(lambda u: ctl.pause() if u.progress and u.progress.batches == 3 else None)
     ctl.start()
-    assert ctl.join(30)
-    assert committed(migration) == 3 and ctl.phase == "paused"
+    assert ctl.wait_phase("paused", timeout=30)
+    assert committed(migration) == 3
+    ctl.stop()  # a paused run stops at once
+    assert ctl.join(30) and ctl.phase == "stopped" and committed(migration) == 3
 
 
 def test_pause_right_after_start_is_not_lost(migration: Migration) -> None:
-    # run() clears the stop flag when it begins: a pause sent before that must still hold.
     ctl = MigrationController(migration)
     ctl.start()
     ctl.pause()
-    assert ctl.join(30)
-    assert committed(migration) <= 1 and ctl.phase == "paused"
+    assert ctl.wait_phase("paused", timeout=30)
+    assert committed(migration) <= 1
+    ctl.stop()
+    assert ctl.join(30) and ctl.phase == "stopped"
 
 
 def test_stop_takes_effect_within_one_batch_and_start_continues(migration: Migration) -> None:

@@ -66,7 +66,8 @@ def outputs_text(path: Path) -> str:
     for cell in nb.cells:
         for o in cell.get("outputs", []):
             assert o["output_type"] != "error", f"{path.name}: {o.get('ename')}: {o.get('evalue')}"
-            parts.append(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")))
+            data = o.get("data", {})
+            parts.append(o.get("text", "") + str(data.get("text/plain", "")) + str(data.get("text/html", "")))
     return "\n".join(parts)
 
 
@@ -119,6 +120,10 @@ def test_report_files_show_data(flow: dict[str, Path], work: dict[str, Path]) ->
     assert "migration flow: completed" in summary and "re-read sample: 300 records" in summary
     shown = [c for c in nbformat.read(flow["03"], as_version=4).cells if c.source.startswith("rep.show")]
     assert "image/png" in shown[0].outputs[0]["data"]
+    page = (work["runs"] / "flow" / "report.html").read_text()  # the one file to share
+    assert page.count("src='data:image/png;base64,") >= 4 and "migration <code>flow</code>" in page
+    live = [c for c in nbformat.read(flow["02"], as_version=4).cells if c.source.startswith("live_figure")]
+    assert "image/png" in live[0].outputs[0]["data"]  # headless: the panel's figures in the notebook
 
 
 def test_canary_secret_appears_nowhere(flow: dict[str, Path], work: dict[str, Path]) -> None:
@@ -214,7 +219,7 @@ m = Migration.create("memory://src", "memory://dst", migration_id="k", state={st
     NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     shown = nb.cells[1].outputs[0]["data"]
     assert "application/vnd.jupyter.widget-view+json" in shown
-    assert shown["text/plain"].startswith("[running]")
+    assert shown["text/plain"].split("]")[0] in ("[connecting", "[copying", "[validating")  # the phase
     assert nb.cells[2].outputs[0]["text"].startswith("[completed] 100%")
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
     logged = [o["text"] for w in state.values() if w["model_name"] == "OutputModel"

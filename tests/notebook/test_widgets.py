@@ -62,13 +62,16 @@ def test_buttons_drive_the_migration_and_the_text_form_follows(tmp_path) -> None
     assert enabled(panel) == {"Start"}
     panel.buttons["Start"].click()
     wait_until(lambda: panel.controller.progress is not None and panel.controller.progress.batches >= 2)
-    assert enabled(panel) == {"Pause", "Stop", "Rollback"}
+    assert enabled(panel) & {"Pause", "Stop", "Rollback"} == {"Pause", "Stop", "Rollback"}
     panel.buttons["Pause"].click()
-    assert panel.controller.join(30)
+    assert panel.controller.wait_phase("paused", timeout=30)
     panel.refresh()
     paused = str(panel)
     assert paused.startswith("[paused]") and "in_progress" in paused and "/1000" in paused
     assert enabled(panel) == {"Resume", "Stop", "Rollback"}
+    assert "rec/s" not in panel.meter.value and "ETA" not in panel.meter.value  # not copying
+    assert "paused for" in panel.meter.value  # how long, instead
+    assert "data-phase='paused'" in panel.state.value
     assert "w: paused" in log_text(panel)  # written from the worker thread via append_stdout
     panel.buttons["Resume"].click()
     assert panel.controller.join(30)
@@ -123,3 +126,69 @@ def test_run_migration_interactive_or_headless(tmp_path, interactive: bool) -> N
     else:
         assert result.state == "completed"  # synchronous: done when the call returns
         assert not any(t.name.startswith("vmkit-") for t in threading.enumerate())
+
+
+def test_rerunning_the_cell_shows_the_running_panel_not_a_lease_error(tmp_path) -> None:
+    m = make(tmp_path)
+    first = run_migration(m, interactive=True)
+    assert isinstance(first, MigrationPanel)
+    first.controller.pause()  # hold it, so it is surely still running at the second call
+    assert first.controller.wait_phase("paused", timeout=30)
+    again = run_migration(Migration.open("w", tmp_path / "s.db"), interactive=True)
+    assert again is first and "the cell ran again" in log_text(first)
+    assert "LeaseHeld" not in log_text(first) and first.controller.error is None
+    first.controller.resume()
+    assert first.controller.join(30) and first.controller.phase == "completed"
+
+
+def test_run_log_lines_go_to_the_panel_not_the_last_cell(tmp_path) -> None:
+    import io
+    import logging
+
+    stream = io.StringIO()
+    root_handler = logging.StreamHandler(stream)  # what logging.basicConfig installs
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(root_handler)
+    root.setLevel(logging.INFO)
+    try:
+        logging.getLogger("vmkit.test").info("from the kernel's own thread")
+        panel = run_migration(make(tmp_path), interactive=True)
+        assert isinstance(panel, MigrationPanel) and panel.controller.join(30)
+    finally:
+        root.removeHandler(root_handler)
+        root.setLevel(old_level)
+    assert "created target" in log_text(panel)  # INFO of the worker thread, in the panel
+    assert "created target" not in stream.getvalue()
+    assert "from the kernel's own thread" in stream.getvalue()  # the cell's own lines stay
+
+
+def test_panel_draws_live_figures_from_the_store(tmp_path) -> None:
+    panel = run_migration(make(tmp_path, refuse="bad"), interactive=True)
+    assert isinstance(panel, MigrationPanel) and panel.controller.join(30)
+    wait_until(lambda: panel.plot.value[:8] == b"\x89PNG\r\n\x1a\n")
+    assert len(panel.plot.value) > 5000 and panel.plot.layout.display == ""
+
+
+def test_a_run_in_another_process_gets_a_watching_panel_whose_stop_reaches_it(tmp_path) -> None:
+    import socket
+
+    m = make(tmp_path)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:  # the lease as a runner in that live process holds it
+        with m.store.transaction() as db:
+            db.execute("UPDATE migrations SET lease_owner='x', lease_pid=?, lease_host=?, lease_at=?"
+                       " WHERE id='w'", (other.pid, socket.gethostname(), time.time()))
+        panel = run_migration(m, interactive=True)
+        assert isinstance(panel, MigrationPanel) and panel.watch and panel.running
+        assert panel.controller.phase == "idle"  # this kernel runs nothing
+        assert enabled(panel) == {"Stop"} and "running in another process" in panel.state.value
+        panel.buttons["Stop"].click()
+        assert m.store.get("w").stop_requested  # the flag the other runner reads
+        assert "stop requested" in log_text(panel)
+    finally:
+        other.kill()
+        other.wait()
+    wait_until(lambda: not panel.running)
+    panel.refresh()
+    assert enabled(panel) == set()

@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from vmkit.cli import tools
+from vmkit.cli import report, tools
 from vmkit.cli.common import _setup_logging
 from vmkit.cli.migrate import migrate_app
 from vmkit.cli.sync import sync_app
@@ -27,6 +27,7 @@ app = typer.Typer(help="Move vectors between vector databases, resumably and pro
                   no_args_is_help=True, add_completion=False)
 app.add_typer(migrate_app, name="migrate")
 tools.register(app)
+report.register(app)
 app.add_typer(sync_app, name="sync")
 
 

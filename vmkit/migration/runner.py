@@ -69,6 +69,9 @@ class Migration:
         rec = store.get(migration_id)
         self.options = MigrationOptions.from_dict(rec.options)
         self._stop = threading.Event()
+        self._paused = threading.Event()  # pause(): hold before the next batch, connections open
+        self.on_phase: Callable[[str], None] | None = None  # connecting, planning, copying, ...
+        self.on_verify: Callable[[str, int], None] | None = None  # full verification's progress
         self._source: Connector | None = None
         self._target: Connector | None = None
 
@@ -151,6 +154,35 @@ class Migration:
         self._stop.set()
         self.store.set_flag(self.id, "stop_requested", True)
 
+    def pause(self) -> None:
+        """Hold the run (of this process) before its next batch, keeping the connections and
+        the lease, until ``resume()`` or ``stop()``. Time held is not counted as copying time."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
+
+    def _phase(self, name: str) -> None:
+        if self.on_phase is not None:
+            self.on_phase(name)
+
+    def _hold_while_paused(self, lease: str) -> float:
+        """Wait while paused (the lease renewed); the seconds held."""
+        if not self._paused.is_set():
+            return 0.0
+        t0 = renewed = time.monotonic()
+        log.info("migration %s paused; connections kept open", self.id)
+        self._phase("paused")
+        while self._paused.is_set() and not self._should_stop():
+            self._stop.wait(0.2)
+            if time.monotonic() - renewed > 10:
+                self.store.renew_lease(self.id, lease)
+                renewed = time.monotonic()
+        if not self._should_stop():
+            log.info("migration %s resumed", self.id)
+            self._phase("copying")
+        return time.monotonic() - t0
+
     def _should_stop(self) -> bool:
         return self._stop.is_set() or self.store.get(self.id).stop_requested
 
@@ -223,8 +255,10 @@ class Migration:
         restore = _trap_signals(self._stop)
         try:
             with tuned_for_io(self.options.tune_interpreter):
+                self._phase("connecting")
                 source, target = self._open_connectors()
                 if self.store.get(self.id).plan_json is None:  # registered, then killed while planning
+                    self._phase("planning")
                     self._make_plan(source, target)
                     target.close()  # reopened as the plan routes it
                     self._target = None
@@ -277,8 +311,10 @@ class Migration:
         writer = BatchWriter(target, self._retry, workers=opts.write_workers,
                              max_reason_run=opts.max_reason_run)
         breaker = RejectionBreaker(self.store, self.id, opts)
+        self._phase("copying")
         try:
             for item in reader:
+                started += self._hold_while_paused(lease)  # time paused is not copying time
                 if self._should_stop() or (max_batches is not None and done_here >= max_batches):
                     log.info("migration %s stopped after batch %d; resume with "
                              "`vmkit migrate resume --id %s`", self.id, rec.batches + done_here, self.id)
@@ -302,11 +338,13 @@ class Migration:
                 breaker.record(item.mapped.read, rejected)
                 if opts.sample_rate > 0 and len(written) and is_sampled(self.id, seq, opts.sample_rate):
                     crashpoints.hit("during_validation")
+                    self._phase("validating")
                     stats = validate_sample(sample_rows(written, self.id, seq, opts.sample_records), target, plan,
                                             min_similarity=opts.min_similarity, freshness_s=freshness,
                                             retry=self._retry, source_batch=item.raw)
                     self.store.record_validation(self.id, seq, stats.to_dict())
                     roll_back_if_sampling_fails(self.store, self.id, opts)
+                    self._phase("copying")
                 if on_batch is not None:
                     on_batch(self._progress(plan, time.monotonic() - started))
             return True
@@ -341,6 +379,7 @@ class Migration:
         if not self.options.verify:
             self.store.set_verification(self.id, "skipped", {"reason": "verify=False"})
         else:
+            self._phase("verifying")
             result = self.verify(source, target, plan, lease=lease)
             if not result.passed:
                 log.error("migration %s: full verification failed; state stays in_progress; "
@@ -390,7 +429,8 @@ class Migration:
         try:
             with tuned_for_io(self.options.tune_interpreter), self.store.lease_kept(self.id, lease):
                 result = verify(source, target, plan or self.plan, freshness_s=self._freshness(target),
-                                dead_letter=self.store.refused_keys(self.id), retry=self._retry, reverse=reverse)
+                                dead_letter=self.store.refused_keys(self.id), retry=self._retry, reverse=reverse,
+                                progress=self.on_verify)
         finally:
             if own:
                 self.close()

@@ -96,11 +96,36 @@ class Status:
     __repr__ = __str__
 
     def _repr_html_(self) -> str:
+        """A table per part (notebooks): nothing wraps mid-path, empty parts are left out."""
         color = {"completed": "#1a7f37", "rolled_back": "#cf222e", "in_progress": "#9a6700"}.get(self.state, "#57606a")
         head, *rest = self.lines()
-        body = "<br>".join(html.escape(line) for line in rest)
-        return (f"<div style='font-family:monospace'><b style='color:{color}'>{html.escape(head)}</b>"
-                f"<br>{body}</div>")
+        v, d = self.validation, self.verification_detail or {}
+        pct = f" ({100 * self.records_read / self.expected_records:.1f}%)" if self.expected_records else ""
+        rows = [("source", self.source_uri), ("target", self.target_uri),
+                ("progress", f"{self.batches:,} batches; read {self.records_read:,}{pct} of "
+                             f"~{self.expected_records:,}; written {self.records_written:,}; "
+                             f"rejected {self.records_rejected:,}")]
+        if v.get("batches"):
+            rows.append(("sampled validation", f"{v['batches']} batches, {v['records']} records, cosine "
+                                               f"mean {_f(v['mean_cos'])} min {_f(v['min_cos'])}, "
+                                               f"{v['failures']} failures, {v['missing']} missing"))
+        if self.verification:
+            rows.append(("full verification", self.verification if self.verification == "skipped" else
+                         f"{self.verification}: {d.get('matched', 0)} matched, {d.get('missing_count', 0)} "
+                         f"missing, {d.get('extra_count', 0)} extra, {d.get('mismatched_count', 0)} mismatched"))
+        rows += [(f"rejected: {reason}", f"{n:,}") for reason, n in self.rejections_by_reason.items()]
+        if self.errors:
+            rows.append(("errors", ", ".join(f"{k} {n}" for k, n in self.errors.items())))
+            rows += [("", e) for e in self.last_errors]
+        body = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(k)}</th>"
+                       f"<td style='text-align:left'>{html.escape(str(val))}</td></tr>" for k, val in rows)
+        sync = ""
+        if self.sync:
+            from vmkit.state.journal import SyncStatus
+
+            sync = SyncStatus(**self.sync)._repr_html_()
+        return (f"<div><b style='color:{color}'>{html.escape(head)}</b>"
+                f"<table style='border-collapse:collapse'>{body}</table>{sync}</div>")
 
 
 def namespace_count_lines(detail: dict[str, Any], limit: int = 20) -> list[str]:

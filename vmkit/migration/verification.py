@@ -14,7 +14,7 @@ import html
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -47,6 +47,7 @@ CountMismatch = tuple[str, int, int]
 COUNT_READS = 5  # readings of an eventually consistent source's counts before giving up on stable
 # What a record should be, kept for the exact re-check: vector, metadata, sparse, named vectors.
 Suspect = tuple[np.ndarray, dict[str, Any], SparseVector | None, dict[str, np.ndarray]]
+Tick = Callable[[str, int], None]  # progress: (what is being read, records read so far)
 
 
 @dataclass
@@ -162,7 +163,7 @@ def verify(
     source: Connector, target: Connector, plan: Plan, *, scan_size: int = 1000,
     freshness_s: float = 0.0, dead_letter: set[Key] | None = None,
     retry: Retry = call_with_retry, count_settle_s: float = 0.5, reverse: bool = False,
-    max_suspects: int = 10_000,
+    max_suspects: int = 10_000, progress: Tick | None = None,
 ) -> Verification:
     """Every id and every content hash, both sides, and the records read per source namespace
     against the source's own count. Memory: 17 bytes a target record (33 while the digest
@@ -176,6 +177,9 @@ def verify(
     ``reverse``: also fetch every record the source maps to from the target, map it back to
     source terms and compare it with the raw source record (vmkit.migration.reverse), which a bug in the
     forward mapping cannot fool. It reads the target a second time, by id.
+
+    ``progress(what, records)`` is called after every page read ("target", "source", "target,
+    second pass"), so a long verification shows that it moves.
     """
     dead_letter = dead_letter or set()
     started = time.monotonic()
@@ -189,7 +193,7 @@ def verify(
     # or, like the embedded Qdrant engine after a reopen, the raw vectors it was given: the
     # raw ones are normalized as the source side is, so equal records hash alike.
     target_opts = {**opts, "keep_unit_rows": True}
-    table = _target_table(target, target_opts, scan_size, retry)
+    table = _target_table(target, target_opts, scan_size, retry, progress)
     result.target_records = len(table)
     log.info("verification: %d target records in a %.1f MB digest table", len(table), table.nbytes / 1e6)
 
@@ -197,7 +201,7 @@ def verify(
     statuses: dict[Key, int] = {}
     over: list[tuple[Key, int]] = []  # suspects past ``max_suspects``: key and match status only
     matched = 0
-    for batch in _scan_all(source, scan_size, retry):
+    for batch in _scan_all(source, scan_size, retry, progress, "source"):
         mapped = map_batch(batch, plan)
         result.source_records += mapped.read
         read[batch.namespace] = read.get(batch.namespace, 0) + mapped.read
@@ -229,7 +233,7 @@ def verify(
     unseen = table.unseen()
     del table
     if len(unseen):  # a second pass over the target names them
-        result.extra = sorted(_extra_keys(target, target_opts, scan_size, retry, unseen), key=_sort_key)
+        result.extra = sorted(_extra_keys(target, target_opts, scan_size, retry, unseen, progress), key=_sort_key)
     _reconcile(result, counts_before, source_counts(source, retry, count_settle_s), read)
     _recheck(suspects, target, opts, freshness_s, result, retry, statuses)
     if over:
@@ -287,24 +291,33 @@ def _reconcile(result: Verification, before: dict[str, int], after: dict[str, in
             log.error("counts do not reconcile: %s", result.count_problem(ns))
 
 
-def _target_table(target: Connector, opts: dict[str, Any], size: int, retry: Retry) -> DigestTable:
+def _target_table(target: Connector, opts: dict[str, Any], size: int, retry: Retry,
+                  tick: Tick | None = None) -> DigestTable:
     """What the target holds, hashed as the source side is (see ``validate.compare_opts``)."""
     if type(target).digests is not Connector.digests:  # the target keeps digests itself
         return retry(lambda: DigestTable.from_digests(target.digests(**opts)))  # type: ignore[no-any-return]
-    return DigestTable.from_digests(d for batch in _scan_all(target, size, retry) for d in batch_digests(batch, **opts))
+    return DigestTable.from_digests(d for batch in _scan_all(target, size, retry, tick, "target")
+                                    for d in batch_digests(batch, **opts))
 
 
-def _extra_keys(target: Connector, opts: dict[str, Any], size: int, retry: Retry, unseen: np.ndarray) -> list[Key]:
+def _extra_keys(target: Connector, opts: dict[str, Any], size: int, retry: Retry, unseen: np.ndarray,
+                tick: Tick | None = None) -> list[Key]:
     """The target keys whose hash no source record claimed: a second pass over the target."""
     if type(target).digests is not Connector.digests:
         return retry(lambda: extra_keys(unseen, chunked(target.digests(**opts))))  # type: ignore[no-any-return]
-    return extra_keys(unseen, ([k for k, _ in batch_digests(b, **opts)] for b in _scan_all(target, size, retry)))
+    return extra_keys(unseen, ([k for k, _ in batch_digests(b, **opts)]
+                               for b in _scan_all(target, size, retry, tick, "target, second pass")))
 
 
-def _scan_all(conn: Connector, size: int, retry: Retry) -> Iterable[RecordBatch]:
+def _scan_all(conn: Connector, size: int, retry: Retry, tick: Tick | None = None,
+              what: str = "") -> Iterable[RecordBatch]:
     cursor: str | None = None
+    seen = 0
     while True:
         batch, cursor = retry(conn.scan, cursor, size)
+        seen += len(batch)
+        if tick is not None:
+            tick(what, seen)
         if len(batch) or batch.rejected:  # records the source could not represent count as read
             yield batch
         if cursor is None:

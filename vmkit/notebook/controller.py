@@ -2,35 +2,38 @@
 and rollback. A plain object (no widgets): the notebook panel, the CLI and tests use the same
 calls.
 
-Pause and stop both go through ``Migration.stop()``, which the batch loop checks before each
-batch, so either takes effect after the batch in flight. The migration stays ``in_progress``
-and resumable; pause and stop differ only in what the controller offers next (``resume()``
-after a pause, ``start()`` after a stop). An exception in the worker is kept in ``error``,
+Pause holds the batch loop before its next batch (``Migration.pause()``) with the connections
+and the lease kept, so ``resume()`` continues at once; time paused is not copying time. Stop
+goes through ``Migration.stop()``: the run ends after the batch in flight, stays
+``in_progress`` and resumable (``start()``). An exception in the worker is kept in ``error``,
 logged and sent to listeners: it is never lost with the thread.
 
-Phases (controller-side, not migration states)::
+Phases (controller-side, not migration states); the runner reports the ones it goes through::
 
-    idle -> running -> pausing -> paused -> running ...
-                    -> stopping -> stopped
-                    -> completed | rolled_back | unverified | failed
+    idle -> connecting -> [planning] -> copying <-> validating -> verifying -> completed
+                                        copying -> pausing -> paused -> copying ...
+                                        any active -> stopping -> stopped
+                            -> rolling_back -> rolled_back | unverified | failed
 """
 
 from __future__ import annotations
 
 import logging
-import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO
 
 from vmkit.core.errors import StateError
 from vmkit.migration.runner import Migration, Progress
 from vmkit.migration.status import Status
+from vmkit.notebook.meter import Meter, text_progress  # noqa: F401 - text_progress: also from here
 
 log = logging.getLogger("vmkit.notebook.controller")
 
-ACTIVE = frozenset({"running", "pausing", "stopping", "rolling_back"})
+RUNNING = frozenset({"connecting", "planning", "copying", "validating", "verifying"})
+ACTIVE = RUNNING | {"pausing", "paused", "stopping", "rolling_back"}
+COPYING = frozenset({"copying", "validating"})  # phases with a meaningful rate and ETA
 
 
 @dataclass(frozen=True)
@@ -46,41 +49,32 @@ class Update:
 Listener = Callable[[Update], None]
 
 
-@dataclass(frozen=True)
-class Meter:
-    """Progress of the current session, with a rate and an ETA (None until known)."""
-
-    done: int
-    total: int
-    elapsed_s: float
-    rate: float | None  # records/s in this session
-    eta_s: float | None
-
-    def text(self, ncols: int = 80) -> str:
-        from tqdm import tqdm
-
-        return tqdm.format_meter(self.done, self.total or None, self.elapsed_s, ncols=ncols,
-                                 unit="rec", rate=self.rate, ascii=True)
-
-
 class MigrationController:
     def __init__(self, migration: Migration, *, max_batches: int | None = None) -> None:
         self.migration = migration
         self.max_batches = max_batches
         self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)  # notified on every phase change
         self._thread: threading.Thread | None = None
         self._listeners: list[Listener] = []
         self._phase = "idle"
+        self._phase_at = time.monotonic()
         self._progress: Progress | None = None
         self._error: BaseException | None = None
         self._requested: str | None = None  # "pause" | "stop" while a run is active
         self._resent = False
         self._base_read = 0  # records_read when this session began (rate and ETA)
+        self.verifying: tuple[str, int] | None = None  # full verification: (what, records read)
 
     # -- read side ---------------------------------------------------------------------------
     @property
     def phase(self) -> str:
         return self._phase
+
+    @property
+    def phase_seconds(self) -> float:
+        """How long the current phase has lasted (a long verification shows it is alive)."""
+        return time.monotonic() - self._phase_at
 
     @property
     def progress(self) -> Progress | None:
@@ -104,7 +98,8 @@ class MigrationController:
         p = self._progress
         elapsed = p.seconds if p is not None else 0.0
         done_here = st.records_read - self._base_read
-        rate = done_here / elapsed if p is not None and elapsed > 0 and done_here > 0 else None
+        rate = (done_here / elapsed if p is not None and elapsed > 0 and done_here > 0
+                and self._phase in COPYING else None)
         left = max(st.expected_records - st.records_read, 0)
         eta = left / rate if rate else None
         return Meter(st.records_read, st.expected_records, elapsed, rate, eta)
@@ -139,20 +134,26 @@ class MigrationController:
         return self.migration.status()
 
     def pause(self) -> None:
-        """Stop after the batch in flight; ``resume()`` continues from the checkpoint."""
-        self._request("pause", "pausing")
+        """Hold before the next batch, connections open; ``resume()`` continues at once."""
+        with self._lock:
+            if self._phase not in RUNNING or self._phase == "verifying":
+                return
+            self._requested = "pause"
+            self._set_phase("pausing")
+        self.migration.pause()
 
     def stop(self) -> None:
-        """Stop after the batch in flight; the migration stays resumable (``start()``)."""
-        if self._phase == "paused":
-            self._set_phase("stopped")
-            return
+        """Stop after the batch in flight (or the pause); the migration stays resumable
+        (``start()``)."""
         self._request("stop", "stopping")
 
     def resume(self) -> None:
-        if self._phase != "paused":
-            raise StateError(f"migration '{self.migration.id}' is {self._phase}, not paused")
-        self.start()
+        with self._lock:
+            if self._phase not in ("paused", "pausing"):
+                raise StateError(f"migration '{self.migration.id}' is {self._phase}, not paused")
+            self._requested = None
+            self._set_phase("copying")
+        self.migration.resume()
 
     def rollback(self, drop_target: bool = False) -> Status:
         """Stop (waiting for the batch in flight), then roll back. Blocks for at most one batch."""
@@ -178,6 +179,11 @@ class MigrationController:
             return not thread.is_alive()
         return True
 
+    def wait_phase(self, *phases: str, timeout: float | None = None) -> bool:
+        """Block until the phase is one of ``phases``; False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._phase in phases, timeout)
+
     def raise_error(self) -> None:
         if self._error is not None:
             raise self._error
@@ -191,7 +197,11 @@ class MigrationController:
     def _begin(self) -> None:
         self._requested, self._resent, self._error, self._progress = None, False, None, None
         self._base_read = self.migration.store.get(self.migration.id).records_read
-        self._set_phase("running")
+        self.migration.resume()  # a pause belongs to the run it was asked in
+        self.migration.on_phase = self._on_phase
+        self.migration.on_verify = self._on_verify
+        self.verifying = None
+        self._set_phase("connecting")
 
     def _request(self, what: str, phase: str) -> None:
         with self._lock:
@@ -210,9 +220,22 @@ class MigrationController:
             return
         self._set_phase(self._final_phase(status))
 
+    def _on_phase(self, phase: str) -> None:
+        """The runner's own phases; a pause or stop asked for stays shown until it happens."""
+        with self._lock:
+            if self._requested == "pause" and phase == "verifying":
+                self._requested = None  # the scan ended before the pause could hold it
+            if self._requested == "stop" or (self._requested == "pause" and phase != "paused"):
+                return
+            self._set_phase(phase)
+
+    def _on_verify(self, what: str, records: int) -> None:
+        self.verifying = (what, records)
+        self._emit(Update("progress", self._phase, self._progress))
+
     def _on_batch(self, progress: Progress) -> None:
         self._progress = progress
-        if self._requested and not self._resent:
+        if self._requested == "stop" and not self._resent:
             # run() clears the stop flag when it starts: a pause that came before that
             # must be sent again, or it would be lost.
             self._resent = True
@@ -224,7 +247,7 @@ class MigrationController:
             return status.state
         if status.scan_done and status.verification == "failed":
             return "unverified"
-        return "paused" if self._requested == "pause" else "stopped"
+        return "stopped"
 
     def _fail(self, exc: BaseException) -> None:
         self._error = exc
@@ -232,12 +255,16 @@ class MigrationController:
             state = self.migration.status().state
         except Exception:  # noqa: BLE001 - the state store itself may be the failure
             state = ""
-        self._phase = "rolled_back" if state == "rolled_back" else "failed"
+        with self._changed:
+            self._phase = "rolled_back" if state == "rolled_back" else "failed"
+            self._changed.notify_all()
         self._emit(Update("error", self._phase, self._progress, exc))
 
     def _set_phase(self, phase: str) -> None:
         if phase != self._phase:
-            self._phase = phase
+            with self._changed:
+                self._phase, self._phase_at = phase, time.monotonic()
+                self._changed.notify_all()
             log.debug("migration %s: %s", self.migration.id, phase)
             self._emit(Update("phase", phase, self._progress))
 
@@ -247,34 +274,3 @@ class MigrationController:
                 fn(update)
             except Exception:
                 log.exception("progress listener %r failed", fn)
-
-
-def text_progress(controller: MigrationController, file: IO[str] | None = None,
-                  mininterval: float = 0.5) -> Callable[[], None]:
-    """A tqdm text bar fed by the controller's updates (headless notebooks, the CLI).
-    Returns a function that closes the bar and detaches it."""
-    from tqdm import tqdm
-
-    expected = controller.status().expected_records
-    bar = tqdm(total=expected or None, unit="rec", file=file or sys.stderr,
-               mininterval=mininterval, ascii=True, desc=controller.migration.id)
-    bar.n = bar.last_print_n = controller.status().records_read
-
-    def update(u: Update) -> None:
-        if u.progress is not None:
-            bar.n = u.progress.records_read
-            p = u.progress
-            bar.set_postfix_str(f"batches {p.batches}, rejected {p.records_rejected}",
-                                refresh=False)
-            bar.update(0)  # let tqdm rate-limit the redraws
-        if u.kind != "progress":
-            bar.set_description_str(f"{controller.migration.id} {u.phase}")
-
-    remove = controller.add_listener(update)
-
-    def close() -> None:
-        remove()
-        bar.refresh()
-        bar.close()
-
-    return close

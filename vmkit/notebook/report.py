@@ -1,4 +1,4 @@
-"""Report data for one migration, and ``plot_*(report, ax=None)`` functions (matplotlib).
+"""Report data for one migration (the plot_* functions: vmkit.notebook.plots, also importable from here).
 
 Everything comes from the state store (ledger, validations, rejections, errors), plus an
 optional re-read sample: given connectors, ``sample`` records are taken from ledger batches
@@ -26,6 +26,15 @@ from vmkit.core.fingerprint import canonical_metadata, stored_vectors
 from vmkit.core.retry import call_with_retry
 from vmkit.migration.runner import Migration
 from vmkit.migration.status import Status, read_status
+from vmkit.notebook.plots import (  # noqa: F401 - the plot_* functions, also from here
+    PLOTTERS,
+    plot_completeness,
+    plot_cosine_hist,
+    plot_errors_rejections,
+    plot_min_cosine,
+    plot_rejections,
+    plot_throughput,
+)
 from vmkit.planning.plan import Plan
 from vmkit.planning.transform import map_batch
 from vmkit.state.store import StateStore
@@ -51,6 +60,7 @@ class Report:
     completeness: pd.DataFrame  # field, records, present, equal, completeness
     cosine_sample: np.ndarray | None = None  # per-record cosine of the re-read sample
     notes: list[str] = field(default_factory=list)
+    plan: Plan | None = None  # the stored plan (None before planning)
 
     @classmethod
     def from_store(cls, store: StateStore, migration_id: str, *, sample: int = 0,
@@ -73,7 +83,8 @@ class Report:
         errors = table("errors", ("at", "seq", "kind", "message"), "at")
         report = cls(migration_id, read_status(store, migration_id),
                      float(rec.options.get("min_similarity", 0.98)), batches, validations,
-                     rejections, errors, _state_completeness(validations))
+                     rejections, errors, _state_completeness(validations),
+                     plan=Plan.from_json(rec.plan_json) if rec.plan_json else None)
         if sample > 0 and connectors is not None and len(batches) and rec.plan_json:
             _add_sample(report, store, Plan.from_json(rec.plan_json), connectors, sample)
         return report
@@ -116,6 +127,20 @@ class Report:
         parts += [f"<h4>{html.escape(title)}</h4>{df.to_html(index=False)}"
                   for title, df in tables if len(df)]
         return "<div>" + "".join(parts) + "</div>"
+
+    def to_html(self) -> str:
+        """One self-contained HTML document (vmkit.notebook.html_report)."""
+        from vmkit.notebook.html_report import render
+
+        return render(self, PLOTTERS, self.plan)
+
+    def save_html(self, path: str | Path) -> Path:
+        """Write ``to_html()`` to ``path``: one file to share, figures embedded, no secrets."""
+        from vmkit.notebook.html_report import write_html
+
+        out = write_html(self, PLOTTERS, path, self.plan)
+        log.info("HTML report for %s written to %s", self.migration_id, out)
+        return out
 
     def show(self) -> Any:
         """All plots in one pyplot figure (shown inline in a notebook)."""
@@ -216,93 +241,3 @@ def _add_sample(report: Report, store: StateStore, plan: Plan,
         report.completeness = pd.DataFrame(per_field, columns=list(COMPLETENESS_COLUMNS))
     report.notes.append(f"re-read {len(report.cosine_sample)} records from {len(picks)} ledger"
                         " batches; a source changed since the run shows up as differences")
-
-
-# -- plots ----------------------------------------------------------------------------------
-def _ax(ax: Any) -> Any:
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(7, 4.5))
-    return ax
-
-
-def _threshold_style(report: Report) -> dict[str, Any]:
-    return {"color": "crimson", "linestyle": "--", "label": f"threshold {report.threshold}"}
-
-
-def plot_cosine_hist(report: Report, ax: Any = None) -> Any:
-    """Histogram of cosine similarity (per record if sampled, else per-batch mean and min)."""
-    ax = _ax(ax)
-    v = report.validations
-    if report.cosine_sample is not None and len(report.cosine_sample):
-        data = {f"per record (re-read sample of {len(report.cosine_sample)})": report.cosine_sample}
-    else:
-        data = {"per-batch mean": v["mean_cos"].dropna().to_numpy(),
-                "per-batch min": v["min_cos"].dropna().to_numpy()}
-    values = np.concatenate([np.asarray(d, float) for d in data.values()] or [np.zeros(0)])
-    values = values[np.isfinite(values)]
-    lo = min(report.threshold - 0.005, values.min() if len(values) else report.threshold)
-    hi = max(1.0, values.max() if len(values) else 1.0) + 0.001
-    for label, d in data.items():
-        if len(d):
-            ax.hist(np.asarray(d, float), bins=40, range=(lo, hi), alpha=0.7, label=label)
-    ax.axvline(report.threshold, **_threshold_style(report))
-    ax.set(title="cosine similarity, source vs target", xlabel="cosine", ylabel="count")
-    ax.legend(loc="upper left", fontsize="small")
-    return ax
-
-
-def plot_min_cosine(report: Report, ax: Any = None) -> Any:
-    """Minimum cosine of each validated batch, in commit order."""
-    ax = _ax(ax)
-    v = report.validations.dropna(subset=["min_cos"])
-    ax.plot(v["seq"], v["min_cos"], marker="o", linestyle="-", label="min cosine")
-    ax.axhline(report.threshold, **_threshold_style(report))
-    ax.set(title="min cosine per validated batch", xlabel="batch (ledger seq)", ylabel="min cosine")
-    ax.legend(loc="lower left", fontsize="small")
-    return ax
-
-
-def plot_throughput(report: Report, ax: Any = None) -> Any:
-    """Records/s of each batch (ledger read / duration) against its commit time."""
-    ax = _ax(ax)
-    b = report.batches.dropna(subset=["records_per_s"])
-    ax.plot(b["elapsed_s"], b["records_per_s"], marker=".", linestyle="-")
-    ax.set(title="throughput per batch", xlabel="seconds since the first commit",
-           ylabel="records/s")
-    ax.set_ylim(bottom=0)
-    return ax
-
-
-def plot_errors_rejections(report: Report, ax: Any = None) -> Any:
-    """Errors by kind and rejected records by reason (zero bars when there were none)."""
-    ax = _ax(ax)
-    counts: dict[str, int] = {}
-    for kind, n in report.errors.groupby("kind").size().items():
-        counts[f"error: {kind}"] = int(n)
-    for row in report.rejections.itertuples():
-        label = f"rejected [{row.field}]: {row.reason}"
-        counts[label[:60]] = counts.get(label[:60], 0) + int(row.count)
-    title = "errors and rejections"
-    if not counts:
-        counts, title = {"errors": 0, "rejected records": 0}, "no errors, no rejections"
-    ax.barh(list(counts), list(counts.values()), color="indianred")
-    ax.invert_yaxis()
-    ax.set(title=title, xlabel="count")
-    return ax
-
-
-def plot_completeness(report: Report, ax: Any = None) -> Any:
-    """Share of records whose target value equals the mapped source value, per field."""
-    ax = _ax(ax)
-    c = report.completeness
-    ax.barh(c["field"].astype(str), c["completeness"].astype(float), color="seagreen")
-    ax.invert_yaxis()
-    ax.set(title="metadata completeness per field", xlabel="share equal in target", xlim=(0, 1.05))
-    return ax
-
-
-PLOTTERS = {"cosine_hist": plot_cosine_hist, "min_cosine": plot_min_cosine,
-            "throughput": plot_throughput, "errors_rejections": plot_errors_rejections,
-            "completeness": plot_completeness}

@@ -2,12 +2,17 @@
 
 The batch loop runs in the controller's worker thread, so the kernel stays free and the
 buttons stay live. Widget updates come from that thread; text goes to the panel's Output with
-``append_stdout`` (ipykernel 7 no longer routes a thread's output to a cell by itself). Where
-widgets do not render (saved notebooks, terminals) the panel's text form is a text meter and
-the status, like ``tqdm.notebook``.
+``append_stdout`` (ipykernel 7 no longer routes a thread's output to a cell by itself), and so
+do the log lines of the run's threads (named ``vmkit-*``): they are kept out of the root
+handlers, which would print them under whichever cell ran last. Live figures (throughput,
+sampled cosine against the threshold, rejections) are redrawn every few seconds by a thread of
+their own, never by a button's handler. Where widgets do not render (saved notebooks,
+terminals) the panel's text form is a text meter and the status, like ``tqdm.notebook``.
 
 ``run_migration(migration, interactive=...)`` is what notebooks call: a live panel when
-interactive, otherwise the same controller synchronously in the cell with a tqdm text bar.
+interactive (the same panel again when the cell is re-run while its migration runs in this
+kernel; a watching panel when another process runs it), otherwise the same controller
+synchronously in the cell with a tqdm text bar.
 """
 
 from __future__ import annotations
@@ -21,14 +26,19 @@ from typing import Any
 from vmkit.core.errors import MissingDependency
 from vmkit.migration.runner import Migration
 from vmkit.migration.status import Status
-from vmkit.notebook.controller import ACTIVE, MigrationController, Update, text_progress
+from vmkit.notebook.cell_errors import one_sentence
+from vmkit.notebook.controller import ACTIVE, COPYING, MigrationController, Update, text_progress
+from vmkit.notebook.panel_logs import RunLogHandler, show_run_logs
+from vmkit.notebook.panel_text import enabled_buttons, error_lines, phase_line, validation_line
 
 log = logging.getLogger("vmkit.notebook.widgets")
 
 BUTTONS = ("Start", "Pause", "Resume", "Stop", "Rollback")
-_BAR_STYLE = {"completed": "success", "paused": "warning", "stopped": "warning",
+_BAR_STYLE = {"completed": "success", "paused": "warning", "stopped": "warning", "pausing": "warning",
               "failed": "danger", "rolled_back": "danger", "unverified": "danger"}
 _REFRESH_S = 0.25  # progress redraws at most this often; phase changes always redraw
+PLOT_EVERY_S = 3.0  # live figures: redrawn this often while the run is active
+_LIVE: dict[tuple[str, str], MigrationPanel] = {}  # (state file, id) -> this kernel's panel
 
 
 def _ipywidgets() -> Any:
@@ -39,26 +49,18 @@ def _ipywidgets() -> Any:
     return ipywidgets
 
 
-class _OutputHandler(logging.Handler):
-    """vmkit warnings raised in the worker thread, into the panel's Output."""
-
-    def __init__(self, out: Any) -> None:
-        super().__init__(logging.WARNING)
-        self.out = out
-        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.out.append_stdout(self.format(record) + "\n")
-
-
 class MigrationPanel:
-    """Progress bar (records/s, ETA), Start/Pause/Resume/Stop/Rollback, live validation
-    statistics and the latest errors, for one migration."""
+    """Phase, progress bar (records/s, ETA while copying), Start/Pause/Resume/Stop/Rollback,
+    live validation statistics and figures, the latest errors and the run's log, for one
+    migration. ``watch=True``: another process runs it; the panel follows the state store and
+    offers Stop only (a flag the other runner reads before its next batch)."""
 
     def __init__(self, migration: Migration, *, max_batches: int | None = None,
-                 controller: MigrationController | None = None) -> None:
+                 controller: MigrationController | None = None, watch: bool = False,
+                 plots: bool = True) -> None:
         w = _ipywidgets()
         self.migration = migration
+        self.watch = watch
         self.controller = controller or MigrationController(migration, max_batches=max_batches)
         self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="60%"))
         self.meter = w.HTML()
@@ -69,21 +71,47 @@ class MigrationPanel:
         self.validation = w.HTML()
         self.errors = w.HTML()
         self.sync = w.HTML()  # lag, phase and passes of a vmkit.sync migration
+        self.plot = w.Image(format="png", layout=w.Layout(display="none", max_width="100%"))
         self.log = w.Output(layout=w.Layout(max_height="12em", overflow="auto"))
         self.box = w.VBox([
             self.state, w.HBox([self.bar, self.meter]),
             w.HBox([*self.buttons.values(), self.drop_target]),
-            self.validation, self.sync, self.errors, self.log,
+            self.validation, self.sync, self.errors, self.plot, self.log,
         ])
+        self.box.add_class("vmkit-panel")  # what a browser test (and user CSS) finds it by
         actions = {"Start": self.controller.start, "Pause": self.controller.pause,
-                   "Resume": self.controller.resume, "Stop": self.controller.stop,
+                   "Resume": self.controller.resume, "Stop": self._stop,
                    "Rollback": self._rollback}
         for name, action in actions.items():
             self.buttons[name].on_click(self._clicked(name, action))
-        self._handler = _OutputHandler(self.log)
+        self._handler = RunLogHandler(self.log)
         self._last_draw, self._force = 0.0, False
+        self._plots = plots
+        self._plotter: threading.Thread | None = None
         self.controller.add_listener(self._on_update)
         self.refresh()
+        if watch:
+            self._follow()
+
+    # -- read side ---------------------------------------------------------------------------
+    @property
+    def phase(self) -> str:
+        if self.watch:
+            return "running elsewhere" if self.migration.status().running else "watched"
+        return self.controller.phase
+
+    @property
+    def running(self) -> bool:
+        """True while this panel's run (or the watched one) is going on."""
+        if self.watch:
+            return self.migration.status().running is not None
+        return self.controller.running
+
+    def status(self) -> Status:
+        return self.migration.status()
+
+    def note(self, text: str) -> None:
+        self.log.append_stdout(text + "\n")
 
     # -- actions -----------------------------------------------------------------------------
     def start(self) -> None:
@@ -93,12 +121,31 @@ class MigrationPanel:
         def handler(_button: Any) -> None:
             try:
                 if name in ("Start", "Resume", "Rollback"):
-                    logging.getLogger("vmkit").addHandler(self._handler)
+                    self._show_run_logs(True)
                 action()
+                if name == "Start":
+                    self._start_plots()
             except Exception as exc:  # noqa: BLE001 - a click has no caller to raise to
-                self.log.append_stdout(f"{name} failed: {type(exc).__name__}: {exc}\n")
+                self.note(f"{name} failed: {type(exc).__name__}: {exc}")
             self.refresh()
         return handler
+
+    def _stop(self) -> None:
+        if self.watch:
+            self.migration.stop()  # the other runner reads the flag before its next batch
+            self.note(f"{self.migration.id}: stop requested from this kernel")
+        else:
+            self.controller.stop()
+
+    def _show_run_logs(self, on: bool) -> None:
+        show_run_logs(id(self), self._handler, on)
+
+    def traceback(self) -> str:
+        """The full traceback of the error that ended the last run ("" if none)."""
+        import traceback
+
+        err = self.controller.error
+        return "".join(traceback.format_exception(err)) if err is not None else ""
 
     def _rollback(self) -> None:
         # Waiting for the batch in flight would block the kernel: do it beside the cell.
@@ -113,45 +160,99 @@ class MigrationPanel:
     # -- updates from the worker -------------------------------------------------------------
     def _on_update(self, update: Update) -> None:
         now = time.monotonic()
-        if update.kind == "progress" and not self._force and now - self._last_draw < _REFRESH_S:
+        flicker = update.kind == "phase" and update.phase in COPYING  # copying <-> validating
+        if (update.kind == "progress" or flicker) and not self._force and now - self._last_draw < _REFRESH_S:
             return
         # The first batch after a phase change always redraws: the migration state (and so
         # which buttons apply) may have changed with it.
-        self._last_draw, self._force = now, update.kind != "progress"
+        self._last_draw, self._force = now, update.kind != "progress" and not flicker
         if update.kind == "error" and update.error is not None:
-            self.log.append_stdout(f"error: {type(update.error).__name__}: {update.error}\n")
-        if update.kind != "progress":
-            self.log.append_stdout(f"{self.migration.id}: {update.phase}\n")
+            self.note(f"error: {one_sentence(update.error)} (panel.traceback() shows where)")
+        if update.kind != "progress" and not flicker:
+            self.note(f"{self.migration.id}: {update.phase}")
             if update.phase not in ACTIVE:
-                logging.getLogger("vmkit").removeHandler(self._handler)
+                self._show_run_logs(False)
+            if update.phase not in ACTIVE or update.phase == "paused":
+                self._draw_plots()  # the figures as of the pause or the end
         self.refresh()
 
     def refresh(self) -> None:
         """Redraw every widget from the controller and the state store."""
         ctl, status = self.controller, self.migration.status()
         meter = ctl.meter()
-        self.bar.value = min(meter.done / meter.total, 1.0) if meter.total else 0.0
-        self.bar.bar_style = _BAR_STYLE.get(ctl.phase, "")
-        rate = f"{meter.rate:,.0f} rec/s" if meter.rate else "- rec/s"
-        eta = f"ETA {meter.eta_s:,.0f} s" if meter.eta_s is not None else "ETA -"
-        self.meter.value = html.escape(f"{meter.done:,}/{meter.total:,} rec · {rate} · {eta}")
-        self.state.value = (f"<b>{html.escape(status.id)}</b>: {html.escape(status.state)}"
-                            f" · panel: {html.escape(ctl.phase)}")
-        self.validation.value = html.escape(_validation_line(status))
-        errors = _error_lines(status, ctl.error)
+        total = meter.total or status.expected_records
+        done = status.records_read
+        self.bar.value = min(done / total, 1.0) if total else 0.0
+        self.bar.bar_style = _BAR_STYLE.get(self.phase, "")
+        rate = f" · {meter.rate:,.0f} rec/s" if meter.rate else ""
+        eta = f" · ETA {meter.eta_s:,.0f} s" if meter.eta_s is not None else ""
+        since = ""  # a phase without a rate (connecting, verifying, paused...): how long so far
+        if not self.watch and ctl.phase in ACTIVE and ctl.phase not in COPYING:
+            since = f" · {ctl.phase} for {ctl.phase_seconds:,.0f} s"
+            if ctl.phase == "verifying" and ctl.verifying is not None:
+                what, n = ctl.verifying
+                since += f" · {what}: {n:,} of ~{total:,} records read"
+        self.meter.value = html.escape(f"{done:,}/{total:,} rec{rate}{eta}{since}")
+        self.state.value = phase_line(status, self.phase)
+        self.validation.value = html.escape(validation_line(status))
+        errors = error_lines(status, None if self.watch else ctl.error)
         self.errors.value = "<br>".join(html.escape(e) for e in errors) or "no errors"
         if status.sync:
             from vmkit.state.journal import SyncStatus
 
             self.sync.value = SyncStatus(**status.sync)._repr_html_()
-        enabled = _enabled(ctl.phase, status.state) if not status.sync else set()  # driven by vmkit.sync
+        if status.sync:  # driven by vmkit.sync
+            enabled: set[str] = set()
+        elif self.watch:
+            enabled = {"Stop"} if status.running else set()
+        else:
+            enabled = enabled_buttons(ctl.phase, status.state)
         for name, button in self.buttons.items():
             button.disabled = name not in enabled
+
+    # -- live figures --------------------------------------------------------------------------
+    def _draw_plots(self) -> None:
+        if not self._plots:
+            return
+        try:
+            from vmkit.notebook.live import figure_png, live_figure
+
+            self.plot.value = figure_png(live_figure(self.migration))
+            self.plot.layout.display = ""
+        except Exception:  # noqa: BLE001 - a figure must never stop the run or the panel
+            log.debug("live figure of %s failed", self.migration.id, exc_info=True)
+
+    def _start_plots(self) -> None:
+        if not self._plots or (self._plotter is not None and self._plotter.is_alive()):
+            return
+
+        def loop() -> None:
+            while True:
+                self._draw_plots()
+                if not self.running:
+                    return
+                time.sleep(PLOT_EVERY_S)
+                self.refresh()  # the phase's clock moves on even when no batch commits
+
+        self._plotter = threading.Thread(target=loop, name=f"plots-{self.migration.id}", daemon=True)
+        self._plotter.start()
+
+    def _follow(self) -> None:
+        """Watching another process's run: redraw from the state store until it ends."""
+        def loop() -> None:
+            while True:
+                self.refresh()
+                self._draw_plots()
+                if not self.running:
+                    return
+                time.sleep(1.0)
+
+        threading.Thread(target=loop, name=f"watch-{self.migration.id}", daemon=True).start()
 
     # -- text form ---------------------------------------------------------------------------
     def __str__(self) -> str:
         ctl = self.controller
-        head = f"[{ctl.phase}] {ctl.meter().text()}"
+        head = f"[{self.phase}] {ctl.meter().text()}"
         lines = [head, *self.migration.status().lines()]
         if ctl.error is not None:
             lines.append(f"  last error: {type(ctl.error).__name__}: {ctl.error}")
@@ -165,38 +266,22 @@ class MigrationPanel:
         return bundle
 
 
-def _enabled(phase: str, state: str) -> set[str]:
-    if state in ("completed", "rolled_back"):
-        return set()
-    on = {"idle": {"Start"}, "stopped": {"Start"}, "failed": {"Start"}, "unverified": {"Start"},
-          "running": {"Pause", "Stop"}, "paused": {"Resume", "Stop"}}.get(phase, set())
-    if phase not in ("pausing", "stopping", "rolling_back") and state == "in_progress":
-        on = on | {"Rollback"}
-    return on
-
-
-def _validation_line(status: Status) -> str:
-    v = status.validation
-    parts = [f"sampled validation: {v.get('batches') or 0} batches, {v.get('records') or 0} records"]
-    if v.get("mean_cos") is not None:
-        parts += [f"mean cosine {v['mean_cos']:.4f}", f"min cosine {v['min_cos']:.4f}"]
-    parts += [f"failures {v.get('failures') or 0}", f"rejected records {status.records_rejected}"]
-    if status.verification:
-        parts.append(f"full verification {status.verification}")
-    return " · ".join(parts)
-
-
-def _error_lines(status: Status, error: BaseException | None) -> list[str]:
-    lines = [f"error: {type(error).__name__}: {error}"] if error is not None else []
-    return lines + [f"latest: {e}" for e in dict.fromkeys(status.last_errors)]  # deduplicated
-
-
 def run_migration(migration: Migration, *, interactive: bool = True,
                   max_batches: int | None = None) -> MigrationPanel | Status:
-    """Interactive: a started MigrationPanel (show it as the cell's value). Headless: run in
-    this cell with a text bar and return the final Status; no thread outlives the cell."""
+    """Interactive: a started MigrationPanel (show it as the cell's value); run again while
+    the migration runs in this kernel, the same panel; while another process runs it, a
+    panel that watches. Headless: run in this cell with a text bar and return the final
+    Status; no thread outlives the cell."""
     if interactive:
+        key = (str(migration.store.path.resolve()), migration.id)
+        live = _LIVE.get(key)
+        if live is not None and live.running:
+            live.note(f"{migration.id}: the cell ran again while this migration runs: its panel")
+            return live
+        if migration.status().running:  # the lease is held by another live process
+            return MigrationPanel(migration, watch=True)
         panel = MigrationPanel(migration, max_batches=max_batches)
+        _LIVE[key] = panel
         panel.start()
         return panel
     controller = MigrationController(migration, max_batches=max_batches)

@@ -116,6 +116,11 @@ class Plan:
             d["caps"].pop("reserved_suffixes", None)
         return hashlib.sha256(orjson.dumps(d, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
+    def _repr_html_(self) -> str:
+        from vmkit.planning.plan_html import plan_html
+
+        return plan_html(self)
+
     def __str__(self) -> str:
         t = self.target
         lines = [
