@@ -45,3 +45,34 @@ def test_uris_are_absolute_and_credentials_are_never_echoed(tmp_path: Path, monk
     monkeypatch.delenv("OTHER_KEY", raising=False)
     shown = credentials_present(["SOME_KEY", "OTHER_KEY"])
     assert shown == {"SOME_KEY": "set", "OTHER_KEY": "unset"} and "canary" not in str(shown)
+
+
+def test_a_panel_thread_drawing_at_exit_does_not_abort_the_interpreter():
+    """A daemon thread inside matplotlib's C++ text layout when the interpreter tears down
+    aborts the process; the panel's background threads are ended at exit first."""
+    import subprocess
+    import sys
+    import textwrap
+
+    child = textwrap.dedent("""
+        import threading
+        from matplotlib.figure import Figure
+        from vmkit.notebook import background
+        from vmkit.notebook.live import figure_png
+
+        drawing = threading.Event()
+        def loop():  # the panel's live figure: three axes laid out tight
+            while not background.closing.is_set():
+                fig = Figure(figsize=(13, 3.4))
+                for ax in fig.subplots(1, 3):
+                    ax.plot(range(100))
+                    ax.set_title("throughput over time " * 2)
+                fig.tight_layout()
+                drawing.set()
+                figure_png(fig)
+        background.start(loop, "plots")
+        drawing.wait(30)
+    """)
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]

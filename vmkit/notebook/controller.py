@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from vmkit.core.errors import StateError
 from vmkit.migration.runner import Migration, Progress
 from vmkit.migration.status import Status
+from vmkit.notebook import background
 from vmkit.notebook.meter import Meter, text_progress  # noqa: F401 - text_progress: also from here
 
 log = logging.getLogger("vmkit.notebook.controller")
@@ -118,9 +119,8 @@ class MigrationController:
             if old is not None and old is not threading.current_thread():
                 old.join()  # it has set its final phase; let it finish closing
             self._begin()
-            self._thread = threading.Thread(target=self._work, name=f"vmkit-{self.migration.id}",
-                                            daemon=True)
-            self._thread.start()
+            # Tracked by ``background``: at exit it gets a few seconds to finish drawing its end.
+            self._thread = background.start(self._work, f"vmkit-{self.migration.id}")
 
     def run(self) -> Status:
         """The same loop, synchronously in the calling thread (headless runs, the CLI).

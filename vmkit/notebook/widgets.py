@@ -26,6 +26,7 @@ from typing import Any
 from vmkit.core.errors import MissingDependency
 from vmkit.migration.runner import Migration
 from vmkit.migration.status import Status
+from vmkit.notebook import background
 from vmkit.notebook.cell_errors import one_sentence
 from vmkit.notebook.controller import ACTIVE, COPYING, MigrationController, Update, text_progress
 from vmkit.notebook.panel_logs import RunLogHandler, show_run_logs
@@ -154,8 +155,7 @@ class MigrationPanel:
                 self.controller.rollback(drop_target=self.drop_target.value)
             except Exception as exc:  # noqa: BLE001 - recorded and shown by the controller already
                 log.debug("rollback of %s failed: %s", self.migration.id, exc)
-        name = f"vmkit-rollback-{self.migration.id}"
-        threading.Thread(target=work, name=name, daemon=True).start()
+        background.start(work, f"vmkit-rollback-{self.migration.id}")
 
     # -- updates from the worker -------------------------------------------------------------
     def _on_update(self, update: Update) -> None:
@@ -229,13 +229,11 @@ class MigrationPanel:
         def loop() -> None:
             while True:
                 self._draw_plots()
-                if not self.running:
+                if not self.running or background.closing.wait(PLOT_EVERY_S):
                     return
-                time.sleep(PLOT_EVERY_S)
                 self.refresh()  # the phase's clock moves on even when no batch commits
 
-        self._plotter = threading.Thread(target=loop, name=f"plots-{self.migration.id}", daemon=True)
-        self._plotter.start()
+        self._plotter = background.start(loop, f"plots-{self.migration.id}")
 
     def _follow(self) -> None:
         """Watching another process's run: redraw from the state store until it ends."""
@@ -243,11 +241,10 @@ class MigrationPanel:
             while True:
                 self.refresh()
                 self._draw_plots()
-                if not self.running:
+                if not self.running or background.closing.wait(1.0):
                     return
-                time.sleep(1.0)
 
-        threading.Thread(target=loop, name=f"watch-{self.migration.id}", daemon=True).start()
+        background.start(loop, f"watch-{self.migration.id}")
 
     # -- text form ---------------------------------------------------------------------------
     def __str__(self) -> str:
