@@ -89,7 +89,7 @@ class Panel:
         self.page.screenshot(path=str(artifacts_dir() / f"lab-{name}.png"))
 
 
-def test_panel_buttons_in_jupyterlab_agree_with_the_state_store(lab_server: LabServer, lab_page: Any) -> None:
+def test_panel_buttons_in_jupyterlab_agree_with_the_state_store_and_the_report_opens(lab_server: LabServer, lab_page: Any) -> None:
     page, mid = lab_page, "labrun"
     name = prepare(lab_server, "02", **params(lab_server, mid))
     open_notebook(page, lab_server, name)
@@ -142,8 +142,9 @@ def test_panel_buttons_in_jupyterlab_agree_with_the_state_store(lab_server: LabS
     panel.expect(figure).to_be_visible()
     assert figure.evaluate("img => img.naturalWidth") > 0
     panel.shot("05-completed")
-    command(page, "docmanager:save")  # the executed notebook, checked for secrets later
+    command(page, "docmanager:save")  # the executed notebook, checked for secrets below
     until(lambda: "'PINECONE_API_KEY': 'set'" in (lab_server.root / name).read_text(), "the saved notebook")
+    html_report_opens_in_the_browser_with_figures_and_no_secret(lab_server, page, mid)
 
 
 def test_rollback_from_the_panel(lab_server: LabServer, lab_page: Any) -> None:
@@ -164,13 +165,11 @@ def test_rollback_from_the_panel(lab_server: LabServer, lab_page: Any) -> None:
     panel.shot("06-rolled-back")
 
 
-def test_html_report_opens_in_the_browser_with_figures_and_no_secret(lab_server: LabServer, lab_page: Any) -> None:
-    """03_validation_report run in the lab on the migration the first test completed: the one
-    HTML file it writes opens on its own (file://), its figures decode, no secret is in it nor
-    in the notebooks (the kernels' environment holds a canary secret)."""
-    page, mid = lab_page, "labrun"
-    if status(lab_server, mid).state != "completed":
-        raise AssertionError("needs the completed migration of the first test (run the module)")
+def html_report_opens_in_the_browser_with_figures_and_no_secret(lab_server: LabServer, page: Any, mid: str) -> None:
+    """03_validation_report run in the lab on a completed migration: the one HTML file it
+    writes opens on its own (file://), its figures decode, no secret is in it nor in the
+    notebooks (the kernels' environment holds a canary secret)."""
+    assert status(lab_server, mid).state == "completed"
     p = params(lab_server, mid)
     name = prepare(lab_server, "03", migration_id=mid, state_path=p["state_path"], runs_dir=p["runs_dir"],
                    sample=0)  # the memory target lived in 02's kernel: the state store alone
