@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -145,6 +146,7 @@ def main() -> None:
     got: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(dir=str(Path.cwd())) as tmp:
         for name in ("hand-write", "connector-write", "vmkit-write", "hand-read", "vmkit-read"):
+            os.sync()  # untimed: the dirty pages one side left are not written back during the next
             out = subprocess.run([sys.executable, __file__, "--phase", name, "--dir", tmp, "--records", str(n),
                                   "--dim", str(dim), "--batch-size", str(bs), "--sample-rate", str(args.sample_rate)],
                                  check=True, capture_output=True, text=True).stdout

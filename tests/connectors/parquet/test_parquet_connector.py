@@ -112,6 +112,29 @@ def test_a_replayed_batch_is_not_duplicated(tmp_path):
     assert np.all(fresh.fetch([full.ids[0]]).vectors == 7.0)
 
 
+def test_a_big_upsert_is_written_as_files_side_by_side_and_replayed_whole(tmp_path, monkeypatch):
+    import vmkit.connectors.parquet.write as parquet_write
+
+    conn = connect(f"parquet://{tmp_path}/big")
+    conn.create(TargetSpec("big", 4, "dot"))
+    batch = RecordBatch([f"r{i}" for i in range(9000)], np.random.default_rng(1).standard_normal((9000, 4)),
+                        [{"i": i} for i in range(9000)])
+    files = lambda: sorted(p.name for p in (tmp_path / "big").glob("*.parquet"))  # noqa: E731
+    monkeypatch.setattr(parquet_write.os, "cpu_count", lambda: 3)
+    conn.upsert(batch)
+    first = files()
+    assert len(first) == 2  # 9,000 rows: two files of at least PIECE_ROWS (4,096)
+    conn.upsert(batch)  # a replay replaces both
+    assert files() == first
+    monkeypatch.setattr(parquet_write.os, "cpu_count", lambda: 1)
+    conn.upsert(batch)  # replayed on a machine of one core: one file replaces the two
+    assert len(files()) == 1
+    fresh = connect(f"parquet://{tmp_path}/big")
+    got, rejected = _scan_all(fresh)
+    assert fresh.count() == 9000 and sorted(got.ids) == sorted(batch.ids) and not rejected
+    assert np.array_equal(fresh.fetch(["r8999", "r0"]).vectors, batch.vectors[[8999, 0]].astype(np.float32))
+
+
 def test_finish_load_leaves_each_record_once_on_disk_for_importers(tmp_path):
     """An id written again by another batch (a repair) leaves an older row in its first part
     until finish_load rewrites that part: an importer reading every file must see it once."""

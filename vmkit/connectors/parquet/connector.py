@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import parse_qs, urlsplit
@@ -88,7 +89,8 @@ class ParquetConnector(ParquetWrites, Connector):
         self._index: LiveIndex | None = None
         self._keys: KeyCache | None = None
         self._checked = -1  # next_seq of the manifest whose footers were checked
-        self._cache: tuple[str, Any] | None = None  # the last part read: (file, table)
+        self._pool: ThreadPoolExecutor | None = None  # writes the files of one upsert side by side
+        self._cache: dict[str, Any] = {}  # file -> table: the parts last written, or the last read
 
     # -- state -----------------------------------------------------------------------------
     def _manifest(self, required: bool = True) -> Manifest | None:
@@ -114,16 +116,19 @@ class ParquetConnector(ParquetWrites, Connector):
         return self._index
 
     def _changed(self) -> None:
-        self._index, self._cache = None, None
+        self._index, self._cache = None, {}
 
     def _table(self, m: Manifest, p: int) -> Any:
         part = m.parts[p]
-        if self._cache is None or self._cache[0] != part.file:
-            self._cache = (part.file, read_part(self.root, m, part))
-        return self._cache[1]
+        if part.file not in self._cache:
+            self._cache = {part.file: read_part(self.root, m, part)}
+        return self._cache[part.file]
 
     def close(self) -> None:
-        self._m, self._index, self._cache, self._keys = None, None, None, None
+        self._m, self._index, self._cache, self._keys = None, None, {}, None
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     # -- contract: reading -----------------------------------------------------------------
     def describe(self) -> CollectionInfo | None:
