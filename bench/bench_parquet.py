@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_parquet.py [--records 1000000] [--dim 768] [--batch-size 10000]
 
-Batches (one part file and one row group each) of 10,000 by default: every vmkit write is
+Batches of 10,000 by default (vmkit: a part file per core for each; the hand writer: a row group each): every vmkit write is
 made durable (the part and the manifest fsynced, three fsyncs a batch) and checkpointed, a
 cost per batch that the hand writer, which never fsyncs, does not pay.
 
@@ -13,7 +13,7 @@ Both sides read the same synthetic records (``synthetic://x?n=N&dim=D``) in the 
   the writer options vmkit uses (``write_options``: no dictionary or statistics on vectors;
   pyarrow's defaults write the same table four times slower).
 - write, vmkit: ``Migration.run()`` synthetic -> ``parquet://`` with a checkpoint per batch
-  and sampled validation on (10 % of batches read back and compared): one part per batch,
+  and sampled validation on (10 % of batches read back and compared): one part per batch (two here: 10,000 rows on 2 cores),
   each written aside, fsynced and renamed, the manifest likewise. Full verification is timed apart.
 - write, connector alone: the hand writer's scan loop with ``upsert`` into ``parquet://`` per
   batch (durable parts and manifest, no runner): the connector's share of the migration.

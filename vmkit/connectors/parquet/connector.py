@@ -1,7 +1,7 @@
 """Parquet connector: source and target. ``parquet:///abs/dir[?layout=vmkit|pinecone|weaviate]``.
 
 A directory of part files and a manifest (``manifest.py``); columns per layout in ``layout.py``.
-Each ``upsert(batch)`` writes one part, named from a hash of the batch's (namespace, ids) and of
+Each ``upsert(batch)`` writes one part (a big batch: one per core, side by side), named from a hash of the batch's (namespace, ids) and of
 its bytes, aside then renamed, and then the manifest the same way: a replayed batch (a resumed
 migration writes its last batch again) replaces its own part instead of adding a copy, and
 a crash at any point leaves the previous manifest and the parts it lists intact. ``delete``

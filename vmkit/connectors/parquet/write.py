@@ -1,4 +1,4 @@
-"""The writing half of the Parquet connector: one part per upsert, deletes by rewriting parts,
+"""The writing half of the Parquet connector: one part per upsert (or a few, written side by side), deletes by rewriting parts,
 create and drop (the rules are in connector.py's docstring)."""
 
 from __future__ import annotations
