@@ -76,3 +76,20 @@ def test_a_panel_thread_drawing_at_exit_does_not_abort_the_interpreter():
     for _ in range(3):
         done = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_working_says_how_long_a_step_took_and_whether_it_failed(caplog):
+    import logging
+
+    import pytest
+
+    from vmkit.notebook.busy import working
+
+    with caplog.at_level(logging.INFO, logger="vmkit.notebook.busy"):
+        with working("planning"):
+            pass
+        with pytest.raises(ValueError), working("dry run"):
+            raise ValueError("bad")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "planning ..." and lines[1].startswith("planning: done in ")
+    assert lines[3].startswith("dry run: failed after ")

@@ -105,6 +105,9 @@ def test_every_notebook_runs_headless_and_migrates(flow: dict[str, Path], work: 
         work["state"], "SELECT state, verification, records_read, records_written FROM migrations WHERE id='flow'")
     assert (state, verification, read, written) == ("completed", "passed", RECORDS, RECORDS)
     assert "records checked" in outputs_text(flow["01"])  # the dry run ran
+    for step in ("profiling a sample of the source", "planning", "dry run on 2,000 records"):
+        assert f"{step}: done in " in outputs_text(flow["01"])  # long steps say they are alive, then how long
+    assert "planning the migration: done in " in outputs_text(flow["02"])
 
 
 def test_report_files_show_data(flow: dict[str, Path], work: dict[str, Path]) -> None:
