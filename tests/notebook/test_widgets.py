@@ -192,3 +192,33 @@ def test_a_run_in_another_process_gets_a_watching_panel_whose_stop_reaches_it(tm
     wait_until(lambda: not panel.running)
     panel.refresh()
     assert enabled(panel) == set()
+
+
+def test_the_watching_panel_stops_a_real_runner_in_another_process(tmp_path) -> None:
+    """A CLI runner (a process of its own) holds the lease; the kernel's panel watches it from
+    the state store, and its Stop ends that run at a checkpoint, resumable."""
+    state = tmp_path / "s.db"
+    cli = subprocess.Popen([sys.executable, "-m", "vmkit", "migrate", "start", "--id", "w",
+                            "--source", "synthetic://x?n=400000&dim=8", "--target", "sink://w-watch",
+                            "--batch-size", "100", "--sample-rate", "0", "--no-progress", "--state", str(state)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        from vmkit.state.store import StateStore
+
+        store = StateStore(state)
+        wait_until(lambda: store.exists("w") and store.get("w").batches >= 3)
+        panel = run_migration(Migration.open("w", store), interactive=True)
+        assert panel.watch and enabled(panel) == {"Stop"}
+        panel.buttons["Stop"].click()
+        out, _ = cli.communicate(timeout=60)
+        assert cli.returncode == 0, out
+        rec = store.get("w")
+        assert rec.state == "in_progress" and not rec.scan_done and rec.lease_owner is None
+        assert "vmkit migrate resume --id w" in out
+        wait_until(lambda: not panel.running)
+        panel.refresh()
+        assert enabled(panel) == set()  # the run ended elsewhere: this panel only watched it
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
