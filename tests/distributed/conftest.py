@@ -1,0 +1,23 @@
+"""A LocalCluster of two worker processes, shared by the module's tests (start-up costs ~1 s)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def dask_client() -> Iterator[Any]:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+def set_worker_env(client: Any, env: dict[str, str]) -> None:
+    """Environment variables on every worker (the emulators' hosts and test keys), as a
+    deployment would set them where the workers start."""
+    client.run(os.environ.update, env)

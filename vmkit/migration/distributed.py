@@ -1,0 +1,184 @@
+"""The Dask executor's coordinator: runs a migration's partitions on a Dask cluster.
+
+The coordinator is the process that holds the runner lease and alone writes the state store.
+It keeps one chunk of each unfinished partition in flight (vmkit.migration.chunk.run_chunk on
+a worker), commits each acknowledgement in one transaction (vmkit.state.partitions), and
+submits the partition's next chunk from the cursor it just committed; so per partition, chunks
+run and commit in order. A worker lost mid-chunk: Dask runs the task again (or it is submitted
+again from the committed cursor), and its writes are idempotent upserts. The coordinator
+killed: ``vmkit migrate resume --workers N`` submits every partition from its committed cursor.
+Stop requests are honoured between chunks: no new chunk starts, the ones in flight commit.
+
+``cluster`` is a ``distributed.Client``, a cluster object (``LocalCluster``, ...), a scheduler
+address (``tcp://HOST:8786``), or None for a LocalCluster of ``workers`` processes started here.
+Requires ``pip install 'vmkit[dask]'``; shapes from distributed 2026.8 (``Client(address,
+timeout=...)``, ``as_completed``, ``KilledWorker`` after a task's workers died
+``distributed.scheduler.allowed-failures`` times).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any, Callable
+
+from vmkit.connectors.base import Connector
+from vmkit.connectors.partitions import whole
+from vmkit.core.errors import ConfigError, StateError
+from vmkit.migration.chunk import ChunkAck, ChunkTask, probe, run_chunk
+from vmkit.migration.guards import RejectionBreaker, roll_back_if_sampling_fails
+from vmkit.planning.plan import Plan
+from vmkit.state import partitions as ledger
+from vmkit.state.store import BatchCommit
+
+if TYPE_CHECKING:
+    from vmkit.migration.runner import Migration, Progress
+
+log = logging.getLogger("vmkit.migration.distributed")
+
+CONNECT_TIMEOUT_S = 10.0  # a scheduler that does not answer in this long is reported, not waited for
+CHUNK_BATCHES = 4  # batches a worker copies before it acknowledges
+_RESUBMITS = 3  # times a chunk whose workers all died is submitted again
+
+
+def refuse_single_process(source: Connector, target: Connector) -> None:
+    """ConfigError, before anything is written, if either side cannot be opened by workers."""
+    for role, conn in (("source", source), ("target", target)):
+        why = conn.single_process()
+        if why:
+            raise ConfigError(f"the Dask executor cannot use {conn.uri} as its {role}: {why}; "
+                              f"run this migration without --workers/--scheduler")
+
+
+def open_client(cluster: Any, workers: int | None, timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[Any, ExitStack]:
+    """A connected ``distributed.Client`` and what closes what was started for it."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise ConfigError("the Dask executor needs dask.distributed: pip install 'vmkit[dask]'") from None
+    stack = ExitStack()
+    if isinstance(cluster, Client):
+        return cluster, stack
+    if cluster is None:
+        try:
+            import bokeh  # noqa: F401 - the dashboard needs it
+            dashboard: str | None = ":0"
+        except ImportError:
+            dashboard = None
+        cluster = stack.enter_context(LocalCluster(n_workers=workers or 2, threads_per_worker=1,
+                                                   processes=True, dashboard_address=dashboard))
+    if isinstance(cluster, str):
+        try:
+            client = Client(cluster, timeout=timeout_s)
+        except (OSError, TimeoutError) as exc:
+            stack.close()
+            raise ConfigError(f"no Dask scheduler answered at {cluster} within {timeout_s:.0f} s "
+                              f"({type(exc).__name__}); nothing was copied, and the migration resumes "
+                              f"once the scheduler is up") from None
+    else:
+        client = Client(cluster)
+    stack.callback(client.close)
+    return client, stack
+
+
+def dask_loop(mig: "Migration", source: Connector, target: Connector, plan: Plan, lease: str,
+              max_batches: int | None, on_batch: "Callable[[Progress], None] | None", *,
+              cluster: Any = None, workers: int | None = None, chunk_batches: int = CHUNK_BATCHES) -> bool:
+    """The runner's batch loop on Dask: True once every partition is read to its end, False
+    after a stop or ``max_batches``. (Verification follows in the runner, as for one process.)"""
+    refuse_single_process(source, target)
+    rec = mig.store.get(mig.id)
+    ledger.register(mig.store, mig.id, plan.partitions or [whole(plan.source_count).to_dict()])
+    client, stack = open_client(cluster, workers)
+    with stack:
+        for addr, why in sorted(client.run(probe, rec.source_uri, rec.target_uri).items()):
+            if why:
+                raise ConfigError(f"Dask worker {addr} cannot open the migration's stores: {why}")
+        processes = max(1, len(client.scheduler_info().get("workers", {})))
+        dashboard = getattr(client, "dashboard_link", "")
+        log.info("migration %s on Dask: %d worker processes%s", mig.id, processes,
+                 f", dashboard {dashboard}" if dashboard else "")
+        mig.store.event(mig.id, "dask run", f"{processes} workers")
+        task = ChunkTask(mig.id, rec.source_uri, rec.target_uri, plan.to_json(), plan.hash,
+                         mig.options.to_dict(), {}, None, max(1, chunk_batches), processes)
+        with mig.store.lease_kept(mig.id, lease):
+            return _Coordinator(mig, plan, lease, client, task, max_batches, on_batch).run()
+
+
+class _Coordinator:
+    def __init__(self, mig: "Migration", plan: Plan, lease: str, client: Any, task: ChunkTask,
+                 max_batches: int | None, on_batch: "Callable[[Progress], None] | None") -> None:
+        from distributed import as_completed
+
+        self.mig, self.plan, self.lease, self.client, self.task = mig, plan, lease, client, task
+        self.max_batches, self.on_batch = max_batches, on_batch
+        self.breaker = RejectionBreaker(mig.store, mig.id, mig.options)
+        self.in_flight: dict[Any, tuple[ledger.PartitionRow, str | None, int]] = {}
+        self.results = as_completed()
+        self.started = time.monotonic()
+        self.done_here = 0
+
+    def submit(self, row: ledger.PartitionRow, cursor: str | None, attempt: int = 0) -> None:
+        from dataclasses import replace
+
+        task = replace(self.task, partition=row.spec, cursor=cursor)
+        future = self.client.submit(run_chunk, task, pure=False, key=f"vmkit-{row.key}-{time.monotonic_ns()}")
+        self.in_flight[future] = (row, cursor, attempt)
+        self.results.add(future)
+
+    def run(self) -> bool:
+        from distributed import KilledWorker
+
+        open_rows = [r for r in ledger.rows(self.mig.store, self.mig.id) if not r.scan_done]
+        for row in open_rows:
+            self.submit(row, row.cursor)
+        stopping = False
+        try:
+            for future in self.results:
+                row, cursor, attempt = self.in_flight.pop(future)
+                try:
+                    ack: ChunkAck = future.result()
+                except KilledWorker as exc:
+                    if attempt >= _RESUBMITS:
+                        raise StateError(f"partition {row.key!r}: every worker that ran it died ({exc}); "
+                                         f"`vmkit migrate resume --id {self.mig.id}` continues it") from None
+                    log.warning("partition %s: its workers died; submitting it again", row.key)
+                    self.submit(row, cursor, attempt + 1)
+                    continue
+                except Exception as exc:
+                    self.mig.store.record_error(self.mig.id, None, "terminal",
+                                                f"partition {row.key!r} on a Dask worker: {type(exc).__name__}: {exc}")
+                    raise
+                self.commit(ack)
+                if self.mig._should_stop() or (self.max_batches is not None and self.done_here >= self.max_batches):
+                    if not stopping:
+                        log.info("migration %s: stopping after the chunks in flight; resume with "
+                                 "`vmkit migrate resume --id %s --workers N`", self.mig.id, self.mig.id)
+                    stopping = True
+                if not ack.done and not stopping:
+                    self.submit(row, ack.cursor_after)
+        finally:
+            if self.in_flight:  # an error: chunks still running change nothing committed
+                self.client.cancel(list(self.in_flight))
+        return all(r.scan_done for r in ledger.rows(self.mig.store, self.mig.id))
+
+    def commit(self, ack: ChunkAck) -> None:
+        store, mid = self.mig.store, self.mig.id
+        commits = [BatchCommit(b.cursor_before, b.cursor_after, b.read, b.written, b.rejections,
+                               b.checksum, b.duration_s) for b in ack.batches]
+        try:
+            seqs = ledger.commit_chunk(store, mid, self.lease, ack.key, ack.cursor_before, commits)
+        except ledger.StaleChunk as exc:
+            log.warning("%s: acknowledgement dropped", exc)
+            return
+        self.done_here += len(seqs)
+        for seq, b in zip(seqs, ack.batches):
+            self.breaker.record(b.read, b.rejections)
+            if b.validation is not None:
+                store.record_validation(mid, seq, b.validation)
+        if any(b.validation is not None for b in ack.batches):
+            roll_back_if_sampling_fails(store, mid, self.mig.options)
+        if self.on_batch is not None:
+            self.on_batch(self.mig._progress(self.plan, time.monotonic() - self.started))
+
