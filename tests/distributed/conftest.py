@@ -20,4 +20,8 @@ def dask_client() -> Iterator[Any]:
 def set_worker_env(client: Any, env: dict[str, str]) -> None:
     """Environment variables on every worker (the emulators' hosts and test keys), as a
     deployment would set them where the workers start."""
-    client.run(os.environ.update, env)
+    client.run(_setenv, env)
+
+
+def _setenv(env: dict[str, str]) -> None:
+    os.environ.update(env)  # (a bound os.environ.update would update a pickled copy)
