@@ -12,8 +12,9 @@ import pytest
 @pytest.fixture(scope="module")
 def dask_client() -> Iterator[Any]:
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+    from vmkit.migration.distributed import local_cluster
+
+    with local_cluster(2, dashboard=False) as cluster, distributed.Client(cluster) as client:
         yield client
 
 

@@ -25,6 +25,7 @@ from vmkit.connectors import connect, open_target
 from vmkit.connectors.base import Connector
 from vmkit.connectors.partitions import Partition
 from vmkit.core.fingerprint import batch_checksum
+from vmkit.core.interpreter import tuned_for_io
 from vmkit.core.options import MigrationOptions
 from vmkit.core.records import Rejection
 from vmkit.core.retry import call_with_retry
@@ -125,6 +126,11 @@ def run_chunk(task: ChunkTask) -> ChunkAck:
     partition from ``task.cursor``. Raises what the connectors raise (the coordinator records
     it and stops the run, resumable)."""
     op = _opened(task)
+    with tuned_for_io(op.opts.tune_interpreter):  # as a run in one process (vmkit.core.interpreter)
+        return _copy(task, op)
+
+
+def _copy(task: ChunkTask, op: _Open) -> ChunkAck:
     part = Partition.from_dict(task.partition)
     retry = _retry(op.opts)
     freshness = op.opts.freshness_s if op.opts.freshness_s is not None else (

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("vmkit.migration.distributed")
 
 CONNECT_TIMEOUT_S = 10.0  # a scheduler that does not answer in this long is reported, not waited for
-CHUNK_BATCHES = 4  # batches a worker copies before it acknowledges
 _RESUBMITS = 3  # times a chunk whose workers all died is submitted again
 
 
@@ -54,20 +53,14 @@ def refuse_single_process(source: Connector, target: Connector) -> None:
 def open_client(cluster: Any, workers: int | None, timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[Any, ExitStack]:
     """A connected ``distributed.Client`` and what closes what was started for it."""
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError:
         raise ConfigError("the Dask executor needs dask.distributed: pip install 'vmkit[dask]'") from None
     stack = ExitStack()
     if isinstance(cluster, Client):
         return cluster, stack
     if cluster is None:
-        try:
-            import bokeh  # noqa: F401 - the dashboard needs it
-            dashboard: str | None = ":0"
-        except ImportError:
-            dashboard = None
-        cluster = stack.enter_context(LocalCluster(n_workers=workers or 2, threads_per_worker=1,
-                                                   processes=True, dashboard_address=dashboard))
+        cluster = stack.enter_context(local_cluster(workers or 2))
     if isinstance(cluster, str):
         try:
             client = Client(cluster, timeout=timeout_s)
@@ -82,9 +75,27 @@ def open_client(cluster: Any, workers: int | None, timeout_s: float = CONNECT_TI
     return client, stack
 
 
+def local_cluster(workers: int, dashboard: bool = True) -> Any:
+    """A LocalCluster of ``workers`` single-threaded processes (a dashboard on a free port when
+    bokeh is installed). Its workers keep glibc's own malloc trimming: distributed sets
+    MALLOC_TRIM_THRESHOLD_=65536 in workers (``distributed.nanny.pre-spawn-environ``), which
+    also turns off glibc's dynamic mmap threshold, so every batch-sized numpy array is a fresh
+    mmap whose pages fault in: a chunk of synthetic records ran at about half its speed."""
+    import dask
+    from distributed import LocalCluster
+
+    try:
+        import bokeh  # noqa: F401 - the dashboard needs it
+    except ImportError:
+        dashboard = False
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                            dashboard_address=":0" if dashboard else None)
+
+
 def dask_loop(mig: "Migration", source: Connector, target: Connector, plan: Plan, lease: str,
               max_batches: int | None, on_batch: "Callable[[Progress], None] | None", *,
-              cluster: Any = None, workers: int | None = None, chunk_batches: int = CHUNK_BATCHES) -> bool:
+              cluster: Any = None, workers: int | None = None) -> bool:
     """The runner's batch loop on Dask: True once every partition is read to its end, False
     after a stop or ``max_batches``. (Verification follows in the runner, as for one process.)"""
     refuse_single_process(source, target)
@@ -101,7 +112,7 @@ def dask_loop(mig: "Migration", source: Connector, target: Connector, plan: Plan
                  f", dashboard {dashboard}" if dashboard else "")
         mig.store.event(mig.id, "dask run", f"{processes} workers")
         task = ChunkTask(mig.id, rec.source_uri, rec.target_uri, plan.to_json(), plan.hash,
-                         mig.options.to_dict(), {}, None, max(1, chunk_batches), processes)
+                         mig.options.to_dict(), {}, None, max(1, mig.options.chunk_batches), processes)
         with mig.store.lease_kept(mig.id, lease):
             return _Coordinator(mig, plan, lease, client, task, max_batches, on_batch).run()
 
