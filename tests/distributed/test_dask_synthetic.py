@@ -7,9 +7,11 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from engines.postgres import PgServer, query
 
 from vmkit import Migration
+from vmkit.core.errors import StateError
 from vmkit.state.partitions import rows
 
 
@@ -76,3 +78,35 @@ def test_worker_killed_mid_run(dask_client: Any, pg_server: PgServer, pg_db: str
     assert query(pg_server, pg_db, "SELECT count(*) FROM docs")[0][0] == n
     dask_client.wait_for_workers(2, timeout=60)
     assert killed[0] not in dask_client.run(os.getpid).values()  # a new process took its place
+
+
+def test_stop_between_chunks_then_resume(dask_client: Any, pg_server: PgServer, pg_db: str, tmp_path: Path) -> None:
+    """A stop request (as `vmkit migrate stop` sets it) ends the run after the chunks in
+    flight commit; a resume continues every partition from its own cursor."""
+    n = 6_000
+    mig = Migration.create(f"synthetic://s?n={n}&dim=8", pg_server.uri(pg_db, "docs"),
+                           state=tmp_path / "state.db", batch_size=100, partitions=8)
+
+    def stop_early(progress: Any) -> None:
+        if progress.batches >= 5:
+            mig.store.set_flag(mig.id, "stop_requested", True)
+
+    status = mig.run(executor="dask", cluster=dask_client, on_batch=stop_early)
+    rec = mig.store.get(mig.id)
+    assert status.state == "in_progress" and not rec.scan_done
+    stopped_at = rec.records_read
+    assert 0 < stopped_at < n
+    assert sum(p.records_read for p in rows(mig.store, mig.id)) == stopped_at
+    status = mig.run(executor="dask", cluster=dask_client)
+    rec = mig.store.get(mig.id)
+    assert (rec.state, rec.verification) == ("completed", "passed"), status
+    assert rec.records_read == rec.records_written == n
+
+
+def test_partitioned_migration_refuses_the_in_process_executor(dask_client: Any, pg_server: PgServer, pg_db: str,
+                                                                tmp_path: Path) -> None:
+    mig = Migration.create("synthetic://s?n=2000&dim=8", pg_server.uri(pg_db, "docs"),
+                           state=tmp_path / "state.db", batch_size=100, partitions=4)
+    mig.run(executor="dask", cluster=dask_client, max_batches=2)
+    with pytest.raises(StateError, match="resume it with `vmkit migrate resume --id .* --workers N`"):
+        mig.run()
