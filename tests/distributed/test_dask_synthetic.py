@@ -94,6 +94,8 @@ def test_stop_between_chunks_then_resume(dask_client: Any, pg_server: PgServer, 
     status = mig.run(executor="dask", cluster=dask_client, on_batch=stop_early)
     rec = mig.store.get(mig.id)
     assert status.state == "in_progress" and not rec.scan_done
+    assert status.partitions is not None and status.partitions["total"] == 8
+    assert f"partitions: {status.partitions['done']} of 8 read to their end" in str(status)
     stopped_at = rec.records_read
     assert 0 < stopped_at < n
     assert sum(p.records_read for p in rows(mig.store, mig.id)) == stopped_at
