@@ -16,6 +16,7 @@ figure). Full verification on Dask is what the tests in tests/distributed prove.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -38,6 +39,16 @@ def make_sink(name: str, dim: int) -> None:
     connect(f"sink://{name}").create(TargetSpec(name, dim, "dot"))
 
 
+CPU: dict[str, float] = {}  # migration id -> the coordinator's CPU seconds during its run
+
+
+def cpu_s() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def run(client: Any, n: int, dim: int, parts: int, state: Path, mid: str, chunk: int) -> float:
     from vmkit import Migration
 
@@ -45,9 +56,10 @@ def run(client: Any, n: int, dim: int, parts: int, state: Path, mid: str, chunk:
     m = Migration.create(f"synthetic://bench?n={n}&dim={dim}&seed=3", f"sink://{mid}", migration_id=mid,
                          state=state, batch_size=1000, sample_rate=0.0, verify=False, partitions=parts,
                          chunk_batches=chunk)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu_s()
     status = m.run(executor="dask", cluster=client)
     seconds = time.perf_counter() - t
+    CPU[mid] = cpu_s() - c
     assert status.state == "completed" and status.records_read == n, str(status)
     m.store.close()
     return seconds
@@ -87,6 +99,7 @@ def main() -> None:
     ap.add_argument("--chunk-batches", type=int, default=8)
     args = ap.parse_args()
     n, dim, parts, chunk = args.records, args.dim, args.partitions, args.chunk_batches
+    load_before = os.getloadavg()[0]
     seconds: dict[int, float] = {}
     rss: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,12 +115,13 @@ def main() -> None:
     rate = commit_rate()
     print(f"synthetic -> sink on Dask, {n} x {dim}, {parts} partitions, batch 1000, "
           f"{chunk} batches a chunk, checkpoint per chunk")
-    print(f"{'':28}{'seconds':>9}{'records/s':>12}")
+    print(f"{'':28}{'seconds':>9}{'records/s':>12}{'coordinator CPU s':>19}")
     for workers, s in seconds.items():
-        print(f"{f'{workers} worker process(es)':28}{s:9.2f}{n / s:12.0f}")
+        print(f"{f'{workers} worker process(es)':28}{s:9.2f}{n / s:12.0f}{CPU[f'w{workers}']:19.2f}")
     print(f"ratio 2 workers / 1: {seconds[1] / seconds[2]:.2f}x")
     print("coordinator RSS after a run: " + ", ".join(f"{k} records {v:.0f} MB" for k, v in rss.items()))
     print(f"coordinator commit rate: {rate:.0f} acknowledgements/s ({rate * 4:.0f} batches/s at 4 a chunk)")
+    print(f"load average (1 min) before {load_before:.2f}, after {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

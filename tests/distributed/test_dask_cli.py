@@ -19,7 +19,7 @@ from engines.postgres import PgServer, query
 from vmkit.state.partitions import rows
 from vmkit.state.store import StateStore
 
-N, BATCH = 20_000, 200
+N, BATCH = 10_000, 200
 
 
 def _vmkit(*args: str, state: Path) -> subprocess.Popen[bytes]:

@@ -8,14 +8,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from conftest import set_worker_env
 from emulators.pinecone_emulator import PineconeEmulator
 from engines.postgres import PgServer, query
 
 from vmkit import Migration
+from vmkit.core.errors import ConfigError
 from vmkit.state.partitions import rows
 
-SMALL, BIG, LIMIT, LISTS = 100, 2000, 6, 20  # records per small namespace, in the big one; fetches, lists a second
+SMALL, BIG, LIMIT, LISTS = 100, 2000, 10, 40  # records per small namespace, in the big one; fetches, lists a second
 
 
 def _seed(emu: PineconeEmulator) -> int:
@@ -57,3 +59,25 @@ def test_pinecone_partitions_under_a_shared_rate_limit(dask_client: Any, pinecon
     fetches = sorted(r.started for r in pinecone_emu.log[copy_from:] if r.op == "fetch")
     busiest = max(sum(1 for t in fetches if s <= t < s + 1.0) for s in fetches)
     assert LIMIT // 2 < busiest <= LIMIT, busiest
+
+
+def test_workers_that_cannot_reach_the_source(dask_client: Any, pinecone_emu: PineconeEmulator,
+                                              pg_server: PgServer, pg_db: str, tmp_path: Path) -> None:
+    """Workers whose environment sends them to a dead host, or that lack the API key: one line
+    naming the worker, before any chunk; the migration resumes once the workers are fixed."""
+    good = {"PINECONE_CONTROLLER_HOST": pinecone_emu.url, "PINECONE_API_KEY": pinecone_emu.api_key}
+    pinecone_emu.create_index("src", 8, "cosine")
+    rng = np.random.default_rng(4)
+    n = pinecone_emu.seed("src", [(f"r{i}", rng.standard_normal(8), {"i": i}, None) for i in range(300)])
+    mig = Migration.create("pinecone://src", pg_server.uri(pg_db, "dst"), state=tmp_path / "state.db",
+                           batch_size=100, partitions=4, namespace_policy="field")
+    for broken, why in (({**good, "PINECONE_API_KEY": " "}, "no Pinecone API key"),
+                        ({**good, "PINECONE_CONTROLLER_HOST": "http://127.0.0.1:9"}, "")):
+        set_worker_env(dask_client, broken)
+        with pytest.raises(ConfigError, match=f"^Dask worker tcp://[0-9.:]+ cannot open the migration's stores: .*{why}"):
+            mig.run(executor="dask", cluster=dask_client)
+        assert mig.store.get(mig.id).records_read == 0
+    set_worker_env(dask_client, good)
+    status = mig.run(executor="dask", cluster=dask_client)
+    assert (status.state, status.verification) == ("completed", "passed"), status
+    assert status.records_read == n

@@ -112,3 +112,18 @@ def test_partitioned_migration_refuses_the_in_process_executor(dask_client: Any,
     mig.run(executor="dask", cluster=dask_client, max_batches=2)
     with pytest.raises(StateError, match="resume it with `vmkit migrate resume --id .* --workers N`"):
         mig.run()
+
+
+def test_scheduler_without_workers(pg_server: PgServer, pg_db: str, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import distributed as dd
+
+    from vmkit.core.errors import ConfigError
+    from vmkit.migration import distributed
+
+    monkeypatch.setattr(distributed, "CONNECT_TIMEOUT_S", 1.0)
+    mig = Migration.create("synthetic://s?n=100&dim=4", pg_server.uri(pg_db, "docs"), state=tmp_path / "s.db")
+    with dd.LocalCluster(n_workers=0, dashboard_address=None) as empty:
+        with pytest.raises(ConfigError, match="has no workers"):
+            mig.run(executor="dask", cluster=empty.scheduler_address)
+    assert mig.store.get(mig.id).records_read == 0

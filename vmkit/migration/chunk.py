@@ -89,12 +89,18 @@ class _Open:
 
 
 _OPEN: dict[tuple[str, str, str, int], _Open] = {}
+_KEEP_OPEN = 4  # migrations a worker keeps its connectors open for
 _LOCK = threading.Lock()
 
 
 def _opened(task: ChunkTask) -> _Open:
     key = (task.source_uri, task.target_uri, task.plan_hash, task.processes)
     with _LOCK:
+        if key not in _OPEN and len(_OPEN) >= _KEEP_OPEN:  # a long-lived worker: close the oldest
+            old = _OPEN.pop(next(iter(_OPEN)))
+            old.writer.close()
+            old.source.close()
+            old.target.close()
         if key not in _OPEN:
             opts = MigrationOptions.from_dict(task.options)
             plan = Plan.from_json(task.plan_json)
@@ -117,8 +123,9 @@ def _retry(opts: MigrationOptions) -> Callable[..., Any]:
 
 def is_sampled(migration_id: str, key: str, cursor: str | None, rate: float) -> bool:
     """Deterministic per (migration, partition, batch start): a chunk run again samples the
-    same batches, and every partition's first batch is sampled."""
-    return cursor is None or random.Random(f"{migration_id}:{key}:{cursor}").random() < rate
+    same batches. (Not every partition's first batch: on an eventually consistent target each
+    sample waits for the writes to show.)"""
+    return random.Random(f"{migration_id}:{key}:{cursor}").random() < rate
 
 
 def run_chunk(task: ChunkTask) -> ChunkAck:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vmkit.migration.distributed")
 
-CONNECT_TIMEOUT_S = 10.0  # a scheduler that does not answer in this long is reported, not waited for
+CONNECT_TIMEOUT_S = 5.0  # a scheduler that does not answer in this long is reported, not waited for
 _RESUBMITS = 3  # times a chunk whose workers all died is submitted again
 
 
@@ -103,6 +103,11 @@ def dask_loop(mig: "Migration", source: Connector, target: Connector, plan: Plan
     ledger.register(mig.store, mig.id, plan.partitions or [whole(plan.source_count).to_dict()])
     client, stack = open_client(cluster, workers)
     with stack:
+        try:
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+        except TimeoutError:
+            raise ConfigError(f"the Dask scheduler at {client.scheduler.address} has no workers "
+                              f"(none joined within {CONNECT_TIMEOUT_S:.0f} s); nothing was copied") from None
         for addr, why in sorted(client.run(probe, rec.source_uri, rec.target_uri).items()):
             if why:
                 raise ConfigError(f"Dask worker {addr} cannot open the migration's stores: {why}")
