@@ -111,11 +111,13 @@ def dask_loop(mig: "Migration", source: Connector, target: Connector, plan: Plan
         for addr, why in sorted(client.run(probe, rec.source_uri, rec.target_uri).items()):
             if why:
                 raise ConfigError(f"Dask worker {addr} cannot open the migration's stores: {why}")
-        processes = max(1, len(client.scheduler_info().get("workers", {})))
-        dashboard = getattr(client, "dashboard_link", "")
+        info = client.scheduler_info()
+        processes = max(1, len(info.get("workers", {})))
+        dashboard = client.dashboard_link if "dashboard" in info.get("services", {}) else ""
         log.info("migration %s on Dask: %d worker processes%s", mig.id, processes,
                  f", dashboard {dashboard}" if dashboard else "")
-        mig.store.event(mig.id, "dask run", f"{processes} workers")
+        # The panel reads the dashboard's address from here (vmkit.notebook may show it).
+        mig.store.event(mig.id, "dask run", f"{processes} workers" + (f", dashboard {dashboard}" if dashboard else ""))
         task = ChunkTask(mig.id, rec.source_uri, rec.target_uri, plan.to_json(), plan.hash,
                          mig.options.to_dict(), {}, None, max(1, mig.options.chunk_batches), processes)
         with mig.store.lease_kept(mig.id, lease):
