@@ -96,7 +96,7 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=2_000_000)
     ap.add_argument("--dim", type=int, default=768)
     ap.add_argument("--partitions", type=int, default=8)
-    ap.add_argument("--chunk-batches", type=int, default=8)
+    ap.add_argument("--chunk-batches", type=int, default=32)
     args = ap.parse_args()
     n, dim, parts, chunk = args.records, args.dim, args.partitions, args.chunk_batches
     load_before = os.getloadavg()[0]

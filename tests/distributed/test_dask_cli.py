@@ -42,7 +42,7 @@ def test_coordinator_killed_then_resumed(pg_server: PgServer, pg_db: str, tmp_pa
     state = tmp_path / "state.db"
     target = pg_server.uri(pg_db, "docs")
     proc = _vmkit("migrate", "start", "--id", "dk", "--source", f"synthetic://s?n={N}&dim=16",
-                  "--target", target, "--batch-size", str(BATCH), "--workers", "2", "--no-progress",
+                  "--target", target, "--batch-size", str(BATCH), "--workers", "2", "--chunk-batches", "2", "--no-progress",
                   state=state)
     deadline = time.monotonic() + 120
     while _batches(state) < 10:

@@ -41,7 +41,7 @@ def test_pinecone_partitions_under_a_shared_rate_limit(dask_client: Any, pinecon
     pinecone_emu.rates.limits.update(fetch=LIMIT, list=LISTS)
     source = f"pinecone://src?rate_limits=fetch:{LIMIT},list:{LISTS}"
     mig = Migration.create(source, pg_server.uri(pg_db, "dst"), state=tmp_path / "state.db",
-                           batch_size=100, partitions=8, namespace_policy="field")
+                           batch_size=100, partitions=8, namespace_policy="field", chunk_batches=2)
     parts = mig.plan.partitions
     assert len(parts) >= 8
     big = [p for p in parts if p["namespace"] == "big"]
@@ -70,7 +70,7 @@ def test_workers_that_cannot_reach_the_source(dask_client: Any, pinecone_emu: Pi
     rng = np.random.default_rng(4)
     n = pinecone_emu.seed("src", [(f"r{i}", rng.standard_normal(8), {"i": i}, None) for i in range(300)])
     mig = Migration.create("pinecone://src", pg_server.uri(pg_db, "dst"), state=tmp_path / "state.db",
-                           batch_size=100, partitions=4, namespace_policy="field")
+                           batch_size=100, partitions=4, namespace_policy="field", chunk_batches=2)
     for broken, why in (({**good, "PINECONE_API_KEY": " "}, "no Pinecone API key"),
                         ({**good, "PINECONE_CONTROLLER_HOST": "http://127.0.0.1:9"}, "")):
         set_worker_env(dask_client, broken)

@@ -19,7 +19,7 @@ def test_synthetic_to_pgvector_in_8_partitions(dask_client: Any, pg_server: PgSe
                                                tmp_path: Path) -> None:
     n = 5_000
     mig = Migration.create(f"synthetic://s?n={n}&dim=16", pg_server.uri(pg_db, "docs"),
-                           state=tmp_path / "state.db", batch_size=200, partitions=8)
+                           state=tmp_path / "state.db", batch_size=200, partitions=8, chunk_batches=2)
     assert len(mig.plan.partitions) == 8
     assert "partitions: 8" in str(mig.plan)
     status = mig.run(executor="dask", cluster=dask_client)
@@ -44,7 +44,7 @@ def test_pgvector_key_ranges_on_dask(dask_client: Any, pg_server: PgServer, pg_d
     seed = Migration.create(f"synthetic://s?n={n}&dim=8", src, state=tmp_path / "seed.db", batch_size=500)
     assert seed.run().state == "completed"
     mig = Migration.create(src, pg_server.uri(pg_db, "dst"), state=tmp_path / "state.db",
-                           batch_size=100, partitions=8)
+                           batch_size=100, partitions=8, chunk_batches=2)
     bounds = [(p["lower"], p["upper"]) for p in mig.plan.partitions]
     assert len(bounds) == 8 and bounds[0][0] is None and bounds[-1][1] is None
     assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))  # contiguous, no gaps
@@ -62,7 +62,7 @@ def test_worker_killed_mid_run(dask_client: Any, pg_server: PgServer, pg_db: str
     n = 12_000
     pids = dask_client.run(os.getpid)
     mig = Migration.create(f"synthetic://s?n={n}&dim=16", pg_server.uri(pg_db, "docs"),
-                           state=tmp_path / "state.db", batch_size=200, partitions=8)
+                           state=tmp_path / "state.db", batch_size=200, partitions=8, chunk_batches=2)
     killed: list[int] = []
 
     def kill_one(progress: Any) -> None:
@@ -85,7 +85,7 @@ def test_stop_between_chunks_then_resume(dask_client: Any, pg_server: PgServer, 
     flight commit; a resume continues every partition from its own cursor."""
     n = 6_000
     mig = Migration.create(f"synthetic://s?n={n}&dim=8", pg_server.uri(pg_db, "docs"),
-                           state=tmp_path / "state.db", batch_size=100, partitions=8)
+                           state=tmp_path / "state.db", batch_size=100, partitions=8, chunk_batches=2)
 
     def stop_early(progress: Any) -> None:
         if progress.batches >= 5:
@@ -108,7 +108,7 @@ def test_stop_between_chunks_then_resume(dask_client: Any, pg_server: PgServer, 
 def test_partitioned_migration_refuses_the_in_process_executor(dask_client: Any, pg_server: PgServer, pg_db: str,
                                                                 tmp_path: Path) -> None:
     mig = Migration.create("synthetic://s?n=2000&dim=8", pg_server.uri(pg_db, "docs"),
-                           state=tmp_path / "state.db", batch_size=100, partitions=4)
+                           state=tmp_path / "state.db", batch_size=100, partitions=4, chunk_batches=2)
     mig.run(executor="dask", cluster=dask_client, max_batches=2)
     with pytest.raises(StateError, match="resume it with `vmkit migrate resume --id .* --workers N`"):
         mig.run()

@@ -29,7 +29,7 @@ def test_weaviate_tenants_and_uuid_ranges_on_dask(dask_client: Any, weaviate_emu
     fill(src, "cosine", [rich_records([str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in range(n)],
                                       ns=t, seed=i) for i, (t, n) in enumerate(SIZES.items())])
     mig = Migration.create(src, pg_server.uri(pg_db, "dst"), state=tmp_path / "state.db",
-                           batch_size=100, partitions=8, namespace_policy="field")
+                           batch_size=100, partitions=8, namespace_policy="field", chunk_batches=2)
     parts = mig.plan.partitions
     assert [p["namespace"] for p in parts].count("big") == 6 and len(parts) == 8
     status = mig.run(executor="dask", cluster=dask_client)

@@ -34,6 +34,9 @@ WorkersOpt = typer.Option(
     help="Run the plan's partitions on a local Dask cluster of N worker processes (vmkit[dask]).")
 SchedulerOpt = typer.Option(
     None, "--scheduler", help="Run the plan's partitions on this Dask scheduler, e.g. tcp://HOST:8786.")
+ChunkOpt = typer.Option(
+    None, "--chunk-batches", min=1,
+    help="On Dask: batches a worker copies before it acknowledges (default 16; a checkpoint each).")
 PartitionsOpt = typer.Option(
     None, "--partitions", min=1,
     help="Parts the plan splits the source into (default with --workers/--scheduler: 4 per worker, else 8).")
@@ -136,6 +139,7 @@ def migrate_start(
     workers: Optional[int] = WorkersOpt,
     scheduler: Optional[str] = SchedulerOpt,
     partitions: Optional[int] = PartitionsOpt,
+    chunk_batches: Optional[int] = ChunkOpt,
     state: Optional[Path] = StateOpt,
 ) -> None:
     """Plan and run a migration. Starting an existing id continues it (a finished one is left as
@@ -156,7 +160,7 @@ def migrate_start(
             source, target, migration_id=migration_id, state=store, plan=_load_plan(plan_file),
             batch_size=batch_size, sample_rate=sample_rate, min_similarity=min_similarity, verify=verify,
             namespace_policy=namespaces, namespace_collection=namespace_collection,
-            partitions=partitions or 0))
+            partitions=partitions or 0, **({"chunk_batches": chunk_batches} if chunk_batches else {})))
         typer.echo(str(migration.plan))
     _set_options(migration, max_reject_rate, accept_unreadable)
     _drive(migration, max_batches, progress, **executor)
