@@ -66,9 +66,15 @@ def sampled_ranges(keys: Sequence[Any], parts: int, total: int, namespace: str =
                       bounds[i], bounds[i + 1], total // n) for i in range(n)]
 
 
-def describe(parts: Sequence[Partition]) -> str:
-    """One line for a plan: how many, and the records each is estimated to hold."""
+def describe(parts: Sequence[Partition], limit: int = 8) -> list[str]:
+    """Lines for a plan: how many, the records each is estimated to hold, the first ``limit``."""
     est = [p.estimated for p in parts]
     if not est:
-        return "partitions: none"
-    return f"partitions: {len(parts)} (~{min(est)}..{max(est)} records each)"
+        return ["partitions: none"]
+    lines = [f"partitions: {len(parts)} (~{min(est)}..{max(est)} records each)"]
+    for p in parts[:limit]:
+        where = f"namespace {p.namespace!r} " if p.namespace else ""
+        lines.append(f"  {p.key}: {where}[{p.lower!r}, {p.upper!r}) ~{p.estimated}")
+    if len(parts) > limit:
+        lines.append(f"  ... {len(parts) - limit} more")
+    return lines

@@ -143,7 +143,7 @@ class Plan:
         if self.partitions:
             from vmkit.connectors.partitions import Partition, describe
 
-            lines.append("  " + describe([Partition.from_dict(p) for p in self.partitions]))
+            lines += ["  " + line for line in describe([Partition.from_dict(p) for p in self.partitions])]
         if self.renames:
             lines.append("  renames: " + ", ".join(f"{a}->{b}" for a, b in sorted(self.renames.items())))
         lines += [f"  {w}" for w in self.warnings]
