@@ -127,3 +127,18 @@ def test_scheduler_without_workers(pg_server: PgServer, pg_db: str, tmp_path: Pa
         with pytest.raises(ConfigError, match="has no workers"):
             mig.run(executor="dask", cluster=empty.scheduler_address)
     assert mig.store.get(mig.id).records_read == 0
+
+
+def test_begun_in_one_process_resumed_on_dask(dask_client: Any, pg_server: PgServer, pg_db: str,
+                                              tmp_path: Path) -> None:
+    """A plan without partitions is one partition; begun in-process, it continues on Dask from
+    the in-process cursor, so no record is read (or counted) twice."""
+    n = 3_000
+    mig = Migration.create(f"synthetic://s?n={n}&dim=8", pg_server.uri(pg_db, "docs"),
+                           state=tmp_path / "state.db", batch_size=100)
+    mig.run(max_batches=7)
+    assert mig.store.get(mig.id).records_read == 700
+    status = mig.run(executor="dask", cluster=dask_client)
+    rec = mig.store.get(mig.id)
+    assert (rec.state, rec.verification) == ("completed", "passed"), status
+    assert rec.records_read == rec.records_written == n and rec.batches == n // 100

@@ -100,6 +100,11 @@ def dask_loop(mig: "Migration", source: Connector, target: Connector, plan: Plan
     after a stop or ``max_batches``. (Verification follows in the runner, as for one process.)"""
     refuse_single_process(source, target)
     rec = mig.store.get(mig.id)
+    if rec.batches and not ledger.rows(mig.store, mig.id):  # begun in one process
+        if plan.partitions:  # its cursor is the whole scan's: it cannot be split among partitions
+            raise StateError(f"migration '{mig.id}' was begun in one process: resume it without "
+                             f"--workers/--scheduler")
+        ledger.register(mig.store, mig.id, [whole(plan.source_count).to_dict()], cursor=rec.cursor)
     ledger.register(mig.store, mig.id, plan.partitions or [whole(plan.source_count).to_dict()])
     client, stack = open_client(cluster, workers)
     with stack:

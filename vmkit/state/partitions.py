@@ -58,14 +58,15 @@ def _ensure_schema(store: StateStore) -> None:
                 db.execute(stmt)
 
 
-def register(store: StateStore, mid: str, specs: Sequence[dict[str, Any]]) -> None:
-    """Rows for the plan's partitions (kept as they are when already there)."""
+def register(store: StateStore, mid: str, specs: Sequence[dict[str, Any]], cursor: str | None = None) -> None:
+    """Rows for the plan's partitions (kept as they are when already there), starting at
+    ``cursor`` (the whole source's cursor, for a migration begun in one process)."""
     _ensure_schema(store)
     now = time.time()
     with store.transaction() as db:
-        db.executemany("INSERT OR IGNORE INTO partitions (migration_id, key, spec_json, updated_at)"
-                       " VALUES (?,?,?,?)",
-                       [(mid, s["key"], orjson.dumps(s).decode(), now) for s in specs])
+        db.executemany("INSERT OR IGNORE INTO partitions (migration_id, key, spec_json, cursor, updated_at)"
+                       " VALUES (?,?,?,?,?)",
+                       [(mid, s["key"], orjson.dumps(s).decode(), cursor, now) for s in specs])
 
 
 def rows(store: StateStore, mid: str) -> list[PartitionRow]:
