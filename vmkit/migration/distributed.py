@@ -41,6 +41,14 @@ CONNECT_TIMEOUT_S = 5.0  # a scheduler that does not answer in this long is repo
 _RESUBMITS = 3  # times a chunk whose workers all died is submitted again
 
 
+def require_dask() -> None:
+    """ConfigError naming the extra when dask.distributed is not installed."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise ConfigError("the Dask executor needs dask.distributed: pip install 'vmkit[dask]'") from None
+
+
 def refuse_single_process(source: Connector, target: Connector) -> None:
     """ConfigError, before anything is written, if either side cannot be opened by workers."""
     for role, conn in (("source", source), ("target", target)):
@@ -52,10 +60,9 @@ def refuse_single_process(source: Connector, target: Connector) -> None:
 
 def open_client(cluster: Any, workers: int | None, timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[Any, ExitStack]:
     """A connected ``distributed.Client`` and what closes what was started for it."""
-    try:
-        from distributed import Client
-    except ImportError:
-        raise ConfigError("the Dask executor needs dask.distributed: pip install 'vmkit[dask]'") from None
+    require_dask()
+    from distributed import Client
+
     stack = ExitStack()
     if isinstance(cluster, Client):
         return cluster, stack

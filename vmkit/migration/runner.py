@@ -259,8 +259,9 @@ class Migration:
         from vmkit.state.partitions import rows
 
         if executor == "dask":
-            from vmkit.migration.distributed import dask_loop, refuse_single_process
+            from vmkit.migration.distributed import dask_loop, refuse_single_process, require_dask
 
+            require_dask()
             refuse_single_process(source, target)
             return functools.partial(dask_loop, self, cluster=cluster, workers=workers)
         if executor != "inprocess":
