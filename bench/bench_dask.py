@@ -25,6 +25,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from vmkit.connectors.partitions import Partition  # noqa: E402
+
 
 def rss_mb() -> float:
     import psutil
@@ -63,6 +65,38 @@ def run(client: Any, n: int, dim: int, parts: int, state: Path, mid: str, chunk:
     assert status.state == "completed" and status.records_read == n, str(status)
     m.store.close()
     return seconds
+
+
+def bare_partition(n: int, dim: int, parts: int, index: int) -> int:
+    """One partition's work without vmkit's migration around it: scan, map, digest, checksum."""
+    from vmkit import connect, plan
+    from vmkit.core.fingerprint import batch_checksum, batch_digests
+    from vmkit.planning.transform import map_batch
+
+    src = connect(f"synthetic://bench?n={n}&dim={dim}&seed=3")
+    the_plan = plan(src, connect("memory://bare"), sample=0, partitions=parts)
+    part = Partition.from_dict(the_plan.partitions[index])
+    cursor, done = None, 0
+    while True:
+        batch, cursor = src.scan_partition(part, cursor, 1000)
+        mapped = map_batch(batch, the_plan).batch
+        done += sum(1 for _ in batch_digests(mapped))
+        batch_checksum(mapped)
+        if cursor is None:
+            return done
+
+
+def bare(n: int, dim: int, parts: int, processes: int) -> float:
+    """Seconds for every partition's bare work in ``processes`` plain processes: the machine's
+    own scaling for this work, the ceiling of the Dask ratio."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        list(pool.map(bare_partition, [1000] * processes, [dim] * processes, [2] * processes, [0] * processes))
+        t = time.perf_counter()
+        assert sum(pool.map(bare_partition, [n] * parts, [dim] * parts, [parts] * parts, range(parts))) == n
+        return time.perf_counter() - t
 
 
 def commit_rate(acks: int = 2000, per_ack: int = 4) -> float:
@@ -113,12 +147,16 @@ def main() -> None:
                 if workers == 2:
                     rss[n] = rss_mb()
     rate = commit_rate()
+    plain = {p: bare(n, dim, parts, p) for p in (1, 2)}
     print(f"synthetic -> sink on Dask, {n} x {dim}, {parts} partitions, batch 1000, "
           f"{chunk} batches a chunk, checkpoint per chunk")
     print(f"{'':28}{'seconds':>9}{'records/s':>12}{'coordinator CPU s':>19}")
     for workers, s in seconds.items():
         print(f"{f'{workers} worker process(es)':28}{s:9.2f}{n / s:12.0f}{CPU[f'w{workers}']:19.2f}")
     print(f"ratio 2 workers / 1: {seconds[1] / seconds[2]:.2f}x")
+    for p, s in plain.items():
+        print(f"{f'baseline: {p} plain process(es)':28}{s:9.2f}{n / s:12.0f}")
+    print(f"baseline ratio 2 / 1 (this machine's own scaling of the same work): {plain[1] / plain[2]:.2f}x")
     print("coordinator RSS after a run: " + ", ".join(f"{k} records {v:.0f} MB" for k, v in rss.items()))
     print(f"coordinator commit rate: {rate:.0f} acknowledgements/s ({rate * 4:.0f} batches/s at 4 a chunk)")
     print(f"load average (1 min) before {load_before:.2f}, after {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
