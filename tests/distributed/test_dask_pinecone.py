@@ -50,6 +50,8 @@ def test_pinecone_partitions_under_a_shared_rate_limit(dask_client: Any, pinecon
     status = mig.run(executor="dask", cluster=dask_client)
     rec = mig.store.get(mig.id)
     assert (rec.state, rec.verification) == ("completed", "passed"), status
+    assert mig.store.query("SELECT count(*) FROM events WHERE migration_id=? AND event='verified on the workers'",
+                           mig.id)[0][0] == 1
     assert rec.records_read == rec.records_written == n
     assert all(p.scan_done for p in rows(mig.store, mig.id))
     assert query(pg_server, pg_db, "SELECT count(*) FROM dst")[0][0] == n

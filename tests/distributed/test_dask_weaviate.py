@@ -35,6 +35,8 @@ def test_weaviate_tenants_and_uuid_ranges_on_dask(dask_client: Any, weaviate_emu
     status = mig.run(executor="dask", cluster=dask_client)
     rec = mig.store.get(mig.id)
     assert (rec.state, rec.verification) == ("completed", "passed"), status
+    assert mig.store.query("SELECT count(*) FROM events WHERE migration_id=? AND event='verified on the workers'",
+                           mig.id)[0][0] == 1
     total = sum(SIZES.values())
     assert rec.records_read == rec.records_written == total
     ledger = rows(mig.store, mig.id)

@@ -93,7 +93,8 @@ _KEEP_OPEN = 4  # migrations a worker keeps its connectors open for
 _LOCK = threading.Lock()
 
 
-def _opened(task: ChunkTask) -> _Open:
+def opened(task: ChunkTask) -> _Open:
+    """The connectors, plan and writer of a task's migration in this worker process (cached)."""
     key = (task.source_uri, task.target_uri, task.plan_hash, task.processes)
     with _LOCK:
         if key not in _OPEN and len(_OPEN) >= _KEEP_OPEN:  # a long-lived worker: close the oldest
@@ -108,13 +109,13 @@ def _opened(task: ChunkTask) -> _Open:
             target = open_target(task.target_uri, plan.target_routes)
             for conn in (source, target):
                 conn.share_limits(task.processes)
-            writer = BatchWriter(target, _retry(opts), workers=opts.write_workers,
+            writer = BatchWriter(target, retry_for(opts), workers=opts.write_workers,
                                  max_reason_run=opts.max_reason_run)
             _OPEN[key] = _Open(source, target, plan, writer, opts)
         return _OPEN[key]
 
 
-def _retry(opts: MigrationOptions) -> Callable[..., Any]:
+def retry_for(opts: MigrationOptions) -> Callable[..., Any]:
     def call(fn: Callable[..., Any], *args: Any) -> Any:
         return call_with_retry(fn, *args, attempts=opts.retry_attempts, initial_s=opts.retry_initial_s,
                                cap_s=opts.retry_cap_s)
@@ -132,14 +133,14 @@ def run_chunk(task: ChunkTask) -> ChunkAck:
     """Read, map, write, fingerprint and validate up to ``task.batches`` batches of one
     partition from ``task.cursor``. Raises what the connectors raise (the coordinator records
     it and stops the run, resumable)."""
-    op = _opened(task)
+    op = opened(task)
     with tuned_for_io(op.opts.tune_interpreter):  # as a run in one process (vmkit.core.interpreter)
         return _copy(task, op)
 
 
 def _copy(task: ChunkTask, op: _Open) -> ChunkAck:
     part = Partition.from_dict(task.partition)
-    retry = _retry(op.opts)
+    retry = retry_for(op.opts)
     freshness = op.opts.freshness_s if op.opts.freshness_s is not None else (
         10.0 if op.target.capabilities.eventually_consistent else 0.0)
     ack = ChunkAck(part.key, task.cursor, worker=f"{os.uname().nodename}:{os.getpid()}")

@@ -130,10 +130,40 @@ def dask_loop(mig: "Migration", source: Connector, target: Connector, plan: Plan
                  f", dashboard {dashboard}" if dashboard else "")
         # The panel reads the dashboard's address from here (vmkit.notebook may show it).
         mig.store.event(mig.id, "dask run", f"{processes} workers" + (f", dashboard {dashboard}" if dashboard else ""))
-        task = ChunkTask(mig.id, rec.source_uri, rec.target_uri, plan.to_json(), plan.hash,
-                         mig.options.to_dict(), {}, None, max(1, mig.options.chunk_batches), processes)
+        task = _task(mig, plan, processes)
         with mig.store.lease_kept(mig.id, lease):
-            return _Coordinator(mig, plan, lease, client, task, max_batches, on_batch).run()
+            finished = _Coordinator(mig, plan, lease, client, task, max_batches, on_batch).run()
+            if finished and mig.options.verify:  # on the workers, while the cluster is up
+                from vmkit.migration.distributed_verify import verify_on_dask
+
+                mig.verified = verify_on_dask(mig, client, source, target, plan, task)
+                mig.store.event(mig.id, "verified on the workers" if mig.verified is not None
+                                else "verification left to the coordinator")
+            return finished
+
+
+def _task(mig: "Migration", plan: Plan, processes: int) -> ChunkTask:
+    rec = mig.store.get(mig.id)
+    return ChunkTask(mig.id, rec.source_uri, rec.target_uri, plan.to_json(), plan.hash,
+                     mig.options.to_dict(), {}, None, max(1, mig.options.chunk_batches), processes)
+
+
+def verify_distributed(mig: "Migration", cluster: Any = None, workers: int | None = None) -> Any:
+    """Full verification of a migration's partitions on a Dask cluster, merged (nothing is
+    stored): a vmkit.migration.verification.Verification, or None when only the one-process
+    ``Migration.verify()`` can decide (the target holds records no source record maps to,
+    or cannot hand records back)."""
+    from vmkit.migration.distributed_verify import verify_on_dask
+
+    plan = mig.plan
+    source, target = mig._open_connectors()
+    client, stack = open_client(cluster, workers)
+    try:
+        with stack:
+            processes = max(1, len(client.scheduler_info().get("workers", {})))
+            return verify_on_dask(mig, client, source, target, plan, _task(mig, plan, processes))
+    finally:
+        mig.close()
 
 
 class _Coordinator:
