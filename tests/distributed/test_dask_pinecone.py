@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import set_worker_env
+from dask_env import set_worker_env
 from emulators.pinecone_emulator import PineconeEmulator
 from engines.postgres import PgServer, query
 
