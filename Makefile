@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
-EXTRAS ?= qdrant,pinecone,weaviate,sochdb,milvus,pgvector,chroma,lancedb,parquet,notebook
+EXTRAS ?= qdrant,pinecone,weaviate,sochdb,milvus,pgvector,chroma,lancedb,parquet,notebook,dask
 
 .PHONY: install browser demo test test-nojit test-slow test-live bench lint clean
 

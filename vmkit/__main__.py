@@ -1,3 +1,4 @@
 from vmkit.cli import app
 
-app(prog_name="vmkit")
+if __name__ == "__main__":  # a Dask LocalCluster's spawned workers import this module too
+    app(prog_name="vmkit")

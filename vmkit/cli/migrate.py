@@ -29,16 +29,38 @@ AcceptUnreadableOpt = typer.Option(
     False, "--accept-unreadable",
     help="Let the migration complete although some source records could not be read "
          "(they stay in the dead-letter table).")
+WorkersOpt = typer.Option(
+    None, "--workers", min=1,
+    help="Run the plan's partitions on a local Dask cluster of N worker processes (vmkit[dask]).")
+SchedulerOpt = typer.Option(
+    None, "--scheduler", help="Run the plan's partitions on this Dask scheduler, e.g. tcp://HOST:8786.")
+ChunkOpt = typer.Option(
+    None, "--chunk-batches", min=1,
+    help="On Dask: batches a worker copies before it acknowledges (default 16; a checkpoint each).")
+PartitionsOpt = typer.Option(
+    None, "--partitions", min=1,
+    help="Parts the plan splits the source into (default with --workers/--scheduler: 4 per worker, else 8).")
 
 
-def _drive(migration: Any, max_batches: Optional[int], progress: bool) -> None:
+def _executor(workers: Optional[int], scheduler: Optional[str]) -> dict[str, Any]:
+    """Migration.run's executor arguments for --workers / --scheduler."""
+    if workers is None and scheduler is None:
+        return {}
+    if workers is not None and scheduler is not None:
+        typer.secho("error: give --workers (a local cluster) or --scheduler (an existing one), not both",
+                    err=True, fg="red")
+        raise typer.Exit(2)
+    return {"executor": "dask", "cluster": scheduler, "workers": workers}
+
+
+def _drive(migration: Any, max_batches: Optional[int], progress: bool, **executor: Any) -> None:
     """Run a migration with text progress. Exit 0 when it completed clean or stopped cleanly,
     1 when the copy ended but the migration could not complete (verification failed, unreadable
     source records), 3 when it completed with rejected records."""
     status = _run(migration.status)
     update, close = _progress_bar(status.expected_records) if progress else (None, lambda: None)
     try:
-        status = _run(lambda: migration.run(max_batches=max_batches, on_batch=update))
+        status = _run(lambda: migration.run(max_batches=max_batches, on_batch=update, **executor))
     finally:
         close()
     typer.echo(str(status))
@@ -54,7 +76,8 @@ def _drive(migration: Any, max_batches: Optional[int], progress: bool) -> None:
         typer.echo(f"not completed: {why}")
         raise typer.Exit(1)
     if status.state == "in_progress":
-        typer.echo(f"stopped; resume with: vmkit migrate resume --id {status.id}")
+        how = " --workers N" if executor else ""
+        typer.echo(f"stopped; resume with: vmkit migrate resume --id {status.id}{how}")
 
 
 def _set_options(migration: Any, max_reject_rate: Optional[float], accept_unreadable: bool) -> None:
@@ -115,12 +138,19 @@ def migrate_start(
     namespace_collection: str = NsCollectionOpt,
     max_reject_rate: Optional[float] = MaxRejectRateOpt,
     accept_unreadable: bool = AcceptUnreadableOpt,
+    workers: Optional[int] = WorkersOpt,
+    scheduler: Optional[str] = SchedulerOpt,
+    partitions: Optional[int] = PartitionsOpt,
+    chunk_batches: Optional[int] = ChunkOpt,
     state: Optional[Path] = StateOpt,
 ) -> None:
     """Plan and run a migration. Starting an existing id continues it (a finished one is left as
     is); a new one into a target that already holds records is refused unless asked for."""
     from vmkit.migration.runner import Migration
 
+    executor = _executor(workers, scheduler)
+    if partitions is None and executor:
+        partitions = 4 * workers if workers else 8
     store = _store(state)
     existing = _continuing(store, migration_id, source, target)
     if existing:
@@ -130,11 +160,13 @@ def migrate_start(
             _refuse_nonempty_target(store, migration_id, target)
         migration = _run(lambda: Migration.create(
             source, target, migration_id=migration_id, state=store, plan=_load_plan(plan_file),
-            batch_size=batch_size, sample_rate=sample_rate, sample_records=sample_records, min_similarity=min_similarity, verify=verify,
-            namespace_policy=namespaces, namespace_collection=namespace_collection))
+            batch_size=batch_size, sample_rate=sample_rate, sample_records=sample_records,
+            min_similarity=min_similarity, verify=verify,
+            namespace_policy=namespaces, namespace_collection=namespace_collection,
+            partitions=partitions or 0, **({"chunk_batches": chunk_batches} if chunk_batches else {})))
         typer.echo(str(migration.plan))
     _set_options(migration, max_reject_rate, accept_unreadable)
-    _drive(migration, max_batches, progress)
+    _drive(migration, max_batches, progress, **executor)
 
 
 @migrate_app.command("resume")
@@ -147,9 +179,11 @@ def migrate_resume(
                                             help="Allow a --plan that changes what happens to the data."),
     max_reject_rate: Optional[float] = MaxRejectRateOpt,
     accept_unreadable: bool = AcceptUnreadableOpt,
+    workers: Optional[int] = WorkersOpt,
+    scheduler: Optional[str] = SchedulerOpt,
     state: Optional[Path] = StateOpt,
 ) -> None:
-    """Continue from the last checkpoint."""
+    """Continue from the last checkpoint (a partitioned migration: from each partition's own)."""
     from vmkit.migration.runner import Migration
 
     migration = _run(lambda: Migration.open(migration_id, _store(state)))
@@ -157,7 +191,7 @@ def migrate_resume(
     if new_plan is not None:
         _run(lambda: migration.replan(new_plan, accept_change=accept_plan_change))
     _set_options(migration, max_reject_rate, accept_unreadable)
-    _drive(migration, max_batches, progress)
+    _drive(migration, max_batches, progress, **_executor(workers, scheduler))
 
 
 @migrate_app.command("stop")

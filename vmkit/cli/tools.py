@@ -72,6 +72,8 @@ def plan_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Write the plan as JSON (for migrate start --plan)."),
     namespaces: str = NamespacesOpt,
     namespace_collection: str = NsCollectionOpt,
+    partitions: int = typer.Option(0, "--partitions", min=0,
+                                   help="Split the source into about N parts for the Dask executor."),
 ) -> None:
     """Print what a migration would do and the records it would reject, writing nothing.
     Exit 1 if the plan has errors."""
@@ -82,7 +84,8 @@ def plan_cmd(
     def build() -> Any:
         with connect(source) as src, connect(target) as dst:
             return make_plan(src, dst, batch_size=batch_size, nested_policy=nested_policy, sample=sample,
-                             namespace_policy=namespaces, namespace_collection=namespace_collection)
+                             namespace_policy=namespaces, namespace_collection=namespace_collection,
+                             partitions=partitions)
 
     the_plan = _run(build)
     typer.echo(str(the_plan))

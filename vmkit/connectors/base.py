@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+from vmkit.connectors.partitions import WHOLE, Partition
 from vmkit.core.errors import ConfigError, SecretInURI
 from vmkit.core.records import RecordBatch, RecordId
 
@@ -286,6 +287,27 @@ class Connector(abc.ABC):
             yield from batch_digests(batch, **hash_opts)
             if cursor is None:
                 return
+
+    # -- scale-out (vmkit.migration.distributed) -------------------------------------------
+    def partitions(self, n: int) -> list[Partition] | None:
+        """About ``n`` parts of this source that ``scan_partition`` reads independently, or
+        None when it cannot be split (the whole source is then one partition)."""
+        return None
+
+    def scan_partition(self, part: Partition, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        """``scan``, within one of this connector's partitions, with that partition's cursor."""
+        if part.key == WHOLE:
+            return self.scan(cursor, limit)
+        raise ConfigError(f"{self.scheme}:// cannot read partition {part.key!r}: it does not make partitions")
+
+    def single_process(self) -> str | None:
+        """Why this store can be opened by one process only (an embedded engine locking its
+        directory, an in-process store), or None: the Dask executor refuses such stores."""
+        return None
+
+    def share_limits(self, processes: int) -> None:  # noqa: B027 - optional hook
+        """This connector is one of ``processes`` working on the same store at once: rate limits
+        that belong to the whole index are divided among them (Pinecone)."""
 
     def sibling(self, collection: str) -> "Connector":
         """A connector on another collection of the same database, with the same options

@@ -295,6 +295,9 @@ class MemoryConnector(Connector):
         self._later(store, write)
         raise_due(late)
 
+    def single_process(self) -> str | None:
+        return "memory:// stores live inside one process"
+
     def count(self) -> int:
         info = self.describe()
         return 0 if info is None else info.count

@@ -18,6 +18,7 @@ import orjson
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
 from vmkit.connectors.datasets import record_metadata
+from vmkit.connectors.partitions import WHOLE, Partition, int_ranges
 from vmkit.core.errors import ConfigError, TerminalError
 from vmkit.core.records import Metadata, RecordBatch, RecordId
 
@@ -65,6 +66,18 @@ class SyntheticConnector(Connector):
         stop = min(self.n, start + limit)
         batch = self._rows(np.arange(start, stop, dtype=np.int64))
         return batch, (orjson.dumps(stop).decode() if stop < self.n else None)
+
+    def partitions(self, n: int) -> list[Partition] | None:
+        return int_ranges(self.n, n)
+
+    def scan_partition(self, part: Partition, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        if part.key == WHOLE:
+            return self.scan(cursor, limit)
+        end = self.n if part.upper is None else min(self.n, int(part.upper))
+        start = int(part.lower or 0) if cursor is None else int(orjson.loads(cursor))
+        stop = min(end, start + limit)
+        batch = self._rows(np.arange(start, stop, dtype=np.int64))
+        return batch, (orjson.dumps(stop).decode() if stop < end else None)
 
     def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
         if namespace:

@@ -38,6 +38,10 @@ class MigrationOptions:
     max_reject_rate: float = 0.01
     reject_window: int = 10
     max_reason_run: int = 100
+    # Parts the plan splits the source into, for the Dask executor (0: not split), and the
+    # batches a Dask worker copies before it acknowledges (a checkpoint per acknowledgement).
+    partitions: int = 0
+    chunk_batches: int = 16
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

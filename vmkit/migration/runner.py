@@ -7,6 +7,7 @@ idempotent upsert by a deterministic id, replayed on resume.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -19,6 +20,7 @@ from vmkit.connectors import connect, open_target
 from vmkit.connectors.base import Connector
 from vmkit.core import crashpoints
 from vmkit.core.errors import (
+    ConfigError,
     IllegalTransition,
     InvalidData,
     PlanChanged,
@@ -74,6 +76,7 @@ class Migration:
         self.on_verify: Callable[[str, int], None] | None = None  # full verification's progress
         self._source: Connector | None = None
         self._target: Connector | None = None
+        self.verified: Verification | None = None  # full verification an executor already ran (Dask)
 
     # -- construction ----------------------------------------------------------------------
     @classmethod
@@ -100,7 +103,7 @@ class Migration:
         the_plan = given or call_with_retry(
             make_plan, source, target, batch_size=opts.batch_size, nested_policy=opts.nested_policy,
             namespace_policy=opts.namespace_policy, namespace_collection=opts.namespace_collection,
-            attempts=opts.retry_attempts, initial_s=opts.retry_initial_s, cap_s=opts.retry_cap_s)
+            partitions=opts.partitions, attempts=opts.retry_attempts, initial_s=opts.retry_initial_s, cap_s=opts.retry_cap_s)
         if (the_plan.source_uri, the_plan.target_uri) != (source.uri, target.uri):
             raise PlanChanged("the plan was made for other URIs")
         if the_plan.errors:
@@ -237,9 +240,13 @@ class Migration:
         self.store.event(self.id, "plan replaced", f"{rec.plan_hash} -> {new_plan.hash}")
 
     def run(self, max_batches: int | None = None,
-            on_batch: Callable[[Progress], None] | None = None) -> Status:
+            on_batch: Callable[[Progress], None] | None = None, *, executor: str = "inprocess",
+            cluster: Any = None, workers: int | None = None) -> Status:
         """Run (or resume) until the source is exhausted and verified, a stop is requested,
-        or ``max_batches`` batches were done. A finished migration is left unchanged."""
+        or ``max_batches`` batches were done. A finished migration is left unchanged.
+        ``executor="dask"`` runs the plan's partitions on a Dask cluster (``cluster``: a
+        Client, a cluster object or a scheduler address; None: a LocalCluster of ``workers``
+        processes; see vmkit.migration.distributed)."""
         rec = self.store.get(self.id)
         if rec.state in ("completed", "rolled_back"):
             log.info("migration %s is %s; nothing to do", self.id, rec.state)
@@ -264,12 +271,13 @@ class Migration:
                     self._target = None
                     source, target = self._open_connectors()
                 plan = self._checked_plan(source, target)
+                loop = self._loop_for(executor, source, target, cluster, workers)
                 if rec.state == "not_started":
                     self._prepare_target(target, plan)
                     self.store.transition(self.id, "in_progress")
                 self.store.set_flag(self.id, "stop_requested", False)
                 self._stop.clear()
-                finished = self.store.get(self.id).scan_done or self._loop(
+                finished = self.store.get(self.id).scan_done or loop(
                     source, target, plan, lease, max_batches, on_batch)
                 if finished:
                     self._retry(target.finish_load)
@@ -279,6 +287,24 @@ class Migration:
             self.store.release_lease(self.id, lease)
             self.close()
         return self.status()
+
+    def _loop_for(self, executor: str, source: Connector, target: Connector, cluster: Any,
+                  workers: int | None) -> Callable[..., bool]:
+        """The batch loop of ``executor``, refused before any write when it cannot run."""
+        from vmkit.state.partitions import rows
+
+        if executor == "dask":
+            from vmkit.migration.distributed import dask_loop, refuse_single_process, require_dask
+
+            require_dask()
+            refuse_single_process(source, target)
+            return functools.partial(dask_loop, self, cluster=cluster, workers=workers)
+        if executor != "inprocess":
+            raise ConfigError(f"executor must be 'inprocess' or 'dask', not {executor!r}")
+        if rows(self.store, self.id):
+            raise StateError(f"migration '{self.id}' runs in partitions on Dask: resume it with "
+                             f"`vmkit migrate resume --id {self.id} --workers N` (or --scheduler)")
+        return self._loop
 
     def _checked_plan(self, source: Connector, target: Connector) -> Plan:
         stored = self.plan
@@ -380,7 +406,11 @@ class Migration:
             self.store.set_verification(self.id, "skipped", {"reason": "verify=False"})
         else:
             self._phase("verifying")
-            result = self.verify(source, target, plan, lease=lease)
+            result, self.verified = self.verified, None
+            if result is not None:
+                self.store.set_verification(self.id, "passed" if result.passed else "failed", result.to_dict())
+            else:
+                result = self.verify(source, target, plan, lease=lease)
             if not result.passed:
                 log.error("migration %s: full verification failed; state stays in_progress; "
                           "`vmkit migrate repair --id %s` copies the records found again\n%s",

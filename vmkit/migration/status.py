@@ -34,6 +34,8 @@ class Status:
     events: list[str] = field(default_factory=list)
     sync: dict[str, Any] | None = None  # vmkit.sync progress, for sync-driven migrations
     planned: bool = True  # False between registration and the stored plan
+    # A migration run in partitions (vmkit.state.partitions): {"done": read to their end, "total"}
+    partitions: dict[str, int] | None = None
 
     @property
     def headline(self) -> str:
@@ -62,6 +64,8 @@ class Status:
             f"  batches {self.batches}; read {self.records_read}{pct} of ~{self.expected_records}; "
             f"written {self.records_written}; rejected {self.records_rejected}",
         ]
+        if self.partitions:
+            out.append(f"  partitions: {self.partitions['done']} of {self.partitions['total']} read to their end")
         v = self.validation
         if v.get("batches"):
             out.append(
@@ -178,6 +182,9 @@ def read_status(store: StateStore, mid: str) -> Status:
     from vmkit.state.journal import sync_status
 
     synced = sync_status(store, mid)
+    from vmkit.state.partitions import rows
+
+    parts = rows(store, mid)
     expected = 0
     if rec.plan_json:
         from vmkit.planning.plan import Plan
@@ -191,4 +198,5 @@ def read_status(store: StateStore, mid: str) -> Status:
         verification_detail=rec.verification_detail, validation=validation, errors=errors,
         last_errors=last, rejections_by_reason=reasons, events=events,
         sync=synced.to_dict() if synced else None, planned=rec.plan_json is not None,
+        partitions={"done": sum(p.scan_done for p in parts), "total": len(parts)} if parts else None,
     )

@@ -31,12 +31,13 @@ def is_sampled(migration_id: str, seq: int, rate: float) -> bool:
     return seq == 1 or random.Random(f"{migration_id}:{seq}").random() < rate
 
 
-def sample_rows(batch: RecordBatch, migration_id: str, seq: int, k: int) -> RecordBatch:
+def sample_rows(batch: RecordBatch, migration_id: str, batch_key: int | str, k: int) -> RecordBatch:
     """At most ``k`` records of a sampled batch (``k`` 0: all), drawn at random but the same
-    for a (migration, batch), so a resumed run checks the same records."""
+    for a (migration, batch) (``batch_key``: its seq, or partition and cursor), so a resumed run
+    checks the same records."""
     if k <= 0 or len(batch) <= k:
         return batch
-    return batch.take(sorted(random.Random(f"{migration_id}:{seq}:rows").sample(range(len(batch)), k)))
+    return batch.take(sorted(random.Random(f"{migration_id}:{batch_key}:rows").sample(range(len(batch)), k)))
 
 
 @dataclass

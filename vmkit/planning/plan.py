@@ -63,6 +63,8 @@ class Plan:
     source_namespaces: dict[str, int] = field(default_factory=dict)
     warnings: list[PlanWarning] = field(default_factory=list)
     estimates: dict[str, float] = field(default_factory=dict)
+    # Parts of the source read independently (vmkit.connectors.partitions), when asked for.
+    partitions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def capabilities(self) -> Capabilities:
@@ -109,6 +111,10 @@ class Plan:
             del d["text_fields"]
         if not d["namespace_collections"]:
             del d["namespace_collections"]
+        if not d["partitions"]:
+            del d["partitions"]
+        else:  # their bounds decide what each part reads; the estimates do not
+            d["partitions"] = [{k: v for k, v in p.items() if k != "estimated"} for p in d["partitions"]]
         # The sample's field kinds shape the columns a target creates, not the values written;
         # a re-plan whose sample saw other keys is the same plan.
         del d["target"]["fields"]
@@ -139,6 +145,10 @@ class Plan:
                      "collections": "one collection each"}.get(self.namespace_policy, self.namespace_policy)
             lines.append(f"  namespaces: {len(self.source_namespaces)} -> {where}")
         lines += [f"    namespace {ns!r} -> collection {name!r}" for ns, name in self.namespace_collections.items()]
+        if self.partitions:
+            from vmkit.connectors.partitions import Partition, describe
+
+            lines += ["  " + line for line in describe([Partition.from_dict(p) for p in self.partitions])]
         if self.renames:
             lines.append("  renames: " + ", ".join(f"{a}->{b}" for a, b in sorted(self.renames.items())))
         lines += [f"  {w}" for w in self.warnings]

@@ -31,6 +31,7 @@ def plan(
     renames: dict[str, str] | None = None,
     drop_fields: list[str] | None = None,
     sample: int = 1000,
+    partitions: int = 0,
 ) -> Plan:
     """Decide the target spec, id policy and field map for copying ``source`` into ``target``,
     and explain every change before anything is written. Without a ``schema`` a sample of
@@ -123,6 +124,9 @@ def plan(
         create_target=create_target, source_count=info.count,
         source_namespaces=dict(info.namespaces), warnings=warnings,
     )
+    if partitions > 0:
+        the_plan.partitions, split_found = _partitions(source, partitions)
+        the_plan.warnings += split_found
     if schema is not None:
         from vmkit.planning.findings import schema_findings
 
@@ -134,6 +138,17 @@ def plan(
 
             the_plan.warnings += check_batches(the_plan, schema.sample_batches).findings()
     return the_plan
+
+
+def _partitions(source: Connector, n: int) -> tuple[list[dict[str, Any]], list[PlanWarning]]:
+    from vmkit.connectors.partitions import whole
+
+    parts = source.partitions(n)
+    if parts:
+        return [p.to_dict() for p in parts], []
+    info = source.describe()
+    return [whole(info.count if info else 0).to_dict()], [PlanWarning(
+        "partitions", f"{source.scheme}:// cannot be split into parts read at once", "read as one partition")]
 
 
 def field_kinds(schema: Schema, renames: dict[str, str], dropped: list[str]) -> dict[str, str]:

@@ -117,6 +117,9 @@ class ChromaConnector(Connector):
         except Exception as exc:
             raise _classify(exc) from exc
 
+    def single_process(self) -> str | None:
+        return None if self.host else "Chroma's persistent client opens its directory in one process only"
+
     def close(self) -> None:
         self._client = self._col = None
 

@@ -104,6 +104,9 @@ class MilvusConnector(MilvusReads, MilvusWrites, Connector):
                                                 db_name=self.params.get("db", ""))
         return self._client
 
+    def single_process(self) -> str | None:
+        return "Milvus Lite opens its file in one process only" if self.lite else None
+
     def close(self) -> None:
         if self._client is not None:
             if self.lite:

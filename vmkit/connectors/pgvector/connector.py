@@ -23,7 +23,8 @@ from urllib.parse import unquote, urlsplit
 import orjson
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, first_vector
-from vmkit.connectors.pgvector import read
+from vmkit.connectors.partitions import WHOLE, Partition
+from vmkit.connectors.pgvector import partitions, read
 from vmkit.connectors.pgvector.pool import Pool, sdk
 from vmkit.connectors.pgvector.schema import METRIC_OPS, PK_TYPES, Layout, read_layout
 from vmkit.connectors.pgvector.write import PgvectorWrites
@@ -176,6 +177,12 @@ class PgvectorConnector(PgvectorWrites, Connector):
             return batch, None
         last = read.to_id(layout, rows[-1][0])
         return batch, orjson.dumps({"after": last}).decode()
+
+    def partitions(self, n: int) -> list[Partition] | None:
+        return partitions.key_ranges(self, n)
+
+    def scan_partition(self, part: Partition, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        return self.scan(cursor, limit) if part.key == WHOLE else partitions.scan_range(self, part, cursor, limit)
 
     def fetch(self, ids: Sequence[RecordId], namespace: str = "") -> RecordBatch:
         layout = self._need()

@@ -84,7 +84,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector
+from vmkit.connectors.partitions import WHOLE, Partition
 from vmkit.connectors.pinecone.msgspec_types import prepare_struct_types
+from vmkit.connectors.pinecone.partitions import namespace_parts, scan_prefix
 from vmkit.connectors.pinecone.rates import (
     Throttled,
     is_monthly,
@@ -112,6 +114,7 @@ from vmkit.core.errors import (
     TransientError,
     VmkitError,
 )
+from vmkit.core.records import RecordBatch
 
 log = logging.getLogger(__name__)
 __all__ = ["CAPABILITIES", "ListUnsupported", "PineconeConnector"]
@@ -425,6 +428,20 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
         model = self._model_cache
         dense = model.schema.fields.get("_values") if model is not None else None
         return int(getattr(dense, "dimension", 0) or 0)
+
+    # -- scale-out: partitions (pinecone_partitions) and a share of the index's limits ---------
+    def partitions(self, n: int) -> list[Partition] | None:
+        return namespace_parts(self, n)
+
+    def scan_partition(self, part: Partition, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        return self.scan(cursor, limit) if part.key == WHOLE else scan_prefix(self, part, cursor, limit)
+
+    def share_limits(self, processes: int) -> None:
+        """Each of ``processes`` paces itself at its share of every limit, so together they
+        stay under the index's (pinecone_rates: the window is a fifth longer than a second)."""
+        limits = parse_limits(self.params.get("rate_limits"))
+        self._pacer = pacer_for(self.host or self.index_name,
+                                {op: max(1, n // max(1, processes)) for op, n in limits.items()})
 
     def close(self) -> None:
         self._list_scan.close()  # outside the lock: a listing ahead may be waiting for it

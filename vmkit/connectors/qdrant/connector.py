@@ -128,6 +128,12 @@ class QdrantConnector(QdrantWrites, Connector):
 
         return _CLIENTS.acquire(self.location, open_embedded)
 
+    def single_process(self) -> str | None:
+        if self._key_env:
+            return None
+        return ("Qdrant local mode opens its directory in one process only" if self.location != ":memory:"
+                else "qdrant in-memory mode lives inside one process")
+
     def close(self) -> None:
         if self._client is None:
             return

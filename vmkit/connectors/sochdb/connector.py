@@ -157,6 +157,9 @@ class SochDBConnector(Connector):
             raise ConfigError(f"sochdb directory {self._key} cannot be opened "
                               f"(in use by another process?): {exc}") from None
 
+    def single_process(self) -> str | None:
+        return "SochDB opens its directory in one process only"
+
     def close(self) -> None:
         if self._handle is not None:
             _HANDLES.release(self._key)

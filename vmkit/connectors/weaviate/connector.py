@@ -47,14 +47,17 @@ from vmkit.connectors.base import (
     Connector,
     first_vector,
 )
+from vmkit.connectors.partitions import WHOLE, Partition
 from vmkit.connectors.weaviate import naming as naming
 from vmkit.connectors.weaviate.errors import is_transient_status
+from vmkit.connectors.weaviate.partitions import scan_range, tenant_ranges
 from vmkit.connectors.weaviate.read import WeaviateReads
 from vmkit.connectors.weaviate.sample import TENANTS_AT_ONCE
 from vmkit.connectors.weaviate.scan import TenantScan
 from vmkit.connectors.weaviate.tenants import TenantActivity, policy_of
 from vmkit.connectors.weaviate.write import TO_DISTANCE, WeaviateWrites
 from vmkit.core.errors import ConfigError, MissingDependency, TerminalError, TransientError
+from vmkit.core.records import RecordBatch
 
 FROM_DISTANCE = {v: k for k, v in TO_DISTANCE.items()} | {"hamming": "hamming"}
 
@@ -356,6 +359,12 @@ class WeaviateConnector(WeaviateReads, WeaviateWrites, Connector):
             return {}
         counts = self._counts(self._schema()["mt"])
         return {"": sum(counts.values())} if self.tenant else counts
+
+    def partitions(self, n: int) -> list[Partition] | None:
+        return tenant_ranges(self, n)  # tenants and uuid ranges (weaviate_partitions)
+
+    def scan_partition(self, part: Partition, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        return self.scan(cursor, limit) if part.key == WHOLE else scan_range(self, part, cursor, limit)
 
     def close(self) -> None:
         self._tenant_scan.close()  # outside the lock: a read ahead may be waiting for it
