@@ -1,4 +1,6 @@
-"""Migration: start / resume / stop / rollback, and the batch loop.
+"""Migration: create, plan, run (or resume), verify, complete, roll back, repair. The loop
+itself is ``batch_loop.copy_batches`` (this process) or ``distributed.dask_loop``; stop and
+pause are ``control``.
 
 Per batch: read -> map -> write (acknowledged) -> checkpoint (one SQLite transaction) ->
 sampled validation. A kill at any point costs at most the batch in flight: its write is an
@@ -9,11 +11,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import signal
 import threading
-import time
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from vmkit.connectors import connect, open_target
@@ -26,23 +25,21 @@ from vmkit.core.errors import (
     PlanChanged,
     PlanError,
     StateError,
-    SystemicRefusal,
     TerminalError,
     TransientError,
 )
-from vmkit.core.fingerprint import batch_checksum
 from vmkit.core.interpreter import tuned_for_io
 from vmkit.core.options import MigrationOptions
 from vmkit.core.records import SOURCE_UNREADABLE
 from vmkit.core.retry import call_with_retry
-from vmkit.migration.guards import RejectionBreaker, roll_back_if_sampling_fails, unreadable_refusal
-from vmkit.migration.pipeline import BatchWriter, Prefetcher
+from vmkit.migration.batch_loop import Progress, copy_batches
+from vmkit.migration.control import RunControl, trap_signals
+from vmkit.migration.guards import unreadable_refusal
 from vmkit.migration.status import Status, read_status
-from vmkit.migration.validate import is_sampled, sample_rows, validate_sample
 from vmkit.migration.verification import Verification, verify
 from vmkit.planning.plan import Plan
 from vmkit.planning.planner import plan as make_plan
-from vmkit.state.store import BatchCommit, StateStore
+from vmkit.state.store import StateStore
 
 if TYPE_CHECKING:
     from vmkit.migration.repair import RepairOutcome
@@ -50,19 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("vmkit.migration.runner")
 
 
-@dataclass
-class Progress:
-    """What a progress view needs after each batch."""
-
-    batches: int
-    records_read: int
-    records_written: int
-    records_rejected: int
-    expected: int
-    seconds: float
-
-
-class Migration:
+class Migration(RunControl):
     """One migration, backed by a row in the state store. Build with ``create`` or ``open``."""
 
     def __init__(self, store: StateStore, migration_id: str) -> None:
@@ -151,44 +136,6 @@ class Migration:
                 conn.close()
         self._source = self._target = None
 
-    # -- control ---------------------------------------------------------------------------
-    def stop(self) -> None:
-        """Ask the runner (in this or another process) to stop after the batch in flight."""
-        self._stop.set()
-        self.store.set_flag(self.id, "stop_requested", True)
-
-    def pause(self) -> None:
-        """Hold the run (of this process) before its next batch, keeping the connections and
-        the lease, until ``resume()`` or ``stop()``. Time held is not counted as copying time."""
-        self._paused.set()
-
-    def resume(self) -> None:
-        self._paused.clear()
-
-    def _phase(self, name: str) -> None:
-        if self.on_phase is not None:
-            self.on_phase(name)
-
-    def _hold_while_paused(self, lease: str) -> float:
-        """Wait while paused (the lease renewed); the seconds held."""
-        if not self._paused.is_set():
-            return 0.0
-        t0 = renewed = time.monotonic()
-        log.info("migration %s paused; connections kept open", self.id)
-        self._phase("paused")
-        while self._paused.is_set() and not self._should_stop():
-            self._stop.wait(0.2)
-            if time.monotonic() - renewed > 10:
-                self.store.renew_lease(self.id, lease)
-                renewed = time.monotonic()
-        if not self._should_stop():
-            log.info("migration %s resumed", self.id)
-            self._phase("copying")
-        return time.monotonic() - t0
-
-    def _should_stop(self) -> bool:
-        return self._stop.is_set() or self.store.get(self.id).stop_requested
-
     def rollback(self, drop_target: bool = False) -> Status:
         """Before cutover: stop, leave traffic on the source, mark rolled_back; optionally
         drop the target collection, only if vmkit created it. Safe to repeat after a crash."""
@@ -259,7 +206,7 @@ class Migration:
         if rec.batches or rec.state == "in_progress":
             self.store.check_integrity()
         lease = self.store.acquire_lease(self.id)
-        restore = _trap_signals(self._stop)
+        restore = trap_signals(self._stop)
         try:
             with tuned_for_io(self.options.tune_interpreter):
                 self._phase("connecting")
@@ -304,7 +251,7 @@ class Migration:
         if rows(self.store, self.id):
             raise StateError(f"migration '{self.id}' runs in partitions on Dask: resume it with "
                              f"`vmkit migrate resume --id {self.id} --workers N` (or --scheduler)")
-        return self._loop
+        return functools.partial(copy_batches, self)
 
     def _checked_plan(self, source: Connector, target: Connector) -> Plan:
         stored = self.plan
@@ -325,58 +272,6 @@ class Migration:
                          plan.target.metric)
 
         self._retry(ensure)
-
-    def _loop(self, source: Connector, target: Connector, plan: Plan, lease: str,
-              max_batches: int | None, on_batch: Callable[[Progress], None] | None) -> bool:
-        """Batches until the scan ends (True) or a stop / max_batches (False)."""
-        opts = self.options
-        rec = self.store.get(self.id)
-        done_here, started = 0, time.monotonic()
-        freshness = self._freshness(target)
-        reader = Prefetcher(source, plan, rec.cursor, self._retry, depth=opts.prefetch)
-        writer = BatchWriter(target, self._retry, workers=opts.write_workers,
-                             max_reason_run=opts.max_reason_run)
-        breaker = RejectionBreaker(self.store, self.id, opts)
-        self._phase("copying")
-        try:
-            for item in reader:
-                started += self._hold_while_paused(lease)  # time paused is not copying time
-                if self._should_stop() or (max_batches is not None and done_here >= max_batches):
-                    log.info("migration %s stopped after batch %d; resume with "
-                             "`vmkit migrate resume --id %s`", self.id, rec.batches + done_here, self.id)
-                    return False
-                t0 = time.monotonic()
-                try:
-                    written, rejected = writer.write(item.mapped)
-                except SystemicRefusal as exc:
-                    self.store.record_error(self.id, None, "terminal", f"{type(exc).__name__}: {exc}")
-                    raise
-                log.debug("batch %d acknowledged (%d written)", rec.batches + done_here + 1, len(written))
-                crashpoints.hit("after_ack")
-                if item.cursor_after is None:
-                    crashpoints.hit("last_batch")
-                seq = self.store.commit_batch(self.id, lease, BatchCommit(
-                    item.cursor_before, item.cursor_after, item.mapped.read, len(written), rejected,
-                    batch_checksum(written), item.read_s + time.monotonic() - t0),
-                    scan_done=item.cursor_after is None)
-                log.debug("batch %d committed", seq)
-                done_here += 1
-                breaker.record(item.mapped.read, rejected)
-                if opts.sample_rate > 0 and len(written) and is_sampled(self.id, seq, opts.sample_rate):
-                    crashpoints.hit("during_validation")
-                    self._phase("validating")
-                    stats = validate_sample(sample_rows(written, self.id, seq, opts.sample_records), target, plan,
-                                            min_similarity=opts.min_similarity, freshness_s=freshness,
-                                            retry=self._retry, source_batch=item.raw)
-                    self.store.record_validation(self.id, seq, stats.to_dict())
-                    roll_back_if_sampling_fails(self.store, self.id, opts)
-                    self._phase("copying")
-                if on_batch is not None:
-                    on_batch(self._progress(plan, time.monotonic() - started))
-            return True
-        finally:
-            reader.close()
-            writer.close()
 
     def _freshness(self, target: Connector) -> float:
         """Read-after-write wait: as configured, else 10 s for eventually consistent targets."""
@@ -471,22 +366,3 @@ class Migration:
         rec = self.store.get(self.id)
         return Progress(rec.batches, rec.records_read, rec.records_written,
                         self.store.rejected_count(self.id), plan.source_count, seconds)
-
-
-def _trap_signals(stop: threading.Event) -> Callable[[], None]:
-    """SIGINT/SIGTERM finish the batch in flight, checkpoint and return (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def handler(signum: int, _frame: Any) -> None:
-        log.warning("%s received: finishing the batch in flight, then stopping",
-                    signal.Signals(signum).name)
-        stop.set()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def restore() -> None:
-        for sig, previous in old.items():
-            signal.signal(sig, previous)
-
-    return restore
