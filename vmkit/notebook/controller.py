@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from vmkit.core.errors import StateError
 from vmkit.migration.runner import Migration, Progress
@@ -51,9 +52,10 @@ Listener = Callable[[Update], None]
 
 
 class MigrationController:
-    def __init__(self, migration: Migration, *, max_batches: int | None = None) -> None:
+    def __init__(self, migration: Migration, *, max_batches: int | None = None, **run_options: Any) -> None:
         self.migration = migration
         self.max_batches = max_batches
+        self.run_options = run_options  # Migration.run's executor, cluster, workers (Dask)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)  # notified on every phase change
         self._thread: threading.Thread | None = None
@@ -213,7 +215,7 @@ class MigrationController:
 
     def _work(self) -> None:
         try:
-            status = self.migration.run(max_batches=self.max_batches, on_batch=self._on_batch)
+            status = self.migration.run(max_batches=self.max_batches, on_batch=self._on_batch, **self.run_options)
         except BaseException as exc:  # kept for the caller: a thread must not swallow it
             log.exception("migration %s failed", self.migration.id)
             self._fail(exc)

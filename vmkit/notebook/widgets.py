@@ -31,6 +31,7 @@ from vmkit.notebook.cell_errors import one_sentence
 from vmkit.notebook.controller import ACTIVE, COPYING, MigrationController, Update, text_progress
 from vmkit.notebook.panel_logs import RunLogHandler, show_run_logs
 from vmkit.notebook.panel_text import enabled_buttons, error_lines, phase_line, validation_line
+from vmkit.notebook.partition_view import partitions_html
 
 log = logging.getLogger("vmkit.notebook.widgets")
 
@@ -58,11 +59,11 @@ class MigrationPanel:
 
     def __init__(self, migration: Migration, *, max_batches: int | None = None,
                  controller: MigrationController | None = None, watch: bool = False,
-                 plots: bool = True) -> None:
+                 plots: bool = True, **run_options: Any) -> None:
         w = _ipywidgets()
         self.migration = migration
         self.watch = watch
-        self.controller = controller or MigrationController(migration, max_batches=max_batches)
+        self.controller = controller or MigrationController(migration, max_batches=max_batches, **run_options)
         self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="60%"))
         self.meter = w.HTML()
         self.state = w.HTML()
@@ -72,12 +73,13 @@ class MigrationPanel:
         self.validation = w.HTML()
         self.errors = w.HTML()
         self.sync = w.HTML()  # lag, phase and passes of a vmkit.sync migration
+        self.partitions = w.HTML()  # a run in partitions (Dask): each one's progress, the dashboard
         self.plot = w.Image(format="png", layout=w.Layout(display="none", max_width="100%"))
         self.log = w.Output(layout=w.Layout(max_height="12em", overflow="auto"))
         self.box = w.VBox([
             self.state, w.HBox([self.bar, self.meter]),
             w.HBox([*self.buttons.values(), self.drop_target]),
-            self.validation, self.sync, self.errors, self.plot, self.log,
+            self.validation, self.sync, self.partitions, self.errors, self.plot, self.log,
         ])
         self.box.add_class("vmkit-panel")  # what a browser test (and user CSS) finds it by
         actions = {"Start": self.controller.start, "Pause": self.controller.pause,
@@ -197,6 +199,8 @@ class MigrationPanel:
         self.validation.value = html.escape(validation_line(status))
         errors = error_lines(status, None if self.watch else ctl.error)
         self.errors.value = "<br>".join(html.escape(e) for e in errors) or "no errors"
+        if status.partitions:
+            self.partitions.value = partitions_html(self.migration.store, self.migration.id)
         if status.sync:
             from vmkit.state.journal import SyncStatus
 
@@ -264,11 +268,12 @@ class MigrationPanel:
 
 
 def run_migration(migration: Migration, *, interactive: bool = True,
-                  max_batches: int | None = None) -> MigrationPanel | Status:
+                  max_batches: int | None = None, **run_options: Any) -> MigrationPanel | Status:
     """Interactive: a started MigrationPanel (show it as the cell's value); run again while
     the migration runs in this kernel, the same panel; while another process runs it, a
     panel that watches. Headless: run in this cell with a text bar and return the final
-    Status; no thread outlives the cell."""
+    Status; no thread outlives the cell. ``run_options`` go to ``Migration.run`` (on Dask:
+    ``executor="dask"`` with ``workers=N`` or ``cluster=`` a client or scheduler address)."""
     if interactive:
         key = (str(migration.store.path.resolve()), migration.id)
         live = _LIVE.get(key)
@@ -277,11 +282,11 @@ def run_migration(migration: Migration, *, interactive: bool = True,
             return live
         if migration.status().running:  # the lease is held by another live process
             return MigrationPanel(migration, watch=True)
-        panel = MigrationPanel(migration, max_batches=max_batches)
+        panel = MigrationPanel(migration, max_batches=max_batches, **run_options)
         _LIVE[key] = panel
         panel.start()
         return panel
-    controller = MigrationController(migration, max_batches=max_batches)
+    controller = MigrationController(migration, max_batches=max_batches, **run_options)
     close = text_progress(controller)
     try:
         return controller.run()

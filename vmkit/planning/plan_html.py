@@ -65,6 +65,10 @@ def plan_html(plan: Plan) -> str:
     rows.append(("id policy", id_policy(plan)))
     parts = [f"<div><b>plan</b> (hash {html.escape(plan.hash)})", _rows(rows),
              "<b>field map</b>", _rows(field_map(plan))]
+    if plan.partitions:
+        parts += [f"<b>partitions</b> ({len(plan.partitions)}, read independently)",
+                  _rows([(p["key"], f"{p.get('namespace') or ''} [{p.get('lower')!r}, {p.get('upper')!r}) "
+                                    f"~{int(p.get('estimated', 0)):,} records") for p in plan.partitions])]
     if plan.warnings:
         parts += ["<b>findings</b>", _rows([(f"{w.severity}: {w.field}", f"{w.message}"
                                               + (f" -> {w.policy}" if w.policy else "")
