@@ -10,7 +10,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator, Sequence, TypeVa
 from urllib.parse import parse_qs, urlsplit
 
 from vmkit.connectors.partitions import WHOLE, Partition
-from vmkit.core.errors import ConfigError, SecretInURI
+from vmkit.core.errors import ConfigError, SecretInURI, TerminalError
 from vmkit.core.records import RecordBatch, RecordId
 
 # Canonical metric names used everywhere inside vmkit; connectors translate at their edge.
@@ -334,3 +334,23 @@ class Connector(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.uri!r})"
+
+
+class ReadOnly:
+    """Mixed into a source that cannot be written (synthetic data, an export read in place):
+    every write says so, with ``read_only_error()``'s message."""
+
+    def read_only_error(self) -> Exception:
+        return TerminalError(f"{type(self).__name__} is a read-only source")
+
+    def upsert(self, batch: RecordBatch) -> None:
+        raise self.read_only_error()
+
+    def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
+        raise self.read_only_error()
+
+    def create(self, spec: TargetSpec) -> None:
+        raise self.read_only_error()
+
+    def drop(self) -> None:
+        raise self.read_only_error()

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import orjson
 
-from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
+from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, ReadOnly
 from vmkit.connectors.datasets import record_metadata
 from vmkit.connectors.partitions import WHOLE, Partition, int_ranges
 from vmkit.core.errors import ConfigError, TerminalError
@@ -32,7 +32,7 @@ def _pools(seed: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
             rng.standard_normal((POOL, dim), dtype=np.float32) * np.float32(0.1))
 
 
-class SyntheticConnector(Connector):
+class SyntheticConnector(ReadOnly, Connector):
     scheme = "synthetic"
     capabilities = Capabilities(id_kinds=frozenset({"uint"}), parallel_writes=False)
 
@@ -92,17 +92,5 @@ class SyntheticConnector(Connector):
     def count(self) -> int:
         return self.n
 
-    def _read_only(self, *_: object) -> None:
-        raise TerminalError("synthetic:// is a read-only source")
-
-    def upsert(self, batch: RecordBatch) -> None:
-        self._read_only()
-
-    def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
-        self._read_only()
-
-    def create(self, spec: TargetSpec) -> None:
-        self._read_only()
-
-    def drop(self) -> None:
-        self._read_only()
+    def read_only_error(self) -> Exception:
+        return TerminalError("synthetic:// is a read-only source")

@@ -27,12 +27,12 @@ from vmkit.connectors.partitions import Partition
 from vmkit.core.fingerprint import batch_checksum
 from vmkit.core.interpreter import tuned_for_io
 from vmkit.core.options import MigrationOptions
-from vmkit.core.records import Rejection
 from vmkit.core.retry import call_with_retry
 from vmkit.migration.pipeline import BatchWriter
 from vmkit.migration.validate import sample_rows, validate_sample
 from vmkit.planning.plan import Plan
 from vmkit.planning.transform import map_batch
+from vmkit.state.store import BatchCommit
 
 log = logging.getLogger("vmkit.migration.chunk")
 
@@ -52,14 +52,9 @@ class ChunkTask:
 
 
 @dataclass
-class BatchAck:
-    cursor_before: str | None
-    cursor_after: str | None
-    read: int
-    written: int
-    rejections: list[Rejection]
-    checksum: str
-    duration_s: float
+class BatchAck(BatchCommit):
+    """A batch as the coordinator commits it, with the worker's sampled validation."""
+
     validation: dict[str, Any] | None = None
 
 

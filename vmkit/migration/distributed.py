@@ -235,8 +235,7 @@ class _Coordinator:
 
     def commit(self, ack: ChunkAck) -> None:
         store, mid = self.mig.store, self.mig.id
-        commits = [BatchCommit(b.cursor_before, b.cursor_after, b.read, b.written, b.rejections,
-                               b.checksum, b.duration_s) for b in ack.batches]
+        commits: list[BatchCommit] = list(ack.batches)
         try:
             seqs = ledger.commit_chunk(store, mid, self.lease, ack.key, ack.cursor_before, commits)
         except ledger.StaleChunk as exc:

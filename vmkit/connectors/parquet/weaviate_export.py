@@ -42,7 +42,7 @@ from vmkit.connectors.base import (
     Capabilities,
     CollectionInfo,
     Connector,
-    TargetSpec,
+    ReadOnly,
     first_vector,
 )
 from vmkit.core.errors import ConfigError, TerminalError
@@ -59,7 +59,7 @@ _COLUMNS = ("id", "vector", "named_vectors", "multi_vectors", "properties")
 _SPACE_ROWS = 256  # rows read per file, from a few files, to find the vector spaces and dimensions
 
 
-class WeaviateExport(Connector):
+class WeaviateExport(ReadOnly, Connector):
     """A Weaviate collection export as a read-only source (see the module docstring)."""
 
     scheme = "parquet"
@@ -270,21 +270,9 @@ class WeaviateExport(Connector):
                            vector_name=first if others else "")
 
     # -- contract: writing (none) ----------------------------------------------------------
-    def _read_only(self) -> None:
-        raise ConfigError("parquet:// layout=weaviate reads a Weaviate collection export and is read-only; "
-                          "to load Weaviate, migrate to weaviate://HOST:PORT/Collection")
-
-    def upsert(self, batch: RecordBatch) -> None:
-        self._read_only()
-
-    def delete(self, ids: Sequence[RecordId], namespace: str = "") -> None:
-        self._read_only()
-
-    def create(self, spec: TargetSpec) -> None:
-        self._read_only()
-
-    def drop(self) -> None:
-        self._read_only()
+    def read_only_error(self) -> Exception:
+        return ConfigError("parquet:// layout=weaviate reads a Weaviate collection export and is read-only; "
+                           "to load Weaviate, migrate to weaviate://HOST:PORT/Collection")
 
     def close(self) -> None:
         self._group = None
