@@ -99,3 +99,25 @@ def test_plan_hash_covers_partitions(tmp_path: Any) -> None:
     assert plain.partitions == [] and len(split4.partitions) == 4
     assert len({plain.hash, split4.hash, split5.hash}) == 3
     assert "partitions: 4 (~25..25 records each)" in str(split4)
+
+
+@pytest.mark.parametrize("kind", ["int", "uuid", "mixed"])
+def test_qdrant_id_ranges_cover(tmp_path: Any, kind: str) -> None:
+    """Cuts at quantiles of Qdrant's own random sample, read with scroll offsets in Qdrant's id
+    order (ints, then UUIDs); a sample holding both kinds gives one partition."""
+    pytest.importorskip("qdrant_client")
+    from vmkit.connectors.base import TargetSpec
+    from vmkit.core.records import RecordBatch
+
+    n = 1500
+    ids: list[Any] = {"int": [i * 7 + 3 for i in range(n)],
+                      "uuid": [str(uuid.UUID(int=i * 2654435761 % (1 << 128))) for i in range(1, n + 1)],
+                      "mixed": [i if i % 2 else str(uuid.UUID(int=i + 1)) for i in range(n)]}[kind]
+    conn = connect(f"qdrant://{tmp_path}/q?collection=c")
+    conn.create(TargetSpec("c", 4, "cosine"))
+    conn.upsert(RecordBatch(ids, np.random.default_rng(3).standard_normal((n, 4)), [{"i": i} for i in range(n)]))
+    if kind == "mixed":
+        assert conn.partitions(6) is None
+        return
+    parts = _check(conn, 6)
+    assert 4 <= len(parts) <= 6 and parts[0].lower is None and parts[-1].upper is None

@@ -37,6 +37,7 @@ from vmkit.connectors.base import (
     Connector,
     first_vector,
 )
+from vmkit.connectors.partitions import WHOLE, Partition
 from vmkit.connectors.qdrant.write import _TO_QDRANT, QdrantWrites, _sdk
 from vmkit.connectors.shared import SharedHandles
 from vmkit.core.errors import (
@@ -191,17 +192,26 @@ class QdrantConnector(QdrantWrites, Connector):
         return self._vectors
 
     def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
-        offset = None if cursor is None else orjson.loads(cursor)
-        points, nxt = self._call(
-            self.client.scroll,
-            self.collection,
-            limit=limit,
-            offset=offset,
-            with_payload=True,
-            with_vectors=True,
-        )
+        points, nxt = self.scroll_page(None if cursor is None else orjson.loads(cursor), limit)
         batch = self._to_batch(points)
         return batch, None if nxt is None else orjson.dumps(nxt).decode()
+
+    def scroll_page(self, offset: Any, limit: int) -> tuple[list[Any], Any]:
+        """Points in id order from ``offset``, and the id the next page starts at (or None)."""
+        return self._call(self.client.scroll, self.collection, limit=limit, offset=offset,
+                          with_payload=True, with_vectors=True)  # type: ignore[no-any-return]
+
+    def partitions(self, n: int) -> list[Partition] | None:
+        from vmkit.connectors.qdrant.partitions import id_ranges
+
+        return id_ranges(self, n)
+
+    def scan_partition(self, part: Partition, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        if part.key == WHOLE:
+            return self.scan(cursor, limit)
+        from vmkit.connectors.qdrant.partitions import scan_range
+
+        return scan_range(self, part, cursor, limit)
 
     def sample(self, n: int, seed: int = 0) -> list[RecordBatch]:
         """Qdrant's own random sampling: spread over the collection, one request."""
