@@ -28,7 +28,7 @@ from vmkit.connectors.partitions import Partition
 from vmkit.core.errors import TerminalError
 from vmkit.core.fingerprint import batch_digests
 from vmkit.core.interpreter import tuned_for_io
-from vmkit.core.records import SOURCE_UNREADABLE, RecordBatch
+from vmkit.core.records import RecordBatch
 from vmkit.migration.chunk import ChunkTask, opened, retry_for
 from vmkit.migration.compare import compare_opts
 from vmkit.migration.digest_table import ABSENT, DIFFERS
@@ -39,9 +39,9 @@ from vmkit.migration.verification import (
     _recheck,
     _reconcile,
     _sort_key,
+    map_source_batch,
     source_counts,
 )
-from vmkit.planning.transform import map_batch
 from vmkit.state import partitions as ledger
 
 if TYPE_CHECKING:
@@ -83,11 +83,7 @@ def _check(task: VerifyTask, source: Connector, target: Connector, plan: Plan, r
     cursor: str | None = None
     while True:
         raw, cursor = retry(source.scan_partition, part, cursor, plan.batch_size)
-        mapped = map_batch(raw, plan)
-        result.source_records += mapped.read
-        read[raw.namespace] = read.get(raw.namespace, 0) + mapped.read
-        result.rejected += len(mapped.rejected)
-        result.unreadable += [(raw.namespace, r.record_id) for r in raw.rejected if r.field == SOURCE_UNREADABLE]
+        mapped = map_source_batch(raw, plan, result, read)
         out = mapped.batch
         live = [i for i in range(len(out)) if (mapped.source_namespace, mapped.source_ids[i]) not in dead]
         result.rejected += len(out) - len(live)

@@ -37,7 +37,7 @@ from vmkit.migration.digest_table import (
 )
 from vmkit.migration.reverse import ReverseCheck, reverse_check
 from vmkit.planning.plan import Plan
-from vmkit.planning.transform import map_batch
+from vmkit.planning.transform import MappedBatch, map_batch
 
 log = logging.getLogger("vmkit.migration.verification")
 
@@ -202,11 +202,7 @@ def verify(
     over: list[tuple[Key, int]] = []  # suspects past ``max_suspects``: key and match status only
     matched = 0
     for batch in _scan_all(source, scan_size, retry, progress, "source"):
-        mapped = map_batch(batch, plan)
-        result.source_records += mapped.read
-        read[batch.namespace] = read.get(batch.namespace, 0) + mapped.read
-        result.rejected += len(mapped.rejected)
-        result.unreadable += [(batch.namespace, r.record_id) for r in batch.rejected if r.field == SOURCE_UNREADABLE]
+        mapped = map_source_batch(batch, plan, result, read)
         out = mapped.batch
         if result.reverse is not None and len(out) and not _reverse_batch(
                 batch, out, target, plan, scan_size, result.reverse, retry):
@@ -242,6 +238,17 @@ def verify(
     result.seconds = time.monotonic() - started
     log.info("%s", next(iter(result.lines())))
     return result
+
+
+def map_source_batch(raw: RecordBatch, plan: Plan, result: Verification, read: dict[str, int]) -> MappedBatch:
+    """One source batch mapped as the copy mapped it, accounted for: records read (in all and
+    per namespace), those the plan rejects, those the source could not hand over."""
+    mapped = map_batch(raw, plan)
+    result.source_records += mapped.read
+    read[raw.namespace] = read.get(raw.namespace, 0) + mapped.read
+    result.rejected += len(mapped.rejected)
+    result.unreadable += [(raw.namespace, r.record_id) for r in raw.rejected if r.field == SOURCE_UNREADABLE]
+    return mapped
 
 
 def _reverse_batch(raw: RecordBatch, out: RecordBatch, target: Connector, plan: Plan, size: int,
