@@ -196,3 +196,21 @@ def test_a_bad_row_is_dead_lettered_with_its_file_and_row_and_counts_balance(wea
     assert len(reasons) == 2 and sorted(r[1] for r in rows) == ["metadata", "vector"]
     assert any(f"{f.name} row 7" in why and "vector 'default' has 5 values, expected 6" in why for why in reasons.values())
     assert any(f"{f.name} row 9" in why and "not a JSON object" in why for why in reasons.values())
+
+
+def test_a_row_whose_named_vectors_are_not_json_is_dead_lettered_not_a_crash(weaviate_emu, tmp_path):
+    import pyarrow as pa
+
+    _load(weaviate_emu)
+    out = export_collection(weaviate_emu.store, "Docs", tmp_path, ranges=1)
+    f = next(out.glob("*.parquet"))
+    table = pq.read_table(f)
+    named = table.column("named_vectors").to_pylist()
+    named[0] = b'{"img": [1.0, 2'  # cut short, in the rows describe() looks at
+    table = table.set_column(4, table.schema.field(4), pa.array(named, pa.binary()))
+    pq.write_table(table.replace_schema_metadata(pq.read_metadata(f).metadata), f)
+    conn = connect(f"parquet://{out}?layout=weaviate&metric=dot")
+    assert conn.describe().extra_vectors == {"img": {"dimension": 4, "metric": "dot"}}
+    batch, _ = conn.scan(None, 10)
+    assert len(batch) == 9 and len(batch.rejected) == 1
+    assert f"{f.name} row 0" in batch.rejected[0].reason and "not JSON" in batch.rejected[0].reason

@@ -45,7 +45,7 @@ from vmkit.connectors.base import (
     ReadOnly,
     first_vector,
 )
-from vmkit.core.errors import ConfigError, TerminalError
+from vmkit.core.errors import ConfigError, PlanError, TerminalError
 from vmkit.core.records import SOURCE_UNREADABLE, RecordBatch, RecordId, Rejection
 
 from .layout import pa
@@ -97,15 +97,18 @@ class WeaviateExport(ReadOnly, Connector):
             dims: dict[str, int] = {}
             multi: set[str] = set()
             for f in [f for f in self._load() if f.rows][:4]:
-                t = self._row_group(self._load().index(f), 0).slice(0, _SPACE_ROWS)
+                try:
+                    t = self._row_group(self._load().index(f), 0).slice(0, _SPACE_ROWS)
+                except (pa().ArrowException, OSError) as exc:
+                    raise PlanError(f"Weaviate export file {f.path} cannot be read: {exc}") from None
                 for raw in t.column("vector").to_pylist():
                     if raw:
                         dims.setdefault(DEFAULT_VECTOR, len(raw) // 4)
-                for raw in t.column("named_vectors").to_pylist():
-                    for name, v in (orjson.loads(raw) if raw else {}).items():
+                for raw in t.column("named_vectors").to_pylist():  # a row not JSON: its scan dead-letters it
+                    for name, v in _json_object(raw).items():
                         dims.setdefault(name, len(v))
                 for raw in t.column("multi_vectors").to_pylist():
-                    multi.update(orjson.loads(raw) if raw else {})
+                    multi.update(_json_object(raw))
             skipped = {n: "a multi-vector (ColBERT-style) space: vmkit does not carry multi-vectors"
                        for n in sorted(multi - set(dims))}
             self._spaces = (dims, skipped, first_vector(list(dims)) if dims else DEFAULT_VECTOR)
@@ -277,6 +280,14 @@ class WeaviateExport(ReadOnly, Connector):
     def close(self) -> None:
         self._group = None
         self._ids = {}
+
+
+def _json_object(raw: bytes | None) -> dict[str, Any]:
+    try:
+        got = orjson.loads(raw) if raw else {}
+    except orjson.JSONDecodeError:
+        return {}
+    return got if isinstance(got, dict) else {}
 
 
 def _cursor(cursor: str | None, files: int) -> tuple[int, int]:
