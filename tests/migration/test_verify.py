@@ -107,8 +107,8 @@ def test_cosine_copy_verifies_by_hash_alone_after_a_reopen(tmp_path, monkeypatch
     m.run()
     m.close()
     rechecked: list[int] = []
-    real = verification._recheck
-    monkeypatch.setattr(verification, "_recheck", lambda suspects, *a: (rechecked.append(len(suspects)), real(suspects, *a))[1])
+    real = verification.recheck
+    monkeypatch.setattr(verification, "recheck", lambda suspects, *a: (rechecked.append(len(suspects)), real(suspects, *a))[1])
     reopened = Migration.open("n", tmp_path / "s.db")  # a new connector: the engine reloads from disk
     result = reopened.verify()
     assert result.passed and result.matched == 400 and rechecked == [0], (str(result), rechecked)

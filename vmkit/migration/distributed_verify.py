@@ -5,7 +5,7 @@ A worker reads its partition of the source (``scan_partition``), maps every batc
 plan, fetches the records it maps to from the target by id, and compares content digests
 (vmkit.core.fingerprint, hashed as vmkit.migration.verification hashes both sides); a digest
 that differs or a record that is absent gets the exact re-check of the one-process
-verification (``_recheck``: vectors to 1e-6 after normalizing where the target normalizes,
+verification (``recheck``: vectors to 1e-6 after normalizing where the target normalizes,
 metadata by value, an absent id waits out eventual consistency). Records the target refused
 during the copy (the dead-letter table) are expected absent, as in one process.
 
@@ -32,13 +32,12 @@ from vmkit.core.records import RecordBatch
 from vmkit.migration.chunk import ChunkTask, opened, retry_for
 from vmkit.migration.compare import compare_opts
 from vmkit.migration.digest_table import ABSENT, DIFFERS
+from vmkit.migration.recheck import recheck, sort_key
 from vmkit.migration.verification import (
     Key,
     Suspect,
     Verification,
-    _recheck,
     _reconcile,
-    _sort_key,
     map_source_batch,
     source_counts,
 )
@@ -103,7 +102,7 @@ def _check(task: VerifyTask, source: Connector, target: Connector, plan: Plan, r
                 statuses[key] = ABSENT if key not in have else DIFFERS
         if cursor is None:
             break
-    _recheck(suspects, target, opts, task.freshness_s, result, retry, statuses)
+    recheck(suspects, target, opts, task.freshness_s, result, retry, statuses)
     return PartitionCheck(result, read)
 
 
@@ -113,7 +112,7 @@ def verify_on_dask(mig: Migration, client: Any, source: Connector, target: Conne
     stand alone (see the module docstring) and the one-process verification must run."""
     started = time.monotonic()
     before = source_counts(source, mig._retry)
-    dead = sorted(mig.store.refused_keys(mig.id), key=_sort_key)
+    dead = sorted(mig.store.refused_keys(mig.id), key=sort_key)
     freshness = mig._freshness(target)
     futures = [client.submit(verify_partition, VerifyTask(replace(task, partition=r.spec), list(dead), freshness),
                              pure=False, key=f"vmkit-verify-{r.key}-{time.monotonic_ns()}")
@@ -134,8 +133,8 @@ def verify_on_dask(mig: Migration, client: Any, source: Connector, target: Conne
         merged.unreadable += r.unreadable
         for ns, n in check.read.items():
             read[ns] = read.get(ns, 0) + n
-    merged.missing.sort(key=_sort_key)
-    merged.mismatched.sort(key=lambda m: _sort_key(m[0]))
+    merged.missing.sort(key=sort_key)
+    merged.mismatched.sort(key=lambda m: sort_key(m[0]))
     _reconcile(merged, before, source_counts(source, mig._retry), read)
     merged.target_records = int(mig._retry(target.count))
     present = merged.matched + len(merged.mismatched)
