@@ -17,7 +17,7 @@ STRUCT<indices: LIST<UINT32>, values: LIST<FLOAT>> (nullable; sparse and hybrid 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import orjson
@@ -73,11 +73,18 @@ def to_table(batch: RecordBatch, m: Manifest) -> Any:
     a = pa()
     n, sch = len(batch), schema(m)
     cols: dict[str, Any] = {}
-    ids = [rid if isinstance(rid, str) else str(rid) for rid in batch.ids]
+    kinds = id_kinds(batch.ids)
+    if kinds == {"string"}:  # one pass over the types, not per id: these are the hot path
+        ids, uints = batch.ids, a.nulls(n, a.uint64())
+    elif kinds == {"uint"}:
+        ids, uints = list(map(str, batch.ids)), a.array(batch.ids, a.uint64())
+    else:
+        ids = [rid if isinstance(rid, str) else str(rid) for rid in batch.ids]
+        uints = a.array([None if isinstance(rid, str) else rid for rid in batch.ids], a.uint64())
     if m.layout != "pinecone":
         cols["namespace"] = a.array([batch.namespace] * n, a.string())
-        cols["id_uint"] = a.array([None if isinstance(rid, str) else rid for rid in batch.ids], a.uint64())
-    elif any(not isinstance(rid, str) for rid in batch.ids):
+        cols["id_uint"] = uints
+    elif "uint" in kinds:
         raise InvalidData(f"record {next(r for r in batch.ids if not isinstance(r, str))!r}: "
                           "layout=pinecone takes string ids only")
     cols["id"] = a.array(ids, a.string())
@@ -101,6 +108,11 @@ def to_table(batch: RecordBatch, m: Manifest) -> Any:
     if missing:
         raise InvalidData(f"batch lacks {missing} that this parquet directory holds")
     return a.Table.from_arrays([cols[f.name] for f in sch], schema=sch)
+
+
+def id_kinds(ids: Sequence[RecordId]) -> set[str]:
+    """"string" and/or "uint": the kinds of id among ``ids``."""
+    return {"string" if issubclass(t, str) else "uint" for t in set(map(type, ids))}
 
 
 def _sparse_lists(sparse: list[SparseVector | None]) -> tuple[Any, Any]:

@@ -18,7 +18,7 @@ from vmkit.core.errors import TerminalError
 from vmkit.core.records import RecordBatch, RecordId
 
 from . import manifest as mf
-from .layout import pa, to_table
+from .layout import id_kinds, pa, to_table
 from .manifest import Manifest, Part
 from .parts import KeyCache, LiveIndex, Unreadable, key_of
 
@@ -82,8 +82,7 @@ class ParquetWrites:
             for (file, digest), piece in zip(written, pieces):
                 m.parts.append(Part(file, batch.namespace, piece.num_rows, digest, ids_hash, m.next_seq))
                 m.next_seq += 1
-            kinds = {"string" if isinstance(r, str) else "uint" for r in batch.ids}
-            m.id_kinds = sorted(set(m.id_kinds) | kinds)
+            m.id_kinds = sorted(set(m.id_kinds) | id_kinds(batch.ids))
             mf.save(self.root, m)
             self._changed()
             self._cache = {file: piece for (file, _), piece in zip(written, pieces)}  # what a read-back asks for
