@@ -36,7 +36,8 @@ SchedulerOpt = typer.Option(
     None, "--scheduler", help="Run the plan's partitions on this Dask scheduler, e.g. tcp://HOST:8786.")
 ChunkOpt = typer.Option(
     None, "--chunk-batches", min=1,
-    help="On Dask: batches a worker copies before it acknowledges (default 16; a checkpoint each).")
+    help="On Dask: batches a worker copies before it acknowledges (a checkpoint each; "
+         "default: as many as take about a second).")
 PartitionsOpt = typer.Option(
     None, "--partitions", min=1,
     help="Parts the plan splits the source into (default with --workers/--scheduler: 4 per worker, else 8).")

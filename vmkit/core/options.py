@@ -39,9 +39,10 @@ class MigrationOptions:
     reject_window: int = 10
     max_reason_run: int = 100
     # Parts the plan splits the source into, for the Dask executor (0: not split), and the
-    # batches a Dask worker copies before it acknowledges (a checkpoint per acknowledgement).
+    # batches a Dask worker copies before it acknowledges (a checkpoint per acknowledgement;
+    # 0: as many as take about a second, vmkit.migration.distributed.ChunkSizer).
     partitions: int = 0
-    chunk_batches: int = 16
+    chunk_batches: int = 0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
