@@ -309,6 +309,10 @@ class Connector(abc.ABC):
         """This connector is one of ``processes`` working on the same store at once: rate limits
         that belong to the whole index are divided among them (Pinecone)."""
 
+    def settle_limits(self) -> None:  # noqa: B027 - optional hook
+        """Return once the requests this process made no longer count against the store's rate
+        limits, before other processes, each pacing at its share, take them over (Pinecone)."""
+
     def sibling(self, collection: str) -> "Connector":
         """A connector on another collection of the same database, with the same options
         (connectors whose capabilities say ``collections``)."""

@@ -160,6 +160,8 @@ def dask_loop(mig: "Migration", source: Connector, target: Connector, plan: Plan
         # The panel reads the dashboard's address from here (vmkit.notebook may show it).
         mig.store.event(mig.id, "dask run", f"{processes} workers" + (f", dashboard {dashboard}" if dashboard else ""))
         task = _task(mig, plan, processes)
+        for conn in (source, target):  # this process's requests out of the limits the workers share
+            conn.settle_limits()
         with mig.store.lease_kept(mig.id, lease):
             finished = _Coordinator(mig, plan, lease, client, task, max_batches, on_batch).run()
             if finished and mig.options.verify:  # on the workers, while the cluster is up
@@ -190,6 +192,8 @@ def verify_distributed(mig: "Migration", cluster: Any = None, workers: int | Non
     try:
         with stack:
             processes = max(1, len(client.scheduler_info().get("workers", {})))
+            for conn in (source, target):
+                conn.settle_limits()
             return verify_on_dask(mig, client, source, target, plan, _task(mig, plan, processes))
     finally:
         mig.close()

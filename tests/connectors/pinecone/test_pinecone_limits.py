@@ -160,3 +160,20 @@ def test_query_read_units_are_paced_by_what_queries_cost(pinecone_emu: PineconeE
         assert len(conn.nearest("q", np.array([1.0, i, 1, 1], np.float32), 3, False)) == 3
     assert pinecone_emu.rates.refused == 0 and not pinecone_emu.requests(status=429)
     assert _most_in_a_window(pinecone_emu.requests("query", 200), lambda e: 5) <= 50
+
+
+def test_settle_waits_out_the_window_of_this_process_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before Dask workers take over an index's limits at their shares, the coordinator's own
+    requests must have left the window (else the plan's samples and the first chunks together
+    pass the limit)."""
+    from vmkit.connectors.pinecone import rates
+
+    slept: list[float] = []
+    monkeypatch.setattr(rates.time, "sleep", slept.append)
+    rates.settle("settle-test-unused")
+    assert slept == []  # nothing sent to that index: nothing to wait for
+    rates.pacer_for("settle-test-host", {"fetch": 10}).wait("fetch")
+    rates.settle("settle-test-other")
+    assert slept == []
+    rates.settle("settle-test-name", "settle-test-host")
+    assert len(slept) == 1 and 0 < slept[0] <= rates._WINDOW_MS / 1000

@@ -93,6 +93,7 @@ from vmkit.connectors.pinecone.rates import (
     limit_named,
     pacer_for,
     parse_limits,
+    settle,
 )
 from vmkit.connectors.pinecone.read import ListUnsupported, PineconeReads
 from vmkit.connectors.pinecone.sample import NAMESPACES_AT_ONCE, QUERIES_AT_ONCE
@@ -447,6 +448,9 @@ class PineconeConnector(PineconeReads, PineconeWrites, Connector):
         margin = 0.8 if processes > 1 else 1.0
         self._pacer = pacer_for(self.host or self.index_name,
                                 {op: max(1, int(n * margin) // max(1, processes)) for op, n in limits.items()})
+
+    def settle_limits(self) -> None:
+        settle(*(name for name in (self.host, self.index_name) if name))
 
     def close(self) -> None:
         self._list_scan.close()  # outside the lock: a listing ahead may be waiting for it

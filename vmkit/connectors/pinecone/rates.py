@@ -83,6 +83,7 @@ class Pacer:
         self._limits = limits
         self._lock = threading.Lock()
         self._windows: dict[tuple[str, str], Any] = {}  # pyrate_limiter.Limiter each
+        self.last_permit = float("-inf")  # time.monotonic() of the latest permit given
 
     def wait(self, op: str, namespace: str = "", weight: int = 1) -> None:
         per_second = self._limits.get(op)
@@ -98,10 +99,25 @@ class Pacer:
 
                 window = self._windows[key] = Limiter(Rate(per_second, _WINDOW_MS))
         window.try_acquire(op, weight=min(weight, per_second))  # blocks until the window has room
+        self.last_permit = time.monotonic()
 
 
 _PACERS: dict[tuple[str, tuple[tuple[str, int], ...]], Pacer] = {}
 _PACERS_LOCK = threading.Lock()
+
+
+def settle(*index: str) -> None:
+    """Return once no request this process made to ``index`` (its host or name, as pacers are
+    keyed) is still inside a limit's window.
+    Before workers that each pace at their share take over an index, the coordinator's own
+    requests (the plan's samples, a second before) must have left the window, or the two
+    together pass the limit: the Dask test saw a 429 at the first chunks, with 5 of the
+    workers' fetches and the planning's in the same second."""
+    with _PACERS_LOCK:
+        last = max((p.last_permit for (name, _), p in _PACERS.items() if name in index), default=float("-inf"))
+    wait = last + _WINDOW_MS / 1000 - time.monotonic()
+    if wait > 0:
+        time.sleep(wait)
 
 
 class Throttled:
