@@ -4,7 +4,9 @@
 
 synthetic N x 768 -> fingerprint sink in ``--partitions`` partitions, a checkpoint (one SQLite
 transaction in the coordinator) per acknowledged chunk. Prints records/s with a LocalCluster of
-1 and of 2 worker processes and their ratio; the coordinator's RSS after a run of N/4 and of N
+1 and of 2 worker processes and their ratio, in ``--repeats`` pairs of runs that alternate
+(both clusters stay up; the median of the pairs' ratios is the figure), the same for the bare
+work in 1 and 2 plain processes (the machine's own scaling); the coordinator's RSS after a run of N/4 and of N
 records (the coordinator holds no records: it should be flat); and the coordinator's commit
 rate alone, in acknowledgements (and batches) a second, on a store of its own.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -39,6 +42,13 @@ def make_sink(name: str, dim: int) -> None:
     from vmkit import TargetSpec, connect
 
     connect(f"sink://{name}").create(TargetSpec(name, dim, "dot"))
+
+
+def drop_sink(name: str) -> None:
+    """On a worker: the sink's digests go once its run is timed (runs alternate, memory stays flat)."""
+    from vmkit import connect
+
+    connect(f"sink://{name}").drop()
 
 
 CPU: dict[str, float] = {}  # migration id -> the coordinator's CPU seconds during its run
@@ -64,6 +74,7 @@ def run(client: Any, n: int, dim: int, parts: int, state: Path, mid: str, chunk:
     CPU[mid] = cpu_s() - c
     assert status.state == "completed" and status.records_read == n, str(status)
     m.store.close()
+    client.run(drop_sink, mid)
     return seconds
 
 
@@ -86,17 +97,22 @@ def bare_partition(n: int, dim: int, parts: int, index: int) -> int:
             return done
 
 
-def bare(n: int, dim: int, parts: int, processes: int) -> float:
-    """Seconds for every partition's bare work in ``processes`` plain processes: the machine's
-    own scaling for this work, the ceiling of the Dask ratio."""
+def bare_pool(processes: int, dim: int) -> Any:
+    """A pool of plain processes, started and warmed (imports, JIT)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-        list(pool.map(bare_partition, [1000] * processes, [dim] * processes, [2] * processes, [0] * processes))
-        t = time.perf_counter()
-        assert sum(pool.map(bare_partition, [n] * parts, [dim] * parts, [parts] * parts, range(parts))) == n
-        return time.perf_counter() - t
+    pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"))
+    list(pool.map(bare_partition, [1000] * processes, [dim] * processes, [2] * processes, [0] * processes))
+    return pool
+
+
+def bare(pool: Any, n: int, dim: int, parts: int) -> float:
+    """Seconds for every partition's bare work in ``pool``'s plain processes: the machine's own
+    scaling for this work, the ceiling of the Dask ratio."""
+    t = time.perf_counter()
+    assert sum(pool.map(bare_partition, [n] * parts, [dim] * parts, [parts] * parts, range(parts))) == n
+    return time.perf_counter() - t
 
 
 def commit_rate(acks: int = 2000, per_ack: int = 4) -> float:
@@ -130,33 +146,51 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=2_000_000)
     ap.add_argument("--dim", type=int, default=768)
     ap.add_argument("--partitions", type=int, default=8)
-    ap.add_argument("--chunk-batches", type=int, default=32)
+    ap.add_argument("--chunk-batches", type=int, default=0, help="0: as the product sizes them (about 1 s each)")
+    ap.add_argument("--repeats", type=int, default=3, help="pairs of runs (1 worker, then 2)")
     args = ap.parse_args()
     n, dim, parts, chunk = args.records, args.dim, args.partitions, args.chunk_batches
     load_before = os.getloadavg()[0]
-    seconds: dict[int, float] = {}
+    # This machine's speed drifts by a third from minute to minute (another tenant's load), so
+    # one run of each side compares two different machines. Runs alternate (1 worker, 2, 1, 2,
+    # ...), each ratio taken from a pair run back to back, the median is the figure. Only the
+    # cluster (or pool) being timed is up: an idle one's heartbeats would slow the other.
+    pairs: list[tuple[float, float]] = []
+    plain: list[tuple[float, float]] = []
     rss: dict[int, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for workers in (1, 2):
+        def timed(workers: int, mid: str, quarter: bool = False) -> float:
             with local_cluster(workers, dashboard=False) as cluster, Client(cluster) as client:
-                run(client, 20_000, dim, parts, Path(tmp) / f"warm{workers}.db", f"warm{workers}", chunk)
-                if workers == 2:
+                run(client, 20_000, dim, parts, Path(tmp) / f"warm-{mid}.db", f"warm-{mid}", chunk)
+                if quarter:
                     run(client, n // 4, dim, parts, Path(tmp) / "quarter.db", "quarter", chunk)
                     rss[n // 4] = rss_mb()
-                seconds[workers] = run(client, n, dim, parts, Path(tmp) / f"w{workers}.db", f"w{workers}", chunk)
-                if workers == 2:
+                seconds = run(client, n, dim, parts, Path(tmp) / f"{mid}.db", mid, chunk)
+                if quarter:
                     rss[n] = rss_mb()
+                return seconds
+
+        for r in range(args.repeats):
+            pairs.append((timed(1, f"a{r}"), timed(2, f"b{r}", quarter=r == 0)))
     rate = commit_rate()
-    plain = {p: bare(n, dim, parts, p) for p in (1, 2)}
+    for _ in range(args.repeats):
+        pair = []
+        for processes in (1, 2):
+            with bare_pool(processes, dim) as pool:
+                pair.append(bare(pool, n, dim, parts))
+        plain.append((pair[0], pair[1]))
     print(f"synthetic -> sink on Dask, {n} x {dim}, {parts} partitions, batch 1000, "
-          f"{chunk} batches a chunk, checkpoint per chunk")
-    print(f"{'':28}{'seconds':>9}{'records/s':>12}{'coordinator CPU s':>19}")
-    for workers, s in seconds.items():
-        print(f"{f'{workers} worker process(es)':28}{s:9.2f}{n / s:12.0f}{CPU[f'w{workers}']:19.2f}")
-    print(f"ratio 2 workers / 1: {seconds[1] / seconds[2]:.2f}x")
-    for p, s in plain.items():
-        print(f"{f'baseline: {p} plain process(es)':28}{s:9.2f}{n / s:12.0f}")
-    print(f"baseline ratio 2 / 1 (this machine's own scaling of the same work): {plain[1] / plain[2]:.2f}x")
+          f"{f'{chunk} batches a chunk' if chunk else 'chunks of about 1 s'}, checkpoint per chunk; {args.repeats} pairs of runs, alternating")
+    print(f"{'':22}{'1 worker s':>11}{'2 workers s':>12}{'ratio':>7}{'records/s (2)':>15}{'coordinator CPU s (1, 2)':>26}")
+    for r, (s1, s2) in enumerate(pairs):
+        cpu = f"{CPU[f'a{r}']:.2f}, {CPU[f'b{r}']:.2f}"
+        print(f"{f'dask pair {r + 1}':22}{s1:11.2f}{s2:12.2f}{s1 / s2:7.2f}{n / s2:15,.0f}{cpu:>26}")
+    for r, (s1, s2) in enumerate(plain):
+        print(f"{f'plain processes {r + 1}':22}{s1:11.2f}{s2:12.2f}{s1 / s2:7.2f}{n / s2:15,.0f}")
+    dask_ratio = statistics.median(a / b for a, b in pairs)
+    plain_ratio = statistics.median(a / b for a, b in plain)
+    print(f"median ratio 2 workers / 1 on Dask: {dask_ratio:.2f}x; in plain processes (this machine's own "
+          f"scaling of the same work): {plain_ratio:.2f}x")
     print("coordinator RSS after a run: " + ", ".join(f"{k} records {v:.0f} MB" for k, v in rss.items()))
     print(f"coordinator commit rate: {rate:.0f} acknowledgements/s ({rate * 4:.0f} batches/s at 4 a chunk)")
     print(f"load average (1 min) before {load_before:.2f}, after {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
