@@ -45,8 +45,8 @@ class ChunkSizer:
     """Batches per chunk. A fixed ``chunk_batches`` is kept; 0 sizes chunks to take about
     ``CHUNK_S`` seconds on a worker, from the batch times the acknowledgements report. A task
     costs the coordinator's process 5-10 ms of CPU (scheduler included), which on a fast pair
-    of stores (a chunk of 32 batches in 0.15 s) was 1 core-second a run, taken from the workers
-    on a small machine; on a slow store (Pinecone, 16 batches in 5 s) a shorter chunk means
+    of stores (a chunk of 32 batches in 0.15 s) was 0.7 CPU s of a 2M-record run, taken from the
+    workers on a small machine (about a second a chunk: 0.35 s; bench/README section 11); on a slow store (Pinecone, 16 batches in 5 s) a shorter chunk means
     less replayed after a lost worker and a sooner Stop."""
 
     CHUNK_S = 1.0
