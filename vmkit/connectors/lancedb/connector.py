@@ -30,6 +30,7 @@ from vmkit.connectors.lancedb.arrow import (
     to_arrow,
     vector_columns,
 )
+from vmkit.connectors.lancedb.written_keys import WrittenKeys
 from vmkit.connectors.shared import import_sdk
 from vmkit.core.errors import ConfigError, InvalidData, PlanError, TerminalError, TransientError
 from vmkit.core.records import RecordBatch, RecordId
@@ -73,9 +74,9 @@ class LanceDBConnector(Connector):
         self._tbl: Any = None
         self._ids: tuple[Any, Any, list[Any]] | None = None  # (version, after, sorted ids above it)
         self._layout_of: tuple[Any, Any, Any] | None = None  # (table, schema, layout)
-        # Sorted hashes of every id written, while this connector created the table and every
-        # write since was an acknowledged append; None: unknown (ask the table).
-        self._written: np.ndarray | None = None
+        # Hashes of every id written, while this connector created the table and every write
+        # since was an acknowledged append; None: unknown (ask the table).
+        self._written: WrittenKeys | None = None
 
     def _open_table(self, must: bool = True) -> Any:
         if self._tbl is None:
@@ -196,7 +197,8 @@ class LanceDBConnector(Connector):
         written, self._written = self._written, None  # unknown until the append is acknowledged
         self._call(lambda: tbl.add(data))  # none of the ids is there: an append is the same write
         if written is not None:
-            self._written = np.union1d(written, keys)
+            written.add(keys)
+            self._written = written
 
     def _any_present(self, tbl: Any, ids: list[RecordId], keys: np.ndarray) -> bool:
         """Whether any of ``ids`` may be in the table. A table this connector created in this
@@ -204,7 +206,7 @@ class LanceDBConnector(Connector):
         costs a merge). Else one query over the id column. Writes to one table are serial
         (parallel_writes=False), so nothing lands between this and the write."""
         if self._written is not None:
-            return bool(np.isin(keys, self._written).any())
+            return self._written.any_of(keys)
         where = f"{ID_COL} IN ({', '.join(map(_literal, ids))})"
         got = self._call(lambda: tbl.search().where(where).select([ID_COL]).limit(1).to_arrow())
         return bool(got.num_rows)
@@ -233,7 +235,7 @@ class LanceDBConnector(Connector):
         note = {"vector_name": spec.vector_name, "metric": spec.metric, "created_by": "vmkit"}
         schema = schema_for(self.pk, spaces, note)
         self._tbl = self._call(lambda: self._db.create_table(self.table, schema=schema))
-        self._written = np.zeros(0, np.int64)
+        self._written = WrittenKeys()
 
     def drop(self) -> None:
         """Drops only a table vmkit created (its schema note says so)."""
