@@ -121,3 +121,14 @@ def test_qdrant_id_ranges_cover(tmp_path: Any, kind: str) -> None:
         return
     parts = _check(conn, 6)
     assert 4 <= len(parts) <= 6 and parts[0].lower is None and parts[-1].upper is None
+
+
+@pytest.mark.parametrize("pk", ["string", "int"])
+def test_lancedb_id_ranges_cover(tmp_path: Any, pk: str) -> None:
+    pytest.importorskip("lancedb")
+    uri = f"lancedb://{tmp_path}/db?table=src&pk={pk}"
+    assert Migration.create("synthetic://s?n=900&dim=4", uri, state=tmp_path / "s.db",
+                            batch_size=100).run().state == "completed"
+    with connect(uri) as conn:
+        parts = _check(conn, 6)
+        assert len(parts) == 6 and all(p.estimated == 150 for p in parts)

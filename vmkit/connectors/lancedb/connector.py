@@ -8,6 +8,8 @@ is a new table version, so a table vmkit created is compacted by ``optimize()`` 
 ``finish_load`` once the copy is done. LanceDB does not promise row order, so the scan cursor is
 the largest id read: a page is the ``limit`` smallest ids above it, taken from the sorted ids of
 the rest of the table (read once, id column only, and kept while the table version stands).
+Partitions for the Dask executor are id ranges at quantiles of the table's ids, each read the
+same way within its range.
 Layout and why metadata is one JSON column: vmkit/connectors/lancedb/arrow.py.
 """
 
@@ -31,6 +33,7 @@ from vmkit.connectors.lancedb.arrow import (
     vector_columns,
 )
 from vmkit.connectors.lancedb.written_keys import WrittenKeys
+from vmkit.connectors.partitions import WHOLE, Partition, sampled_ranges
 from vmkit.connectors.shared import import_sdk
 from vmkit.core.errors import ConfigError, InvalidData, PlanError, TerminalError, TransientError
 from vmkit.core.records import RecordBatch, RecordId
@@ -72,7 +75,8 @@ class LanceDBConnector(Connector):
             self.capabilities = Capabilities(**{**self.capabilities.__dict__, "id_kinds": frozenset({"uint"})})
         self._db: Any = None
         self._tbl: Any = None
-        self._ids: tuple[Any, Any, list[Any]] | None = None  # (version, after, sorted ids above it)
+        # (version, after, lower, upper, the sorted ids above ``after`` and below ``upper``)
+        self._ids: tuple[Any, Any, Any, Any, list[Any]] | None = None
         self._layout_of: tuple[Any, Any, Any] | None = None  # (table, schema, layout)
         # Hashes of every id written, while this connector created the table and every write
         # since was an acknowledged append; None: unknown (ask the table).
@@ -134,16 +138,39 @@ class LanceDBConnector(Connector):
         return int(self._call(lambda: self._open_table().count_rows()))
 
     def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        return self._scan_range(cursor, limit, None, None)
+
+    def partitions(self, n: int) -> list[Partition] | None:
+        """Id ranges cut at quantiles of the table's own ids (the id column alone, as a scan
+        reads it): exact, so each holds about the same number of records."""
+        tbl = self._open_table()
+        got = self._call(lambda: tbl.search().select([ID_COL]).limit(None).to_arrow())
+        ids = got.column(ID_COL).to_pylist()
+        if n < 2 or len(set(ids)) < 2:
+            return None
+        return sampled_ranges(ids, n, len(ids))
+
+    def scan_partition(self, part: Partition, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        if part.key == WHOLE:
+            return self.scan(cursor, limit)
+        return self._scan_range(cursor, limit, part.lower, part.upper)
+
+    def _scan_range(self, cursor: str | None, limit: int, lower: RecordId | None,
+                    upper: RecordId | None) -> tuple[RecordBatch, str | None]:
+        """A page of the ids in ``[lower, upper)`` (None: open) above the cursor."""
         tbl = self._open_table()
         names, first, note = self._layout(tbl)
         after = None if cursor is None else _parse_cursor(cursor)
         version = self._call(lambda: tbl.version)
-        if self._ids is None or self._ids[:2] != (version, after):
-            where = None if after is None else f"{ID_COL} > {_literal(after)}"
+        if self._ids is None or self._ids[:4] != (version, after, lower, upper):
+            where = " AND ".join(
+                ([f"{ID_COL} > {_literal(after)}"] if after is not None else
+                 [f"{ID_COL} >= {_literal(lower)}"] if lower is not None else [])
+                + ([f"{ID_COL} < {_literal(upper)}"] if upper is not None else []))
             q = tbl.search().select([ID_COL]).limit(None)
             got = self._call(lambda: (q.where(where) if where else q).to_arrow())
-            self._ids = (version, after, sorted(got.column(ID_COL).to_pylist()))
-        ids = self._ids[2]
+            self._ids = (version, after, lower, upper, sorted(got.column(ID_COL).to_pylist()))
+        ids = self._ids[4]
         end = max(1, limit)
         while end < len(ids) and ids[end] == ids[end - 1]:  # a table made elsewhere may repeat an id:
             end += 1  # its rows stay on one page, as the id range below reads them all
@@ -155,7 +182,7 @@ class LanceDBConnector(Connector):
         if rows.num_rows != len(page):
             raise TransientError(f"lancedb table {self.table} changed during the read")
         batch = from_arrow(rows, names, first, bool(note))
-        self._ids = (version, page[-1], rest)
+        self._ids = (version, page[-1], lower, upper, rest)
         if not rest:
             return batch, None
         return batch, orjson.dumps({"after": page[-1]}).decode()
