@@ -132,3 +132,39 @@ def test_lancedb_id_ranges_cover(tmp_path: Any, pk: str) -> None:
     with connect(uri) as conn:
         parts = _check(conn, 6)
         assert len(parts) == 6 and all(p.estimated == 150 for p in parts)
+
+
+@pytest.mark.parametrize("pk,sample", [("varchar", None), ("int64", None), ("int64", 16)])
+def test_milvus_key_ranges_cover(tmp_path: Any, pk: str, sample: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Milvus Lite (Dask refuses it, one process only; the ranges are the server's too): the
+    default partition and a second one, split into key ranges; varchar keys with quotes,
+    backslashes and non-ASCII, which the range filters must escape. With a small sample (the
+    stride doubling many times) the ranges still cover every key."""
+    pytest.importorskip("milvus_lite")
+    from pymilvus import DataType, MilvusClient
+
+    from vmkit.connectors.milvus import partitions as milvus_partitions
+
+    if sample:
+        monkeypatch.setattr(milvus_partitions, "_SAMPLE", sample)
+
+    path = str(tmp_path / "m.db")
+    client = MilvusClient(path)
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
+    schema.add_field("pk", DataType.INT64 if pk == "int64" else DataType.VARCHAR, is_primary=True,
+                     **({} if pk == "int64" else {"max_length": 64}))
+    schema.add_field("emb", DataType.FLOAT_VECTOR, dim=4)
+    index = client.prepare_index_params()
+    index.add_index("emb", index_type="AUTOINDEX", metric_type="COSINE")
+    client.create_collection("c", schema=schema, index_params=index)
+    client.create_partition("c", "p1")
+    odd = ['a"q', "c\\d", "z'y", "é ü", "🙂", "A", "0"]
+    keys: list[Any] = list(range(0, 1200, 3)) if pk == "int64" else [f"k{i:05d}" for i in range(400)] + odd
+    rows = [{"pk": k, "emb": [1.0, i % 7, 1.0, 1.0]} for i, k in enumerate(keys)]
+    client.insert("c", rows[:300])
+    client.insert("c", rows[300:], partition_name="p1")
+    client.close()
+    with connect(f"milvus://{path}?collection=c") as conn:
+        parts = _check(conn, 6)
+        assert {p.namespace for p in parts} == {"", "p1"}
+        assert sum(1 for p in parts if p.namespace == "") > 1  # the bigger partition split by key

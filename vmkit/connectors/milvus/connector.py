@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector
+from vmkit.connectors.milvus import partitions
 from vmkit.connectors.milvus.errors import classify
 from vmkit.connectors.milvus.read import MilvusReads, literal
 from vmkit.connectors.milvus.schema import (
@@ -38,8 +39,10 @@ from vmkit.connectors.milvus.schema import (
     target_findings,
 )
 from vmkit.connectors.milvus.write import MilvusWrites
+from vmkit.connectors.partitions import WHOLE, Partition
 from vmkit.connectors.shared import SharedHandles, import_sdk
 from vmkit.core.errors import ConfigError, TerminalError
+from vmkit.core.records import RecordBatch
 
 # Milvus Lite lets one process open a .db directory: one client per real path, counted. The
 # engine behind it (milvus_lite/server_manager.py, a gRPC server thread per path) stays up
@@ -103,6 +106,12 @@ class MilvusConnector(MilvusReads, MilvusWrites, Connector):
                 self._client = sdk.MilvusClient(uri=self.location, token=os.environ.get("MILVUS_TOKEN", ""),
                                                 db_name=self.params.get("db", ""))
         return self._client
+
+    def partitions(self, n: int) -> list[Partition] | None:
+        return partitions.key_ranges(self, n)
+
+    def scan_partition(self, part: Partition, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        return self.scan(cursor, limit) if part.key == WHOLE else partitions.scan_range(self, part, cursor, limit)
 
     def single_process(self) -> str | None:
         return "Milvus Lite opens its file in one process only" if self.lite else None

@@ -47,11 +47,12 @@ class MilvusReads:
         def _spaces(self) -> dict[str, Any]: ...
         def _loaded(self) -> None: ...
 
-    def _query(self, expr: str, namespace: str, limit: int | None = None, ordered: bool = False) -> list[Any]:
+    def _query(self, expr: str, namespace: str, limit: int | None = None, ordered: bool = False,
+               fields: Sequence[str] = ("*",)) -> list[Any]:
         """Rows matching ``expr`` in ``namespace`` (its partition, or its partition key value)."""
         self._loaded()
         layout = self._layout()
-        kwargs: dict[str, Any] = {"output_fields": ["*"]}
+        kwargs: dict[str, Any] = {"output_fields": list(fields)}
         if limit is not None:
             kwargs["limit"] = limit
         if ordered:
