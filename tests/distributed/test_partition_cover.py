@@ -168,3 +168,13 @@ def test_milvus_key_ranges_cover(tmp_path: Any, pk: str, sample: int | None, mon
         parts = _check(conn, 6)
         assert {p.namespace for p in parts} == {"", "p1"}
         assert sum(1 for p in parts if p.namespace == "") > 1  # the bigger partition split by key
+
+
+def test_chroma_position_ranges_cover(tmp_path: Any) -> None:
+    pytest.importorskip("chromadb")
+    uri = f"chroma://{tmp_path}/db?collection=src"
+    assert Migration.create("synthetic://s?n=700&dim=4", uri, state=tmp_path / "s.db",
+                            batch_size=100).run().state == "completed"
+    with connect(uri) as conn:
+        parts = _check(conn, 6)
+        assert len(parts) == 6 and parts[-1].upper is None  # the last range open: later records land there

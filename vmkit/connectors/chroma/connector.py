@@ -32,6 +32,7 @@ import orjson
 
 from vmkit.connectors.base import Capabilities, CollectionInfo, Connector, TargetSpec
 from vmkit.connectors.chroma.rows import DOCUMENT_KEY, to_batch, to_columns
+from vmkit.connectors.partitions import WHOLE, Partition, int_ranges
 from vmkit.connectors.shared import import_sdk
 from vmkit.core.errors import ConfigError, InvalidData, PlanError, TerminalError, TransientError
 from vmkit.core.records import RecordBatch, RecordId
@@ -148,8 +149,28 @@ class ChromaConnector(Connector):
         return int(self._call(lambda _: col.count()))
 
     def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        return self._scan_positions(cursor, limit, 0, None)
+
+    def partitions(self, n: int) -> list[Partition] | None:
+        """Position ranges of the collection's own order: ``[lower, upper)`` offsets, the last
+        open, so records added after planning are read by it."""
+        count = self._call(lambda _: self._collection().count())
+        return int_ranges(count, n) if n > 1 and count > 1 else None
+
+    def scan_partition(self, part: Partition, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        if part.key == WHOLE:
+            return self.scan(cursor, limit)
+        return self._scan_positions(cursor, limit, int(part.lower or 0), None if part.upper is None else int(part.upper))
+
+    def _scan_positions(self, cursor: str | None, limit: int, lower: int, upper: int | None) -> tuple[RecordBatch, str | None]:
+        """A page of the positions ``[lower, upper)`` (None: to the end) from the cursor."""
         col, limit = self._collection(), max(1, limit)
         offset, last = _parse_cursor(cursor)
+        offset = max(offset, lower)
+        if upper is not None:
+            limit = max(0, min(limit, upper - offset))
+            if not limit:
+                return RecordBatch.empty(), None
         start = offset - 1 if last is not None else offset
         got = self._call(lambda _: col.get(limit=limit + (last is not None), offset=start, include=_INCLUDE))
         if last is not None:
@@ -161,7 +182,7 @@ class ChromaConnector(Connector):
                    for k, v in got.items()}
         batch = to_batch(got, self._dimension(col))
         n = len(got["ids"])
-        if n < limit:
+        if n < limit or (upper is not None and offset + n >= upper):
             return batch, None
         return batch, orjson.dumps({"offset": offset + n, "last": got["ids"][-1]}).decode()
 
