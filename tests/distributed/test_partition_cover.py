@@ -178,3 +178,15 @@ def test_chroma_position_ranges_cover(tmp_path: Any) -> None:
     with connect(uri) as conn:
         parts = _check(conn, 6)
         assert len(parts) == 6 and parts[-1].upper is None  # the last range open: later records land there
+
+
+def test_parquet_part_runs_cover(tmp_path: Any) -> None:
+    """A Parquet directory's parts (written in batches of uneven size, so the runs are cut by
+    records, not by files), in runs of whole parts."""
+    uri = f"parquet://{tmp_path}/pq"
+    assert Migration.create("synthetic://s?n=1000&dim=4", uri, state=tmp_path / "s.db",
+                            batch_size=90).run().state == "completed"
+    with connect(uri) as conn:
+        parts = _check(conn, 4)
+        assert len(parts) == 4 and sum(p.estimated for p in parts) == 1000
+        assert max(p.estimated for p in parts) <= 1000 // 4 + 90  # within one part file of even

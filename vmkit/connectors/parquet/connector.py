@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from vmkit.connectors.base import METRICS, Capabilities, CollectionInfo, Connector
+from vmkit.connectors.partitions import WHOLE, Partition
 from vmkit.core.errors import ConfigError, TerminalError
 from vmkit.core.records import RecordBatch, RecordId
 
@@ -149,15 +150,44 @@ class ParquetConnector(ParquetWrites, Connector):
             return sum(self._live().counts.values()) if self._manifest(required=False) else 0
 
     def scan(self, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        return self._scan_parts(cursor, limit, 0, None)
+
+    def partitions(self, n: int) -> list[Partition] | None:
+        """Runs of whole part files ``[lower, upper)`` (positions in the manifest), cut where
+        the records so far pass each n-th of the total; the last open, so parts written after
+        planning are read by it."""
         with self._lock:
             m = self._manifest()
             assert m is not None
-            p, row = _cursor(cursor)
+            sizes = [part.records for part in m.parts]
+        if n < 2 or len(sizes) < 2:
+            return None
+        total, cuts, run = sum(sizes), [0], 0
+        for p, size in enumerate(sizes[:-1]):
+            run += size
+            if run * n >= total * len(cuts) and len(cuts) < n:
+                cuts.append(p + 1)
+        bounds = [*cuts, None]
+        return [Partition(f"{i:04d}", "", None if i == 0 else bounds[i], bounds[i + 1],
+                          sum(sizes[bounds[i]:bounds[i + 1]])) for i in range(len(cuts))]
+
+    def scan_partition(self, part: Partition, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
+        if part.key == WHOLE:
+            return self.scan(cursor, limit)
+        return self._scan_parts(cursor, limit, int(part.lower or 0), None if part.upper is None else int(part.upper))
+
+    def _scan_parts(self, cursor: str | None, limit: int, lower: int, upper: int | None) -> tuple[RecordBatch, str | None]:
+        """A page of the parts ``[lower, upper)`` (None: to the last) from the cursor."""
+        with self._lock:
+            m = self._manifest()
+            assert m is not None
+            p, row = _cursor(cursor) if cursor is not None else (lower, 0)
             index = self._live()
-            while p < len(m.parts):
+            stop = len(m.parts) if upper is None else min(upper, len(m.parts))
+            while p < stop:
                 part = m.parts[p]
                 end = min(row + max(1, limit), part.records)
-                nxt = _next(m, p, end)
+                nxt = _next(m, p, end, stop)
                 if row >= part.records:
                     p, row = p + 1, 0
                     continue
@@ -244,10 +274,10 @@ def _cursor(cursor: str | None) -> tuple[int, int]:
         raise TerminalError(f"not a parquet scan cursor: {cursor[:80]!r}") from None
 
 
-def _next(m: Manifest, p: int, end: int) -> str | None:
+def _next(m: Manifest, p: int, end: int, stop: int) -> str | None:
     if end < m.parts[p].records:
         return f"[{p},{end}]"
-    return f"[{p + 1},0]" if p + 1 < len(m.parts) else None
+    return f"[{p + 1},0]" if p + 1 < stop else None
 
 
 def _shaped(batch: RecordBatch, m: Manifest, namespace: str) -> RecordBatch:
