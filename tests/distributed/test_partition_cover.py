@@ -51,6 +51,13 @@ def _check(conn: Connector, n: int) -> list[Partition]:
     return parts
 
 
+def _loaded(uri: str, n: int, tmp_path: Any, batch_size: int = 100) -> Connector:
+    """``uri`` filled with ``n`` synthetic records by a migration, opened."""
+    assert Migration.create(f"synthetic://s?n={n}&dim=4", uri, state=tmp_path / "load.db",
+                            batch_size=batch_size).run().state == "completed"
+    return connect(uri)
+
+
 def test_synthetic_ranges_cover() -> None:
     parts = _check(connect("synthetic://s?n=1000&dim=4"), 7)
     assert len(parts) == 7 and sum(p.estimated for p in parts) == 1000
@@ -126,10 +133,7 @@ def test_qdrant_id_ranges_cover(tmp_path: Any, kind: str) -> None:
 @pytest.mark.parametrize("pk", ["string", "int"])
 def test_lancedb_id_ranges_cover(tmp_path: Any, pk: str) -> None:
     pytest.importorskip("lancedb")
-    uri = f"lancedb://{tmp_path}/db?table=src&pk={pk}"
-    assert Migration.create("synthetic://s?n=900&dim=4", uri, state=tmp_path / "s.db",
-                            batch_size=100).run().state == "completed"
-    with connect(uri) as conn:
+    with _loaded(f"lancedb://{tmp_path}/db?table=src&pk={pk}", 900, tmp_path) as conn:
         parts = _check(conn, 6)
         assert len(parts) == 6 and all(p.estimated == 150 for p in parts)
 
@@ -172,10 +176,7 @@ def test_milvus_key_ranges_cover(tmp_path: Any, pk: str, sample: int | None, mon
 
 def test_chroma_position_ranges_cover(tmp_path: Any) -> None:
     pytest.importorskip("chromadb")
-    uri = f"chroma://{tmp_path}/db?collection=src"
-    assert Migration.create("synthetic://s?n=700&dim=4", uri, state=tmp_path / "s.db",
-                            batch_size=100).run().state == "completed"
-    with connect(uri) as conn:
+    with _loaded(f"chroma://{tmp_path}/db?collection=src", 700, tmp_path) as conn:
         parts = _check(conn, 6)
         assert len(parts) == 6 and parts[-1].upper is None  # the last range open: later records land there
 
@@ -183,10 +184,7 @@ def test_chroma_position_ranges_cover(tmp_path: Any) -> None:
 def test_parquet_part_runs_cover(tmp_path: Any) -> None:
     """A Parquet directory's parts (written in batches of uneven size, so the runs are cut by
     records, not by files), in runs of whole parts."""
-    uri = f"parquet://{tmp_path}/pq"
-    assert Migration.create("synthetic://s?n=1000&dim=4", uri, state=tmp_path / "s.db",
-                            batch_size=90).run().state == "completed"
-    with connect(uri) as conn:
+    with _loaded(f"parquet://{tmp_path}/pq", 1000, tmp_path, batch_size=90) as conn:
         parts = _check(conn, 4)
         assert len(parts) == 4 and sum(p.estimated for p in parts) == 1000
         assert max(p.estimated for p in parts) <= 1000 // 4 + 90  # within one part file of even
