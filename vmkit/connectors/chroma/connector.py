@@ -154,7 +154,7 @@ class ChromaConnector(Connector):
     def partitions(self, n: int) -> list[Partition] | None:
         """Position ranges of the collection's own order: ``[lower, upper)`` offsets, the last
         open, so records added after planning are read by it."""
-        count = self._call(lambda _: self._collection().count())
+        count = self.count()
         return int_ranges(count, n) if n > 1 and count > 1 else None
 
     def scan_partition(self, part: Partition, cursor: str | None, limit: int) -> tuple[RecordBatch, str | None]:
